@@ -1,0 +1,36 @@
+# pg_shield — PGXS build.
+#
+#   make && make install                 build and install (PG_CONFIG=... honoured)
+#   make installcheck                    pg_regress + isolation against temporary
+#                                        preloaded instances (run as a non-root user)
+#   make prove_installcheck              TAP tests (test/t)
+#
+# scripts/test.sh runs every suite, pgTAP and the docs check included, as root
+# on a fresh Debian 12 machine.
+
+EXTENSION   = pg_shield
+EXTVERSION  = 1.0
+MODULE_big  = pg_shield
+OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA        = pg_shield--$(EXTVERSION).sql
+PGFILEDESC  = "pg_shield - workload protection for PostgreSQL"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+
+# pg_regress: one topic per file, against a temporary preloaded instance.
+REGRESS      = setup accounting nesting utility privileges eviction modes cleanup
+REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check
+
+# Isolation specs live in test/specs, expected output in test/expected.
+ISOLATION      = concurrent_accounting reset_race
+ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
+                 --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
+
+TAP_TESTS   = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+
+EXTRA_CLEAN = tmp_check tmp_check_iso output_iso results regression.diffs regression.out log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

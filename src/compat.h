@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every PostgreSQL version difference pg_shield depends on, in one place.
+ *
+ * pg_shield is tested on PostgreSQL 15 only.  The shims below cover the
+ * hook signatures and APIs known to differ in neighbouring majors, so that
+ * a port is a matter of extending this file rather than sprinkling
+ * PG_VERSION_NUM tests through the modules.  Each shim names the upstream
+ * change that made it necessary.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_COMPAT_H
+#define PGSH_COMPAT_H
+
+#if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
+#error "pg_shield supports PostgreSQL 15 to 18 (tested: 15)"
+#endif
+
+/*
+ * Core query jumbling moved from utils/queryjumble.h to nodes/queryjumble.h
+ * in PostgreSQL 16, when the jumbling code became generated from node
+ * definitions.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
+
+/*
+ * ExecutorRun lost its execute_once argument in PostgreSQL 18
+ * (commit 3eea7a0c97e).
+ */
+#if PG_VERSION_NUM >= 180000
+#define PGSH_EXECUTORRUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define PGSH_EXECUTORRUN_CALL queryDesc, direction, count
+#else
+#define PGSH_EXECUTORRUN_ARGS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once
+#define PGSH_EXECUTORRUN_CALL queryDesc, direction, count, execute_once
+#endif
+
+/*
+ * Query and PlannedStmt carry queryId as uint64 up to PostgreSQL 17 and as
+ * int64 from 18 (plannodes.h).  pg_shield stores and compares the bit
+ * pattern as uint64 and exposes it as bigint, like EXPLAIN and
+ * pg_stat_statements do.
+ */
+#define PGSH_QUERYID(q) ((uint64) (q))
+
+#endif							/* PGSH_COMPAT_H */

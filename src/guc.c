@@ -1,0 +1,94 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		Definition of every pg_shield configuration parameter.
+ *
+ * All pg_shield.* settings are defined here and nowhere else, so their
+ * contexts (who may change them, and when) can be reviewed at a glance.
+ * Settings that limit users are PGC_SUSET or PGC_SIGHUP, so that a role
+ * cannot SET itself out of its limits; sizing settings are PGC_POSTMASTER
+ * because they size shared memory.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "guc.h"
+
+int			pgsh_mode = PGSH_MODE_ENFORCE;
+int			pgsh_max_fingerprints = 5000;
+int			pgsh_max_roles = 1000;
+
+static const struct config_enum_entry mode_options[] = {
+	{"enforce", PGSH_MODE_ENFORCE, false},
+	{"monitor", PGSH_MODE_MONITOR, false},
+	{"off", PGSH_MODE_OFF, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Name of a pg_shield.mode value, as shown by SHOW and shield.status.
+ */
+const char *
+pgsh_mode_name(int mode)
+{
+	const struct config_enum_entry *e;
+
+	for (e = mode_options; e->name != NULL; e++)
+	{
+		if (e->val == mode)
+			return e->name;
+	}
+	return "unknown";
+}
+
+/*
+ * Define the parameters.  Called from _PG_init while
+ * shared_preload_libraries is being processed.
+ */
+void
+pgsh_guc_init(void)
+{
+	DefineCustomEnumVariable("pg_shield.mode",
+							 "Sets whether pg_shield enforces, only monitors, or is switched off.",
+							 "\"off\" stops all pg_shield work, statistics included.",
+							 &pgsh_mode,
+							 PGSH_MODE_ENFORCE,
+							 mode_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.max_fingerprints",
+							"Sets the maximum number of (database, role, fingerprint) entries tracked.",
+							"When the table is full, the least used entries are evicted in batches.",
+							&pgsh_max_fingerprints,
+							5000,
+							100,
+							INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.max_roles",
+							"Sets the maximum number of (database, role) entries tracked.",
+							"When the table is full, the least used entries are evicted in batches.",
+							&pgsh_max_roles,
+							1000,
+							10,
+							INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("pg_shield");
+}

@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.h
+ *		pg_shield configuration parameters (all defined in guc.c).
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/guc.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_GUC_H
+#define PGSH_GUC_H
+
+typedef enum PgshMode
+{
+	PGSH_MODE_ENFORCE,
+	PGSH_MODE_MONITOR,
+	PGSH_MODE_OFF
+} PgshMode;
+
+extern int	pgsh_mode;
+extern int	pgsh_max_fingerprints;
+extern int	pgsh_max_roles;
+
+extern void pgsh_guc_init(void);
+extern const char *pgsh_mode_name(int mode);
+
+#endif							/* PGSH_GUC_H */

@@ -1,0 +1,130 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *		Shared memory of pg_shield: sizing, allocation and the locking
+ *		protocol every module follows.
+ *
+ * Shared memory is requested once, through shmem_request_hook, and sized by
+ * pgsh_shmem_size() alone.  It is (re)initialized by shmem_startup_hook in
+ * the postmaster, which also runs after a crash restart: a backend crash
+ * therefore resets every pg_shield counter, like the rest of shared memory.
+ *
+ * LOCKING PROTOCOL
+ *
+ * pgsh_state->stats_lock (LWLock, tranche "pg_shield") guards the structure
+ * of the two statistics tables, pgsh_fp_hash and pgsh_role_hash, and the
+ * scalar fields of ShieldSharedState:
+ *
+ *	- to look entries up and to update their counters, hold it LW_SHARED;
+ *	- to insert, evict or remove entries, or to write the scalar fields of
+ *	  ShieldSharedState, hold it LW_EXCLUSIVE.
+ *
+ * Each entry's counters are additionally protected by the entry's own
+ * spinlock (mutex), taken while stats_lock is held in either mode.  A
+ * spinlock covers a few dozen instructions of arithmetic and a memcpy of
+ * the counters, never a call that can fail or sleep.  No other lock is ever
+ * acquired while stats_lock is held, so it cannot take part in a deadlock.
+ *
+ * Once a statement's entries exist, recording it takes stats_lock shared
+ * once and the two entry spinlocks: no exclusive lock, no allocation.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "errors.h"
+#include "shmem.h"
+#include "stats.h"
+
+ShieldSharedState *pgsh_state = NULL;
+HTAB	   *pgsh_fp_hash = NULL;
+HTAB	   *pgsh_role_hash = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+pgsh_shmem_size(void)
+{
+	Size		size;
+
+	size = MAXALIGN(sizeof(ShieldSharedState));
+	size = add_size(size, pgsh_stats_shmem_size());
+	return size;
+}
+
+static void
+pgsh_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(pgsh_shmem_size());
+	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 1);
+}
+
+static void
+pgsh_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	/* reset in case this is a restart within the postmaster */
+	pgsh_state = NULL;
+	pgsh_fp_hash = NULL;
+	pgsh_role_hash = NULL;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	pgsh_state = ShmemInitStruct("pg_shield state",
+								 sizeof(ShieldSharedState), &found);
+	if (!found)
+	{
+		pgsh_state->stats_lock =
+			&(GetNamedLWLockTranche(PGSH_TRANCHE_NAME))[0].lock;
+		pgsh_state->stats_reset = GetCurrentTimestamp();
+		pgsh_state->fp_evictions = 0;
+		pgsh_state->role_evictions = 0;
+	}
+
+	pgsh_stats_shmem_init();
+
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Install the shared memory hooks.  Called from _PG_init.
+ */
+void
+pgsh_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pgsh_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pgsh_shmem_startup;
+}
+
+/*
+ * Every SQL-callable entry point starts here: without shared memory there
+ * is nothing to read or change, and the user needs to know how to fix it.
+ */
+void
+pgsh_check_loaded(void)
+{
+	if (pgsh_state == NULL || pgsh_fp_hash == NULL || pgsh_role_hash == NULL)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_NOT_LOADED),
+				 errmsg("pg_shield must be loaded via \"shared_preload_libraries\""),
+				 errhint("Add pg_shield to the shared_preload_libraries configuration parameter and restart the server.")));
+}

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		pg_shield shared state: layout and access.
+ *
+ * The locking protocol is described at the top of shmem.c.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_SHMEM_H
+#define PGSH_SHMEM_H
+
+#include "storage/lwlock.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+/* Name of the LWLock tranche, shown in pg_stat_activity.wait_event. */
+#define PGSH_TRANCHE_NAME "pg_shield"
+
+typedef struct ShieldSharedState
+{
+	LWLock	   *stats_lock;		/* guards both statistics tables and the
+								 * fields below */
+	TimestampTz stats_reset;	/* when statistics were last reset */
+	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
+	uint64		role_evictions; /* role entries evicted since reset */
+} ShieldSharedState;
+
+/* Attached in every backend by the shmem startup hook; NULL if not loaded. */
+extern ShieldSharedState *pgsh_state;
+extern HTAB *pgsh_fp_hash;
+extern HTAB *pgsh_role_hash;
+
+extern void pgsh_shmem_init(void);
+extern void pgsh_check_loaded(void);
+
+#endif							/* PGSH_SHMEM_H */

@@ -1,0 +1,615 @@
+/*-------------------------------------------------------------------------
+ *
+ * statement.c
+ *		The unit pg_shield accounts (and later admits): a top-level
+ *		statement, followed from its start to its end on every path.
+ *
+ * A statement is governed once, at the outermost level (product contract
+ * §2).  Three shapes reach the hooks:
+ *
+ *	- a plannable statement (simple or extended protocol, prepared or not):
+ *	  the unit runs from its ExecutorStart to its ExecutorEnd;
+ *	- a utility statement that runs one query through the executor
+ *	  (EXPLAIN ANALYZE, CREATE TABLE AS, SELECT INTO, COPY (query) TO,
+ *	  DECLARE CURSOR, REFRESH MATERIALIZED VIEW, EXECUTE): the unit is that
+ *	  executor run, so that the executed plan is what gets accounted (and
+ *	  admitted); the utility only opens a "frame" that delegates to it.  If
+ *	  no executor run happens (plain EXPLAIN, COPY FROM, WITH NO DATA), the
+ *	  utility accounts itself;
+ *	- any other utility statement (DDL, VACUUM, CALL, DO, ...): the unit is
+ *	  the utility itself, and everything it runs is nested.
+ *
+ * Statements run by functions, triggers, SPI or the planner are nested:
+ * pgsh_nesting_level counts the planner, executor and nested utility calls
+ * now running, and only level 0 can start a unit.  Cursor and
+ * prepared-statement plumbing (FETCH, MOVE, CLOSE, PREPARE, DEALLOCATE) is
+ * not accounted: its work belongs to the cursor or prepared statement.
+ *
+ * Several executor units can be open at once (a cursor stays open while
+ * other statements run), so they are kept in a small backend-local array.
+ * ExecutorEnd is not called for a statement that fails (the portal is
+ * marked failed and PortalCleanup skips it), so failed units are finished
+ * by the transaction and subtransaction abort callbacks, by subtransaction
+ * id: a unit started in subtransaction S is failed when S or an ancestor
+ * aborts, and survives the abort of a subtransaction it started itself (a
+ * PL/pgSQL exception block inside the statement).
+ *
+ * A failed utility statement, or a top-level planning failure, is noted in
+ * PG_CATCH as a pending error and counted by the abort callback, so that
+ * counting happens once, outside the error path, with the same no-fail
+ * recording code.  Callbacks never raise errors and never allocate.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/statement.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "guc.h"
+#include "shmem.h"
+#include "statement.h"
+#include "stats.h"
+
+int			pgsh_nesting_level = 0;
+
+/* An executor run being accounted. */
+typedef struct ShieldUnit
+{
+	QueryDesc  *queryDesc;		/* NULL if the slot is free */
+	Oid			userid;			/* current user at the start */
+	uint64		queryid;
+	SubTransactionId subid;		/* subtransaction the unit started in */
+	double		cost;			/* estimated total cost of the plan */
+	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
+	uint64		rows;			/* rows processed by top-level ExecutorRun */
+	TimestampTz started;
+} ShieldUnit;
+
+static ShieldUnit *units = NULL;
+static int	units_allocated = 0;
+static int	units_used = 0;		/* slots [0, units_used) may be in use */
+
+/* The top-level utility statement now running, if any. */
+static struct
+{
+	bool		active;
+	bool		delegate;		/* accounted by the executor run it starts */
+	bool		delegated;		/* that executor run has started */
+	bool		error_noted;	/* planning inside it noted a failure */
+	Oid			userid;
+	uint64		queryid;
+	SubTransactionId subid;
+	const char *source;			/* query string, valid while active */
+	int			stmt_location;
+	int			stmt_len;
+} frame;
+
+/* A failure noted in PG_CATCH, counted by the abort callback. */
+static struct
+{
+	bool		active;
+	Oid			userid;
+	uint64		queryid;
+	SubTransactionId subid;
+	TimestampTz started;
+} pending_error;
+
+/*
+ * Text of the statement that failed last, copied in PG_CATCH (while the
+ * source string is still valid) into static memory, so that the abort
+ * callback can give a fingerprint seen only failing its text sample
+ * without allocating.
+ */
+static struct
+{
+	Oid			userid;
+	uint64		queryid;
+	int			len;			/* 0 if none */
+	char		text[PGSH_QUERY_TEXT_SIZE];
+} failure_text;
+
+static void pgsh_xact_callback(XactEvent event, void *arg);
+static void pgsh_subxact_callback(SubXactEvent event,
+								  SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
+
+/*
+ * Does pg_shield follow statements in this backend right now?  Only client
+ * backends are governed; parallel workers, background workers and WAL
+ * senders pass through.
+ */
+bool
+pgsh_tracking_enabled(void)
+{
+	return pgsh_state != NULL &&
+		pgsh_mode != PGSH_MODE_OFF &&
+		MyBackendType == B_BACKEND &&
+		!IsParallelWorker();
+}
+
+/*
+ * Would a statement starting now be a unit of its own?  True at nesting
+ * level 0 outside any utility frame, or inside a delegating frame whose
+ * executor run has not started yet.
+ */
+bool
+pgsh_at_top_level(void)
+{
+	if (pgsh_nesting_level != 0)
+		return false;
+	if (!frame.active)
+		return true;
+	return frame.delegate && !frame.delegated;
+}
+
+/* Text of one statement in a possibly multi-statement string. */
+static const char *
+statement_text(const char *source, int location, int len, int *text_len)
+{
+	const char *text;
+
+	if (source == NULL)
+	{
+		*text_len = 0;
+		return NULL;
+	}
+	text = CleanQuerytext(source, &location, &len);
+	*text_len = len;
+	return len > 0 ? text : NULL;
+}
+
+/* Copy a failing statement's text; no allocation, cannot fail. */
+static void
+note_failure_text(Oid userid, uint64 queryid, const char *source,
+				  int location, int len)
+{
+	const char *text = statement_text(source, location, len, &len);
+
+	failure_text.len = 0;
+	if (text == NULL || queryid == 0)
+		return;
+	if (len >= PGSH_QUERY_TEXT_SIZE)
+		len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
+	memcpy(failure_text.text, text, len);
+	failure_text.text[len] = '\0';
+	failure_text.len = len;
+	failure_text.userid = userid;
+	failure_text.queryid = queryid;
+}
+
+/* Point a failed observation at its text, if it was copied. */
+static void
+attach_failure_text(ShieldObservation *obs)
+{
+	if (failure_text.len > 0 &&
+		failure_text.queryid == obs->queryid &&
+		failure_text.userid == obs->userid)
+	{
+		obs->text = failure_text.text;
+		obs->text_len = failure_text.len;
+	}
+}
+
+/*
+ * Note a failure, to be counted by the next abort callback.  If an earlier
+ * one was never counted (no abort followed it), count it first.
+ */
+static void
+note_pending_error(Oid userid, uint64 queryid)
+{
+	if (pending_error.active)
+	{
+		ShieldObservation obs;
+
+		memset(&obs, 0, sizeof(obs));
+		obs.dbid = MyDatabaseId;
+		obs.userid = pending_error.userid;
+		obs.queryid = pending_error.queryid;
+		obs.failed = true;
+		obs.started = pending_error.started;
+		attach_failure_text(&obs);
+		pgsh_stats_record(&obs);
+	}
+	pending_error.active = true;
+	pending_error.userid = userid;
+	pending_error.queryid = queryid;
+	pending_error.subid = GetCurrentSubTransactionId();
+	pending_error.started = GetCurrentStatementStartTimestamp();
+	if (frame.active)
+		frame.error_noted = true;
+}
+
+/*----
+ * Planner
+ *----
+ */
+void
+pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
+{
+	const char *text;
+	int			text_len;
+
+	text = statement_text(query_string, parse->stmt_location,
+						  parse->stmt_len, &text_len);
+	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
+						   PGSH_QUERYID(parse->queryId), plan_ms,
+						   text, text_len);
+}
+
+/* Called in PG_CATCH: only notes the failure. */
+void
+pgsh_planning_failed(Query *parse, const char *query_string)
+{
+	note_failure_text(GetUserId(), PGSH_QUERYID(parse->queryId),
+					  query_string, parse->stmt_location, parse->stmt_len);
+	note_pending_error(GetUserId(), PGSH_QUERYID(parse->queryId));
+}
+
+/*----
+ * Executor units
+ *----
+ */
+
+/*
+ * Start a unit for this executor run.  The caller has checked that it is
+ * top-level and not EXPLAIN without ANALYZE.
+ */
+void
+pgsh_unit_begin(QueryDesc *queryDesc)
+{
+	ShieldUnit *unit = NULL;
+	PlannedStmt *pstmt = queryDesc->plannedstmt;
+	int			i;
+
+	for (i = 0; i < units_used; i++)
+	{
+		if (units[i].queryDesc == NULL)
+		{
+			unit = &units[i];
+			break;
+		}
+	}
+	if (unit == NULL)
+	{
+		if (units_used == units_allocated)
+		{
+			int			newsize = Max(8, units_allocated * 2);
+
+			if (units == NULL)
+				units = MemoryContextAlloc(TopMemoryContext,
+										   newsize * sizeof(ShieldUnit));
+			else
+				units = repalloc(units, newsize * sizeof(ShieldUnit));
+			units_allocated = newsize;
+		}
+		unit = &units[units_used++];
+	}
+
+	unit->queryDesc = queryDesc;
+	unit->userid = GetUserId();
+	unit->queryid = PGSH_QUERYID(pstmt->queryId);
+	unit->subid = GetCurrentSubTransactionId();
+	unit->cost = pstmt->planTree ? pstmt->planTree->total_cost : -1.0;
+	unit->exec_ms = 0.0;
+	unit->rows = 0;
+	unit->started = GetCurrentStatementStartTimestamp();
+
+	if (frame.active && frame.delegate)
+	{
+		frame.delegated = true;
+
+		/*
+		 * Up to PostgreSQL 17, the query inside CREATE TABLE AS and DECLARE
+		 * CURSOR has no identifier of its own: use the utility's.
+		 */
+		if (unit->queryid == 0)
+			unit->queryid = frame.queryid;
+	}
+}
+
+/* Index of the unit of this executor run, or -1. */
+int
+pgsh_unit_lookup(QueryDesc *queryDesc)
+{
+	int			i;
+
+	for (i = 0; i < units_used; i++)
+	{
+		if (units[i].queryDesc == queryDesc)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Add a top-level ExecutorRun or ExecutorFinish call to its unit.  Rows are
+ * summed per call because es_processed restarts at each ExecutorRun (a
+ * cursor fetched several times).
+ */
+void
+pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
+{
+	if (unit < 0 || unit >= units_used || units[unit].queryDesc != queryDesc)
+		return;
+	units[unit].exec_ms += ms;
+	if (run && queryDesc->estate != NULL)
+		units[unit].rows += queryDesc->estate->es_processed;
+}
+
+static void
+unit_free(ShieldUnit *unit)
+{
+	unit->queryDesc = NULL;
+	while (units_used > 0 && units[units_used - 1].queryDesc == NULL)
+		units_used--;
+}
+
+/*
+ * Called in PG_CATCH of a top-level executor call: keep the text of a
+ * unit that is failing.  The unit itself is finished by the abort callback.
+ */
+void
+pgsh_unit_failing(QueryDesc *queryDesc)
+{
+	int			i = pgsh_unit_lookup(queryDesc);
+
+	if (i >= 0)
+		note_failure_text(units[i].userid, units[i].queryid,
+						  queryDesc->sourceText,
+						  queryDesc->plannedstmt->stmt_location,
+						  queryDesc->plannedstmt->stmt_len);
+}
+
+/* Normal end of an executor run: account it. */
+void
+pgsh_unit_end(QueryDesc *queryDesc)
+{
+	int			i = pgsh_unit_lookup(queryDesc);
+	ShieldUnit *unit;
+	ShieldObservation obs;
+
+	if (i < 0)
+		return;
+	unit = &units[i];
+
+	memset(&obs, 0, sizeof(obs));
+	obs.dbid = MyDatabaseId;
+	obs.userid = unit->userid;
+	obs.queryid = unit->queryid;
+	obs.failed = false;
+	obs.exec_ms = unit->exec_ms;
+	obs.rows = unit->rows;
+	obs.cost = unit->cost;
+	obs.started = unit->started;
+	obs.text = statement_text(queryDesc->sourceText,
+							  queryDesc->plannedstmt->stmt_location,
+							  queryDesc->plannedstmt->stmt_len,
+							  &obs.text_len);
+	unit_free(unit);
+	pgsh_stats_record(&obs);
+}
+
+/*
+ * Finish the units started in subtransaction floor_subid or later (all of
+ * them if it is invalid), without touching their QueryDesc, which may be
+ * gone.  Runs in callbacks: must not fail.
+ */
+static void
+finish_units(SubTransactionId floor_subid, bool failed)
+{
+	int			i;
+
+	for (i = units_used - 1; i >= 0; i--)
+	{
+		ShieldUnit *unit = &units[i];
+		ShieldObservation obs;
+
+		if (unit->queryDesc == NULL)
+			continue;
+		if (floor_subid != InvalidSubTransactionId &&
+			unit->subid < floor_subid)
+			continue;
+
+		memset(&obs, 0, sizeof(obs));
+		obs.dbid = MyDatabaseId;
+		obs.userid = unit->userid;
+		obs.queryid = unit->queryid;
+		obs.failed = failed;
+		obs.exec_ms = unit->exec_ms;
+		obs.cost = unit->cost;
+		obs.started = unit->started;
+		if (failed)
+			attach_failure_text(&obs);
+		unit_free(unit);
+		pgsh_stats_record(&obs);
+	}
+}
+
+static void
+finish_pending_error(SubTransactionId floor_subid)
+{
+	ShieldObservation obs;
+
+	if (!pending_error.active)
+		return;
+	if (floor_subid != InvalidSubTransactionId &&
+		pending_error.subid < floor_subid)
+		return;
+
+	memset(&obs, 0, sizeof(obs));
+	obs.dbid = MyDatabaseId;
+	obs.userid = pending_error.userid;
+	obs.queryid = pending_error.queryid;
+	obs.failed = true;
+	obs.started = pending_error.started;
+	attach_failure_text(&obs);
+	pending_error.active = false;
+	pgsh_stats_record(&obs);
+}
+
+/*----
+ * Utility statements
+ *----
+ */
+
+/*
+ * Classify a utility statement about to run.  Only a statement at nesting
+ * level 0, outside any frame, opens a frame.
+ */
+PgshUtilityKind
+pgsh_utility_kind(PlannedStmt *pstmt)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (pgsh_nesting_level != 0 || frame.active)
+		return PGSH_UTILITY_NESTED;
+
+	switch (nodeTag(stmt))
+	{
+		case T_FetchStmt:		/* FETCH and MOVE */
+		case T_ClosePortalStmt:
+		case T_PrepareStmt:
+		case T_DeallocateStmt:
+			return PGSH_UTILITY_PASS;
+
+		case T_ExplainStmt:
+		case T_CreateTableAsStmt:
+		case T_DeclareCursorStmt:
+		case T_RefreshMatViewStmt:
+		case T_ExecuteStmt:
+			return PGSH_UTILITY_DELEGATE;
+
+		case T_CopyStmt:
+			/* only COPY (query) TO runs the executor */
+			return ((CopyStmt *) stmt)->query != NULL ?
+				PGSH_UTILITY_DELEGATE : PGSH_UTILITY_SELF;
+
+		default:
+			return PGSH_UTILITY_SELF;
+	}
+}
+
+void
+pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
+{
+	/* a failure that no abort callback counted must not be lost */
+	finish_pending_error(InvalidSubTransactionId);
+
+	frame.active = true;
+	frame.delegate = delegate;
+	frame.delegated = false;
+	frame.error_noted = false;
+	frame.userid = GetUserId();
+	frame.queryid = PGSH_QUERYID(pstmt->queryId);
+	frame.subid = GetCurrentSubTransactionId();
+	frame.source = queryString;
+	frame.stmt_location = pstmt->stmt_location;
+	frame.stmt_len = pstmt->stmt_len;
+}
+
+/* Normal end of a top-level utility statement. */
+void
+pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
+{
+	ShieldObservation obs;
+
+	frame.active = false;
+	if (frame.delegated)
+		return;					/* its executor run was accounted */
+
+	memset(&obs, 0, sizeof(obs));
+	obs.dbid = MyDatabaseId;
+	obs.userid = frame.userid;
+	obs.queryid = frame.queryid;
+	obs.failed = false;
+	obs.exec_ms = elapsed_ms;
+	obs.rows = qc ? qc->nprocessed : 0;
+	obs.cost = -1.0;
+	obs.started = GetCurrentStatementStartTimestamp();
+	obs.text = statement_text(frame.source, frame.stmt_location,
+							  frame.stmt_len, &obs.text_len);
+	frame.source = NULL;
+	pgsh_stats_record(&obs);
+}
+
+/*
+ * Called in PG_CATCH of a top-level utility statement.  If the statement
+ * delegated to an executor run, that unit is failed by the abort callback;
+ * if planning already noted the failure, keep that (it names the planned
+ * statement); otherwise note the utility's own failure.
+ */
+void
+pgsh_frame_failed(void)
+{
+	frame.active = false;
+	if (!frame.delegated && !frame.error_noted)
+	{
+		note_failure_text(frame.userid, frame.queryid, frame.source,
+						  frame.stmt_location, frame.stmt_len);
+		note_pending_error(frame.userid, frame.queryid);
+	}
+	frame.source = NULL;
+}
+
+/*----
+ * Transaction callbacks
+ *----
+ */
+static void
+pgsh_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+			finish_units(InvalidSubTransactionId, true);
+			finish_pending_error(InvalidSubTransactionId);
+			break;
+
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+
+			/*
+			 * Portals are closed before commit, so normally no unit is left.
+			 * Account any leftover as completed rather than lose it.
+			 */
+			finish_units(InvalidSubTransactionId, false);
+			finish_pending_error(InvalidSubTransactionId);
+			break;
+
+		default:
+			break;
+	}
+}
+
+static void
+pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		finish_units(mySubid, true);
+		finish_pending_error(mySubid);
+	}
+}
+
+/*
+ * Register the callbacks.  Called from _PG_init in the postmaster; the
+ * registration is inherited by every backend.
+ */
+void
+pgsh_statement_init(void)
+{
+	RegisterXactCallback(pgsh_xact_callback, NULL);
+	RegisterSubXactCallback(pgsh_subxact_callback, NULL);
+}

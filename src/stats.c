@@ -1,0 +1,487 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *		Cost accounting in shared memory, per (database, role) and per
+ *		(database, role, fingerprint).
+ *
+ * Two fixed-capacity dynahash tables live in shared memory: one entry per
+ * (database, role) pair and one per (database, role, query fingerprint).
+ * Their capacities are pg_shield.max_roles and pg_shield.max_fingerprints.
+ * A table that is full evicts a batch of its least used entries (5%, at
+ * least 10) before inserting, and counts them; recording a statement never
+ * fails because a table is full.
+ *
+ * Eviction is done without allocating: a first pass over the table builds a
+ * small histogram of usage values on the stack, which gives the usage below
+ * which the batch lies; a second pass removes those entries and decays the
+ * usage of the others.  That keeps the exclusive-lock stall linear in the
+ * table size and makes recording safe inside abort callbacks, where a
+ * failed statement is counted.
+ *
+ * See shmem.c for the locking protocol.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/stats.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "mb/pg_wchar.h"
+#include "port/pg_bitutils.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/float.h"
+#include "utils/hsearch.h"
+
+#include "guc.h"
+#include "shmem.h"
+#include "stats.h"
+
+/* Usage given to a new entry and added by each statement. */
+#define USAGE_INIT			1.0
+#define USAGE_PER_CALL		1.0
+/* Usage of surviving entries decays by this factor at each eviction. */
+#define USAGE_DECAY			0.99
+/* Fraction of the table evicted at once, and the minimum batch. */
+#define EVICT_PERCENT		5
+#define EVICT_MIN			10
+/* Usage histogram used to pick eviction victims: one bin per power of 2. */
+#define EVICT_BINS			64
+#define EVICT_BIN_OFFSET	20
+
+/* What the generic table code needs to know about an entry type. */
+typedef struct TableShape
+{
+	Size		keysize;
+	Size		entrysize;
+	Size		mutex_offset;
+	Size		usage_offset;
+} TableShape;
+
+static const TableShape fp_shape = {
+	sizeof(ShieldFpKey), sizeof(ShieldFpEntry),
+	offsetof(ShieldFpEntry, mutex), offsetof(ShieldFpEntry, usage)
+};
+static const TableShape role_shape = {
+	sizeof(ShieldRoleKey), sizeof(ShieldRoleEntry),
+	offsetof(ShieldRoleEntry, mutex), offsetof(ShieldRoleEntry, usage)
+};
+
+static uint64 evict_batch(HTAB *htab, Size usage_offset);
+static char *lookup_or_create(HTAB *htab, const TableShape *shape,
+							  const void *key, long capacity,
+							  uint64 *evictions);
+
+Size
+pgsh_stats_shmem_size(void)
+{
+	Size		size;
+
+	size = hash_estimate_size(pgsh_max_fingerprints, sizeof(ShieldFpEntry));
+	size = add_size(size, hash_estimate_size(pgsh_max_roles,
+											 sizeof(ShieldRoleEntry)));
+	return size;
+}
+
+/*
+ * Create or attach the tables.  Caller holds AddinShmemInitLock.
+ */
+void
+pgsh_stats_shmem_init(void)
+{
+	HASHCTL		info;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ShieldFpKey);
+	info.entrysize = sizeof(ShieldFpEntry);
+	pgsh_fp_hash = ShmemInitHash("pg_shield fingerprints",
+								 pgsh_max_fingerprints, pgsh_max_fingerprints,
+								 &info, HASH_ELEM | HASH_BLOBS);
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ShieldRoleKey);
+	info.entrysize = sizeof(ShieldRoleEntry);
+	pgsh_role_hash = ShmemInitHash("pg_shield roles",
+								   pgsh_max_roles, pgsh_max_roles,
+								   &info, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * Histogram bucket of a duration.  See stats.h for the bucket layout.
+ */
+int
+pgsh_hist_bucket(double ms)
+{
+	uint64		us;
+	int			msb;
+	int			idx;
+
+	if (!(ms > 0.0))
+		return 0;
+	if (ms >= 1.0e15)
+		return PGSH_HIST_BUCKETS - 1;
+	us = (uint64) (ms * 1000.0);
+	if (us < 4)
+		return (int) us;
+	msb = pg_leftmost_one_pos64(us);	/* >= 2 */
+	idx = 4 * (msb - 1) + (int) ((us >> (msb - 2)) & 3);
+	return Min(idx, PGSH_HIST_BUCKETS - 1);
+}
+
+/* Bounds of a bucket, in microseconds: [*lo, *hi). */
+static void
+hist_bucket_bounds(int idx, double *lo, double *hi)
+{
+	int			msb;
+	int			sub;
+
+	if (idx < 4)
+	{
+		*lo = idx;
+		*hi = idx + 1;
+		return;
+	}
+	msb = idx / 4 + 1;
+	sub = idx % 4;
+	*lo = ldexp(4 + sub, msb - 2);
+	*hi = ldexp(5 + sub, msb - 2);
+}
+
+/*
+ * Estimate a percentile (fraction in (0, 1]) from a histogram: the
+ * geometric midpoint of the bucket holding that rank, clamped to the
+ * observed extremes.  Returns NaN when there is no observation.
+ */
+double
+pgsh_hist_percentile(const uint64 *hist, int64 n, double fraction,
+					 double min_ms, double max_ms)
+{
+	uint64		total = 0;
+	uint64		rank;
+	uint64		cum = 0;
+	int			i;
+
+	for (i = 0; i < PGSH_HIST_BUCKETS; i++)
+		total += hist[i];
+	if (total == 0 || n <= 0)
+		return get_float8_nan();
+
+	rank = (uint64) ceil(fraction * (double) total);
+	if (rank < 1)
+		rank = 1;
+
+	for (i = 0; i < PGSH_HIST_BUCKETS; i++)
+	{
+		cum += hist[i];
+		if (cum >= rank)
+			break;
+	}
+	if (i >= PGSH_HIST_BUCKETS)
+		i = PGSH_HIST_BUCKETS - 1;
+
+	{
+		double		lo;
+		double		hi;
+		double		est;
+
+		hist_bucket_bounds(i, &lo, &hi);
+		est = (lo > 0.0 ? sqrt(lo * hi) : hi / 2.0) / 1000.0;
+		if (est < min_ms)
+			est = min_ms;
+		if (est > max_ms)
+			est = max_ms;
+		return est;
+	}
+}
+
+/* Usage bin of an entry, for eviction. */
+static inline int
+usage_bin(double usage)
+{
+	int			exp;
+
+	if (!(usage > 0.0))
+		return 0;
+	(void) frexp(usage, &exp);
+	exp += EVICT_BIN_OFFSET;
+	return Max(0, Min(EVICT_BINS - 1, exp));
+}
+
+/*
+ * Evict a batch of the least used entries of a table.  Caller holds
+ * stats_lock exclusively.  Allocates nothing and cannot fail.  Returns the
+ * number of entries removed.
+ */
+static uint64
+evict_batch(HTAB *htab, Size usage_offset)
+{
+	long		nentries = hash_get_num_entries(htab);
+	long		target;
+	long		bins[EVICT_BINS];
+	long		below = 0;
+	long		cutoff_quota;
+	int			cutoff;
+	uint64		removed = 0;
+	HASH_SEQ_STATUS hstat;
+	char	   *entry;
+
+	if (nentries <= 0)
+		return 0;
+	target = Max(EVICT_MIN, nentries * EVICT_PERCENT / 100);
+
+	memset(bins, 0, sizeof(bins));
+	hash_seq_init(&hstat, htab);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+		bins[usage_bin(*(double *) (entry + usage_offset))]++;
+
+	/* victims: every entry in bins below cutoff, some of bin cutoff */
+	for (cutoff = 0; cutoff < EVICT_BINS - 1; cutoff++)
+	{
+		if (below + bins[cutoff] >= target)
+			break;
+		below += bins[cutoff];
+	}
+	cutoff_quota = target - below;
+
+	hash_seq_init(&hstat, htab);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+	{
+		double	   *usage = (double *) (entry + usage_offset);
+		int			bin = usage_bin(*usage);
+
+		if (bin < cutoff || (bin == cutoff && cutoff_quota-- > 0))
+		{
+			/* removing the element just returned by the scan is allowed */
+			hash_search(htab, entry, HASH_REMOVE, NULL);
+			removed++;
+		}
+		else
+			*usage *= USAGE_DECAY;
+	}
+	return removed;
+}
+
+/*
+ * Find or insert an entry.  Caller holds stats_lock exclusively.  A new
+ * entry is zeroed past its key, its spinlock initialized and its usage set.
+ * Returns NULL only if shared memory is exhausted, which the capacity
+ * estimate makes impossible in practice; callers then skip the entry.
+ */
+static char *
+lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
+				 long capacity, uint64 *evictions)
+{
+	char	   *entry;
+	bool		found;
+
+	entry = hash_search(htab, key, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry;
+
+	if (hash_get_num_entries(htab) >= capacity)
+		*evictions += evict_batch(htab, shape->usage_offset);
+
+	entry = hash_search(htab, key, HASH_ENTER_NULL, &found);
+	if (entry != NULL && !found)
+	{
+		memset(entry + shape->keysize, 0, shape->entrysize - shape->keysize);
+		SpinLockInit((slock_t *) (entry + shape->mutex_offset));
+		*(double *) (entry + shape->usage_offset) = USAGE_INIT;
+	}
+	return entry;
+}
+
+/* Copy a statement's text into a new entry.  Caller holds the lock exclusively. */
+static void
+fp_set_text(ShieldFpEntry *entry, const char *text, int len)
+{
+	if (text == NULL || len <= 0)
+		return;
+	if (len >= PGSH_QUERY_TEXT_SIZE)
+		len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
+	memcpy(entry->query, text, len);
+	entry->query[len] = '\0';
+	entry->encoding = GetDatabaseEncoding();
+	entry->query_len = len;
+}
+
+/* Add one statement to a set of counters.  Caller holds the entry's mutex. */
+static inline void
+counters_add(ShieldCounters *c, const ShieldObservation *obs)
+{
+	if (obs->started > c->last_exec)
+		c->last_exec = obs->started;
+	if (obs->failed)
+	{
+		c->errors++;
+		return;
+	}
+	if (c->calls == 0 || obs->exec_ms < c->min_exec_ms)
+		c->min_exec_ms = obs->exec_ms;
+	if (c->calls == 0 || obs->exec_ms > c->max_exec_ms)
+		c->max_exec_ms = obs->exec_ms;
+	c->calls++;
+	c->rows += obs->rows;
+	c->total_exec_ms += obs->exec_ms;
+	if (obs->cost >= 0.0)
+	{
+		c->costed++;
+		c->sum_cost += obs->cost;
+		if (obs->cost > c->max_cost)
+			c->max_cost = obs->cost;
+	}
+}
+
+/*
+ * Record one statement.  Never raises an error and never allocates local
+ * memory, so it is also used from abort callbacks.
+ */
+void
+pgsh_stats_record(const ShieldObservation *obs)
+{
+	ShieldRoleKey rkey;
+	ShieldFpKey fkey;
+	ShieldRoleEntry *role;
+	ShieldFpEntry *fp = NULL;
+	int			bucket = obs->failed ? -1 : pgsh_hist_bucket(obs->exec_ms);
+
+	if (pgsh_state == NULL)
+		return;
+
+	memset(&rkey, 0, sizeof(rkey));
+	rkey.dbid = obs->dbid;
+	rkey.userid = obs->userid;
+	memset(&fkey, 0, sizeof(fkey));
+	fkey.dbid = obs->dbid;
+	fkey.userid = obs->userid;
+	fkey.queryid = obs->queryid;
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+
+	role = hash_search(pgsh_role_hash, &rkey, HASH_FIND, NULL);
+	if (obs->queryid != 0)
+		fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
+
+	/*
+	 * Slow path: an entry is missing, or the fingerprint has no text yet (it
+	 * was created by a failed statement).  query_len only changes under the
+	 * exclusive lock, so reading it here is safe.
+	 */
+	if (role == NULL ||
+		(obs->queryid != 0 &&
+		 (fp == NULL || (fp->query_len == 0 && obs->text != NULL))))
+	{
+		LWLockRelease(pgsh_state->stats_lock);
+		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
+
+		role = (ShieldRoleEntry *)
+			lookup_or_create(pgsh_role_hash, &role_shape, &rkey,
+							 pgsh_max_roles, &pgsh_state->role_evictions);
+		if (obs->queryid != 0)
+		{
+			fp = (ShieldFpEntry *)
+				lookup_or_create(pgsh_fp_hash, &fp_shape, &fkey,
+								 pgsh_max_fingerprints,
+								 &pgsh_state->fp_evictions);
+			if (fp != NULL && fp->query_len == 0)
+				fp_set_text(fp, obs->text, obs->text_len);
+		}
+	}
+
+	if (role != NULL)
+	{
+		volatile ShieldRoleEntry *r = role;
+
+		SpinLockAcquire(&r->mutex);
+		r->usage += USAGE_PER_CALL;
+		counters_add((ShieldCounters *) &r->counters, obs);
+		SpinLockRelease(&r->mutex);
+	}
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+
+		SpinLockAcquire(&f->mutex);
+		f->usage += USAGE_PER_CALL;
+		counters_add((ShieldCounters *) &f->counters, obs);
+		if (bucket >= 0)
+			f->hist[bucket]++;
+		SpinLockRelease(&f->mutex);
+	}
+
+	LWLockRelease(pgsh_state->stats_lock);
+}
+
+/*
+ * Record one top-level planning of a statement.
+ */
+void
+pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
+					   const char *text, int text_len)
+{
+	ShieldFpKey fkey;
+	ShieldFpEntry *fp;
+
+	if (pgsh_state == NULL || queryid == 0)
+		return;
+
+	memset(&fkey, 0, sizeof(fkey));
+	fkey.dbid = dbid;
+	fkey.userid = userid;
+	fkey.queryid = queryid;
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
+	if (fp == NULL || (fp->query_len == 0 && text != NULL))
+	{
+		LWLockRelease(pgsh_state->stats_lock);
+		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
+		fp = (ShieldFpEntry *)
+			lookup_or_create(pgsh_fp_hash, &fp_shape, &fkey,
+							 pgsh_max_fingerprints, &pgsh_state->fp_evictions);
+		if (fp != NULL && fp->query_len == 0)
+			fp_set_text(fp, text, text_len);
+	}
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+
+		SpinLockAcquire(&f->mutex);
+		f->counters.plans++;
+		f->counters.total_plan_ms += plan_ms;
+		SpinLockRelease(&f->mutex);
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+}
+
+/*
+ * Forget every statistic.  Returns the new reset time.
+ */
+TimestampTz
+pgsh_stats_reset(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	HASH_SEQ_STATUS hstat;
+	void	   *entry;
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
+
+	hash_seq_init(&hstat, pgsh_fp_hash);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+		hash_search(pgsh_fp_hash, entry, HASH_REMOVE, NULL);
+	hash_seq_init(&hstat, pgsh_role_hash);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+		hash_search(pgsh_role_hash, entry, HASH_REMOVE, NULL);
+
+	pgsh_state->stats_reset = now;
+	pgsh_state->fp_evictions = 0;
+	pgsh_state->role_evictions = 0;
+
+	LWLockRelease(pgsh_state->stats_lock);
+	return now;
+}

@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.h
+ *		Cost accounting per (database, role) and per (database, role,
+ *		fingerprint) in shared memory.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/stats.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_STATS_H
+#define PGSH_STATS_H
+
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+/*
+ * Latency histogram.  Bucket boundaries are log-spaced with four buckets
+ * per power of two of microseconds: values below 8 us get exact buckets,
+ * and a bucket [lo, hi) above that has hi/lo <= 1.25.  A percentile is
+ * reported as the geometric midpoint of its bucket, clamped to the observed
+ * min and max, so its relative error is at most sqrt(1.25) - 1 (11.8%).
+ * The last bucket is open-ended (about 2 hours and above).
+ */
+#define PGSH_HIST_BUCKETS 128
+
+/* Bytes of query text kept per fingerprint, terminator included. */
+#define PGSH_QUERY_TEXT_SIZE 1024
+
+/* Counters kept for both tables. */
+typedef struct ShieldCounters
+{
+	int64		calls;			/* statements completed */
+	int64		errors;			/* statements that failed */
+	int64		rows;			/* rows processed by completed statements */
+	double		total_exec_ms;	/* execution time of completed statements */
+	double		min_exec_ms;
+	double		max_exec_ms;
+	int64		plans;			/* top-level plannings */
+	double		total_plan_ms;
+	int64		costed;			/* executions with an executor plan */
+	double		sum_cost;		/* sum of their estimated total costs */
+	double		max_cost;
+	/* enforcement; written by admission, deadlines, breakers, shedding */
+	int64		admitted;
+	int64		queued;
+	double		queue_ms;
+	int64		rejected_queue_full;
+	int64		rejected_queue_timeout;
+	int64		rejected_cost;
+	int64		rejected_rate;
+	int64		rejected_breaker;
+	int64		shed;
+	int64		deadline_cancels;
+	int64		would_reject;
+	int64		would_cancel;
+	TimestampTz last_exec;		/* start of the latest statement, 0 if none */
+} ShieldCounters;
+
+typedef struct ShieldRoleKey
+{
+	Oid			dbid;
+	Oid			userid;
+} ShieldRoleKey;
+
+typedef struct ShieldRoleEntry
+{
+	ShieldRoleKey key;			/* hash key; must be first */
+	slock_t		mutex;			/* protects the fields below */
+	double		usage;			/* eviction priority */
+	int32		peak_active;	/* highest concurrency seen (admission) */
+	ShieldCounters counters;
+} ShieldRoleEntry;
+
+/*
+ * HASH_BLOBS compares keys with memcmp, so keys are always zeroed before
+ * being filled in: the padding after userid must not hold garbage.
+ */
+typedef struct ShieldFpKey
+{
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;
+} ShieldFpKey;
+
+typedef struct ShieldFpEntry
+{
+	ShieldFpKey key;			/* hash key; must be first */
+	slock_t		mutex;			/* protects the fields below */
+	double		usage;			/* eviction priority */
+	ShieldCounters counters;
+	uint64		hist[PGSH_HIST_BUCKETS];	/* completed calls per latency
+											 * bucket */
+	int			encoding;		/* server encoding of query */
+	int			query_len;		/* bytes in query, 0 while unknown */
+	char		query[PGSH_QUERY_TEXT_SIZE];
+} ShieldFpEntry;
+
+/* One statement's outcome, handed to pgsh_stats_record(). */
+typedef struct ShieldObservation
+{
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;		/* 0: account the role only */
+	bool		failed;
+	double		exec_ms;		/* completed statements only */
+	uint64		rows;
+	double		cost;			/* estimated total cost, < 0 if none */
+	TimestampTz started;
+	const char *text;			/* statement text, NULL if unavailable */
+	int			text_len;
+} ShieldObservation;
+
+/* Size and initialization, called from shmem.c. */
+extern Size pgsh_stats_shmem_size(void);
+extern void pgsh_stats_shmem_init(void);
+
+/* Recording; never raises an error (safe in abort callbacks). */
+extern void pgsh_stats_record(const ShieldObservation *obs);
+extern void pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid,
+								   double plan_ms, const char *text,
+								   int text_len);
+
+extern TimestampTz pgsh_stats_reset(void);
+
+/* Histogram helpers, shared with the views. */
+extern int	pgsh_hist_bucket(double ms);
+extern double pgsh_hist_percentile(const uint64 *hist, int64 n,
+								   double fraction, double min_ms,
+								   double max_ms);
+
+#endif							/* PGSH_STATS_H */

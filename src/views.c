@@ -1,0 +1,366 @@
+/*-------------------------------------------------------------------------
+ *
+ * views.c
+ *		SQL-callable functions behind the shield.* views, and reset().
+ *
+ * Each function copies what it needs out of shared memory under the
+ * shared stats_lock and the entries' spinlocks, releases the lock, and
+ * only then looks up names and builds tuples, so that readers hold the
+ * lock as briefly as possible.
+ *
+ * Query text and fingerprints of other roles are shown only to superusers,
+ * members of pg_read_all_stats and the statement's own role, as
+ * pg_stat_statements does.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/views.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "shmem.h"
+#include "stats.h"
+
+PG_FUNCTION_INFO_V1(pg_shield_query_stats);
+PG_FUNCTION_INFO_V1(pg_shield_role_stats);
+PG_FUNCTION_INFO_V1(pg_shield_status);
+PG_FUNCTION_INFO_V1(pg_shield_reset);
+
+#define QUERY_STATS_COLS	30
+#define ROLE_STATS_COLS		27
+#define STATUS_COLS			14
+
+/* Names shown for a dropped database or role. */
+static Datum
+database_name_datum(Oid dbid, bool *isnull)
+{
+	char	   *name = get_database_name(dbid);
+
+	*isnull = (name == NULL);
+	return name ? CStringGetDatum(name) : (Datum) 0;
+}
+
+static Datum
+role_name_datum(Oid userid, bool *isnull)
+{
+	char	   *name = GetUserNameFromId(userid, true);
+
+	*isnull = (name == NULL);
+	return name ? CStringGetDatum(name) : (Datum) 0;
+}
+
+/* Name datums must be NAMEDATALEN-padded. */
+static Datum
+name_datum(Datum cstring, bool isnull)
+{
+	Name		n;
+
+	if (isnull)
+		return (Datum) 0;
+	n = (Name) palloc0(NAMEDATALEN);
+	namestrcpy(n, DatumGetCString(cstring));
+	return NameGetDatum(n);
+}
+
+static inline int64
+rejected_total(const ShieldCounters *c)
+{
+	return c->rejected_queue_full + c->rejected_queue_timeout +
+		c->rejected_cost + c->rejected_rate + c->rejected_breaker;
+}
+
+static bool
+may_see_all_texts(void)
+{
+	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+}
+
+Datum
+pg_shield_query_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldFpEntry *copies;
+	long		n = 0;
+	long		i;
+	HASH_SEQ_STATUS hstat;
+	ShieldFpEntry *entry;
+	Oid			me = GetUserId();
+	bool		see_all;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	see_all = may_see_all_texts();
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	copies = palloc(Max(1, hash_get_num_entries(pgsh_fp_hash)) *
+					sizeof(ShieldFpEntry));
+	hash_seq_init(&hstat, pgsh_fp_hash);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldFpEntry *e = entry;
+
+		SpinLockAcquire(&e->mutex);
+		memcpy(&copies[n], entry, sizeof(ShieldFpEntry));
+		SpinLockRelease(&e->mutex);
+		n++;
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldFpEntry *e = &copies[i];
+		ShieldCounters *c = &e->counters;
+		Datum		values[QUERY_STATS_COLS];
+		bool		nulls[QUERY_STATS_COLS];
+		int			col = 0;
+		bool		visible = see_all || e->key.userid == me;
+		Datum		d;
+		bool		isnull;
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, 0, sizeof(nulls));
+
+		values[col++] = ObjectIdGetDatum(e->key.dbid);
+		d = database_name_datum(e->key.dbid, &isnull);
+		nulls[col] = isnull;
+		values[col++] = name_datum(d, isnull);
+		values[col++] = ObjectIdGetDatum(e->key.userid);
+		d = role_name_datum(e->key.userid, &isnull);
+		nulls[col] = isnull;
+		values[col++] = name_datum(d, isnull);
+
+		if (visible)
+		{
+			values[col++] = Int64GetDatum((int64) e->key.queryid);
+			if (e->query_len > 0)
+			{
+				char	   *text = pg_any_to_server(e->query, e->query_len,
+													e->encoding);
+
+				values[col++] = CStringGetTextDatum(text);
+			}
+			else
+				nulls[col++] = true;
+		}
+		else
+		{
+			nulls[col++] = true;
+			values[col++] = CStringGetTextDatum("<insufficient privilege>");
+		}
+
+		values[col++] = Int64GetDatum(c->calls);
+		values[col++] = Int64GetDatum(c->rows);
+		values[col++] = Int64GetDatum(c->errors);
+		values[col++] = Float8GetDatum(c->total_exec_ms);
+		if (c->calls > 0)
+		{
+			values[col++] = Float8GetDatum(c->total_exec_ms / c->calls);
+			values[col++] = Float8GetDatum(c->min_exec_ms);
+			values[col++] = Float8GetDatum(c->max_exec_ms);
+			values[col++] = Float8GetDatum(pgsh_hist_percentile(e->hist, c->calls, 0.50,
+																c->min_exec_ms, c->max_exec_ms));
+			values[col++] = Float8GetDatum(pgsh_hist_percentile(e->hist, c->calls, 0.95,
+																c->min_exec_ms, c->max_exec_ms));
+			values[col++] = Float8GetDatum(pgsh_hist_percentile(e->hist, c->calls, 0.99,
+																c->min_exec_ms, c->max_exec_ms));
+		}
+		else
+		{
+			int			k;
+
+			for (k = 0; k < 6; k++)
+				nulls[col++] = true;
+		}
+		values[col++] = Int64GetDatum(c->plans);
+		values[col++] = Float8GetDatum(c->total_plan_ms);
+		if (c->costed > 0)
+		{
+			values[col++] = Float8GetDatum(c->sum_cost / c->costed);
+			values[col++] = Float8GetDatum(c->max_cost);
+		}
+		else
+		{
+			nulls[col++] = true;
+			nulls[col++] = true;
+		}
+		values[col++] = Int64GetDatum(c->admitted);
+		values[col++] = Int64GetDatum(c->queued);
+		values[col++] = Float8GetDatum(c->queue_ms);
+		values[col++] = Int64GetDatum(rejected_total(c));
+		values[col++] = Int64GetDatum(c->shed);
+		values[col++] = Int64GetDatum(c->deadline_cancels);
+		values[col++] = Int64GetDatum(c->would_reject);
+		values[col++] = Int64GetDatum(c->would_cancel);
+		/* breakers arrive with the circuit breaker feature */
+		values[col++] = CStringGetTextDatum("closed");
+		if (c->last_exec != 0)
+			values[col++] = TimestampTzGetDatum(c->last_exec);
+		else
+			nulls[col++] = true;
+
+		Assert(col == QUERY_STATS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+pg_shield_role_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldRoleEntry *copies;
+	long		n = 0;
+	long		i;
+	HASH_SEQ_STATUS hstat;
+	ShieldRoleEntry *entry;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	copies = palloc(Max(1, hash_get_num_entries(pgsh_role_hash)) *
+					sizeof(ShieldRoleEntry));
+	hash_seq_init(&hstat, pgsh_role_hash);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldRoleEntry *e = entry;
+
+		SpinLockAcquire(&e->mutex);
+		memcpy(&copies[n], entry, sizeof(ShieldRoleEntry));
+		SpinLockRelease(&e->mutex);
+		n++;
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldRoleEntry *e = &copies[i];
+		ShieldCounters *c = &e->counters;
+		Datum		values[ROLE_STATS_COLS];
+		bool		nulls[ROLE_STATS_COLS];
+		int			col = 0;
+		Datum		d;
+		bool		isnull;
+
+		memset(values, 0, sizeof(values));
+		memset(nulls, 0, sizeof(nulls));
+
+		values[col++] = ObjectIdGetDatum(e->key.dbid);
+		d = database_name_datum(e->key.dbid, &isnull);
+		nulls[col] = isnull;
+		values[col++] = name_datum(d, isnull);
+		values[col++] = ObjectIdGetDatum(e->key.userid);
+		d = role_name_datum(e->key.userid, &isnull);
+		nulls[col] = isnull;
+		values[col++] = name_datum(d, isnull);
+
+		values[col++] = Int64GetDatum(c->calls);
+		values[col++] = Int64GetDatum(c->errors);
+		values[col++] = Int64GetDatum(c->rows);
+		values[col++] = Int64GetDatum(c->admitted);
+		values[col++] = Int64GetDatum(c->queued);
+		values[col++] = Float8GetDatum(c->queue_ms);
+		values[col++] = Int64GetDatum(rejected_total(c));
+		values[col++] = Int64GetDatum(c->rejected_queue_full);
+		values[col++] = Int64GetDatum(c->rejected_queue_timeout);
+		values[col++] = Int64GetDatum(c->rejected_cost);
+		values[col++] = Int64GetDatum(c->rejected_rate);
+		values[col++] = Int64GetDatum(c->rejected_breaker);
+		values[col++] = Int64GetDatum(c->shed);
+		values[col++] = Int64GetDatum(c->deadline_cancels);
+		values[col++] = Float8GetDatum(c->total_exec_ms);
+		if (c->calls > 0)
+		{
+			values[col++] = Float8GetDatum(c->total_exec_ms / c->calls);
+			values[col++] = Float8GetDatum(c->max_exec_ms);
+		}
+		else
+		{
+			nulls[col++] = true;
+			nulls[col++] = true;
+		}
+		/* live concurrency arrives with admission control */
+		values[col++] = Int32GetDatum(0);
+		values[col++] = Int32GetDatum(0);
+		values[col++] = Int32GetDatum(e->peak_active);
+		values[col++] = Int64GetDatum(c->would_reject);
+		values[col++] = Int64GetDatum(c->would_cancel);
+		if (c->last_exec != 0)
+			values[col++] = TimestampTzGetDatum(c->last_exec);
+		else
+			nulls[col++] = true;
+
+		Assert(col == ROLE_STATS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
+}
+
+Datum
+pg_shield_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[STATUS_COLS];
+	bool		nulls[STATUS_COLS];
+	int			col = 0;
+	int64		fingerprints;
+	int64		roles;
+	uint64		fp_evictions;
+	uint64		role_evictions;
+	TimestampTz stats_reset;
+
+	pgsh_check_loaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	fingerprints = hash_get_num_entries(pgsh_fp_hash);
+	roles = hash_get_num_entries(pgsh_role_hash);
+	fp_evictions = pgsh_state->fp_evictions;
+	role_evictions = pgsh_state->role_evictions;
+	stats_reset = pgsh_state->stats_reset;
+	LWLockRelease(pgsh_state->stats_lock);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[col++] = CStringGetTextDatum(pgsh_mode_name(pgsh_mode));
+	/* admission state arrives with admission control: nothing is limited */
+	values[col++] = Int32GetDatum(0);	/* max_active */
+	values[col++] = Int32GetDatum(0);	/* active */
+	values[col++] = Int32GetDatum(0);	/* queued */
+	values[col++] = BoolGetDatum(false);	/* overloaded */
+	values[col++] = CStringGetTextDatum("none");	/* shedding */
+	values[col++] = Float8GetDatum(0.0);	/* queue_delay_ms */
+	values[col++] = Int64GetDatum(fingerprints);
+	values[col++] = Int32GetDatum(pgsh_max_fingerprints);
+	values[col++] = Int64GetDatum((int64) fp_evictions);
+	values[col++] = Int64GetDatum(roles);
+	values[col++] = Int32GetDatum(pgsh_max_roles);
+	values[col++] = Int64GetDatum((int64) role_evictions);
+	values[col++] = TimestampTzGetDatum(stats_reset);
+	Assert(col == STATUS_COLS);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+pg_shield_reset(PG_FUNCTION_ARGS)
+{
+	pgsh_check_loaded();
+	PG_RETURN_TIMESTAMPTZ(pgsh_stats_reset());
+}
