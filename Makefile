@@ -18,8 +18,8 @@ PGFILEDESC  = "pg_shield - workload protection for PostgreSQL"
 PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: one topic per file, against a temporary preloaded instance.
-REGRESS      = setup accounting nesting utility privileges eviction modes cleanup
-REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check
+REGRESS      = setup accounting nesting utility privileges modes eviction cleanup
+REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
 ISOLATION      = concurrent_accounting reset_race
@@ -29,7 +29,7 @@ ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
 TAP_TESTS   = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
-EXTRA_CLEAN = tmp_check tmp_check_iso output_iso results regression.diffs regression.out log
+EXTRA_CLEAN = tmp_check tmp_check_regress tmp_check_iso output_iso results regression.diffs regression.out log
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
