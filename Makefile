@@ -22,7 +22,7 @@ REGRESS      = setup accounting nesting utility privileges modes eviction cleanu
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
-ISOLATION      = concurrent_accounting reset_race
+ISOLATION      = concurrent_accounting cursor_reset
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 
