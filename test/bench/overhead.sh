@@ -193,6 +193,18 @@ pgbench_run() {   # seconds logfile
         -S -M prepared -c "$clients" -j "$threads" -T "$1" -n bench >"$2" 2>&1
 }
 
+# Disturbance check.  CPU jiffies the whole machine spent busy, minus those
+# spent by this benchmark: the postmaster and its exited children (backends
+# are reaped by it) and this shell's exited children (pgbench).  What remains
+# is other load (plus the few jiffies of live auxiliary processes and
+# interrupts), shown as a percentage of all CPUs over the run.
+hz=$(getconf CLK_TCK)
+ncpu=$(nproc)
+machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+machine_steal() { awk '/^cpu / {print $9; exit}' /proc/stat; }
+proc_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'; }
+own_cpu() { echo $(( $(proc_cpu "$(head -n 1 "$data/postmaster.pid")") + $(proc_cpu $$) )); }
+
 tps_of() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$1"
 }
@@ -221,7 +233,8 @@ echo
 # ---------------------------------------------------------------- runs
 
 declare -A results
-printf '%-6s %-4s %-20s %12s\n' round pos config tps
+disturbed=""
+printf '%-6s %-4s %-20s %12s %7s %9s %7s\n' round pos config tps "busy%" "other%" "steal%"
 n=${#configs[@]}
 for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < n; i++)); do
@@ -231,7 +244,14 @@ for ((r = 0; r < rounds; r++)); do
             pgbench_run "$warmup" "$tmp/warmup.log" || { cat "$tmp/warmup.log" >&2; exit 1; }
         fi
         log="$tmp/run-$r-$cfg.log"
+        b0=$(machine_busy); s0=$(machine_steal); o0=$(own_cpu); t0=$(date +%s.%N)
         pgbench_run "$duration" "$log" || { cat "$log" >&2; exit 1; }
+        b1=$(machine_busy); s1=$(machine_steal); o1=$(own_cpu); t1=$(date +%s.%N)
+        cap=$(awk -v a="$t0" -v b="$t1" -v h="$hz" -v n="$ncpu" 'BEGIN {print (b - a) * h * n}')
+        other=$(awk -v x=$(( (b1 - b0) - (o1 - o0) )) -v c="$cap" 'BEGIN {v = 100 * x / c; printf "%.1f", v < 0 ? 0 : v}')
+        steal=$(awk -v x=$((s1 - s0)) -v c="$cap" 'BEGIN {printf "%.1f", 100 * x / c}')
+        busy=$(awk -v x=$((b1 - b0)) -v c="$cap" 'BEGIN {printf "%.0f", 100 * x / c}')
+        if awk -v o="$other" 'BEGIN {exit !(o > 5)}'; then disturbed+=" $((r + 1))/$cfg"; fi
         tps=$(tps_of "$log")
         [ -n "$tps" ] || { echo "overhead.sh: no TPS in pgbench output:" >&2; cat "$log" >&2; exit 1; }
         if grep -q 'number of failed transactions: [1-9]' "$log"; then
@@ -243,7 +263,7 @@ for ((r = 0; r < rounds; r++)); do
                                                 WHERE rolname = 'bench_user' AND datname = 'bench'")
         fi
         results[$cfg]+="$tps "
-        printf '%-6s %-4s %-20s %12.1f\n' $((r + 1)) $((i + 1)) "$cfg" "$tps"
+        printf '%-6s %-4s %-20s %12.1f %7s %9s %7s\n' $((r + 1)) $((i + 1)) "$cfg" "$tps" "$busy" "$other" "$steal"
     done
 done
 
@@ -272,8 +292,16 @@ echo "pg_shield/none:               $r_shield"
 echo "pg_stat_statements/none:      $r_pgss"
 echo "pg_shield/pg_stat_statements: $r_vs"
 echo
-echo "pg_shield accounted $shield_calls statements of bench_user in its first run (sanity check: must be > 0)"
+echo "pg_shield accounted $shield_calls statements of bench_user in its first run (warm-up included)"
+[ "${shield_calls:-0}" -gt 0 ] || echo "WARNING: pg_shield did not account bench_user's statements: it was not measured"
 echo "load avg:    $load_after (after)"
+echo "busy%: all CPUs busy during the run; other%: CPU not used by this benchmark; steal%: taken by the hypervisor"
+if [ -n "$disturbed" ]; then
+    echo "WARNING: other load above 5% of the CPUs during run(s):$disturbed; figures may be disturbed"
+fi
+if awk -v l="${load_before%% *}" 'BEGIN {exit !(l > 0.5)}'; then
+    echo "WARNING: 1-minute load average was ${load_before%% *} before the benchmark started"
+fi
 echo
 verdict=$(awk -v r="$r_shield" -v t="$target" 'BEGIN {print (r + 0 >= t + 0) ? "MET" : "NOT MET"}')
 echo "pg_shield/none = $r_shield (target >= $target): $verdict"
