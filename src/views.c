@@ -44,36 +44,61 @@ PG_FUNCTION_INFO_V1(pg_shield_reset);
 #define ROLE_STATS_COLS		27
 #define STATUS_COLS			14
 
-/* Names shown for a dropped database or role. */
+/* A name datum (NAMEDATALEN-padded), or NULL for a dropped object. */
 static Datum
-database_name_datum(Oid dbid, bool *isnull)
-{
-	char	   *name = get_database_name(dbid);
-
-	*isnull = (name == NULL);
-	return name ? CStringGetDatum(name) : (Datum) 0;
-}
-
-static Datum
-role_name_datum(Oid userid, bool *isnull)
-{
-	char	   *name = GetUserNameFromId(userid, true);
-
-	*isnull = (name == NULL);
-	return name ? CStringGetDatum(name) : (Datum) 0;
-}
-
-/* Name datums must be NAMEDATALEN-padded. */
-static Datum
-name_datum(Datum cstring, bool isnull)
+name_datum(const char *name, bool *isnull)
 {
 	Name		n;
 
-	if (isnull)
+	*isnull = (name == NULL);
+	if (name == NULL)
 		return (Datum) 0;
 	n = (Name) palloc0(NAMEDATALEN);
-	namestrcpy(n, DatumGetCString(cstring));
+	namestrcpy(n, name);
 	return NameGetDatum(n);
+}
+
+/*
+ * Fill the identity columns every per-database/per-role view starts with:
+ * dbid, datname, userid, rolname.  Returns the next column number.
+ */
+static int
+put_identity(Datum *values, bool *nulls, Oid dbid, Oid userid)
+{
+	values[0] = ObjectIdGetDatum(dbid);
+	values[1] = name_datum(get_database_name(dbid), &nulls[1]);
+	values[2] = ObjectIdGetDatum(userid);
+	values[3] = name_datum(GetUserNameFromId(userid, true), &nulls[3]);
+	return 4;
+}
+
+/*
+ * Copy every entry of a statistics table, each under its spinlock, while
+ * holding stats_lock shared.  The copies are palloc'd in the caller's
+ * context.
+ */
+static void *
+copy_entries(HTAB *htab, Size entrysize, Size mutex_offset, long *n)
+{
+	HASH_SEQ_STATUS hstat;
+	char	   *entry;
+	char	   *copies;
+
+	*n = 0;
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	copies = palloc(Max(1, hash_get_num_entries(htab)) * entrysize);
+	hash_seq_init(&hstat, htab);
+	while ((entry = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile slock_t *mutex = (slock_t *) (entry + mutex_offset);
+
+		SpinLockAcquire(mutex);
+		memcpy(copies + *n * entrysize, entry, entrysize);
+		SpinLockRelease(mutex);
+		(*n)++;
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+	return copies;
 }
 
 static inline int64
@@ -94,10 +119,8 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ShieldFpEntry *copies;
-	long		n = 0;
+	long		n;
 	long		i;
-	HASH_SEQ_STATUS hstat;
-	ShieldFpEntry *entry;
 	Oid			me = GetUserId();
 	bool		see_all;
 
@@ -105,20 +128,8 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	see_all = may_see_all_texts();
 
-	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	copies = palloc(Max(1, hash_get_num_entries(pgsh_fp_hash)) *
-					sizeof(ShieldFpEntry));
-	hash_seq_init(&hstat, pgsh_fp_hash);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldFpEntry *e = entry;
-
-		SpinLockAcquire(&e->mutex);
-		memcpy(&copies[n], entry, sizeof(ShieldFpEntry));
-		SpinLockRelease(&e->mutex);
-		n++;
-	}
-	LWLockRelease(pgsh_state->stats_lock);
+	copies = copy_entries(pgsh_fp_hash, sizeof(ShieldFpEntry),
+						  offsetof(ShieldFpEntry, mutex), &n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -126,22 +137,13 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 		ShieldCounters *c = &e->counters;
 		Datum		values[QUERY_STATS_COLS];
 		bool		nulls[QUERY_STATS_COLS];
-		int			col = 0;
+		int			col;
 		bool		visible = see_all || e->key.userid == me;
-		Datum		d;
-		bool		isnull;
 
 		memset(values, 0, sizeof(values));
 		memset(nulls, 0, sizeof(nulls));
 
-		values[col++] = ObjectIdGetDatum(e->key.dbid);
-		d = database_name_datum(e->key.dbid, &isnull);
-		nulls[col] = isnull;
-		values[col++] = name_datum(d, isnull);
-		values[col++] = ObjectIdGetDatum(e->key.userid);
-		d = role_name_datum(e->key.userid, &isnull);
-		nulls[col] = isnull;
-		values[col++] = name_datum(d, isnull);
+		col = put_identity(values, nulls, e->key.dbid, e->key.userid);
 
 		if (visible)
 		{
@@ -224,28 +226,14 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ShieldRoleEntry *copies;
-	long		n = 0;
+	long		n;
 	long		i;
-	HASH_SEQ_STATUS hstat;
-	ShieldRoleEntry *entry;
 
 	pgsh_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	copies = palloc(Max(1, hash_get_num_entries(pgsh_role_hash)) *
-					sizeof(ShieldRoleEntry));
-	hash_seq_init(&hstat, pgsh_role_hash);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldRoleEntry *e = entry;
-
-		SpinLockAcquire(&e->mutex);
-		memcpy(&copies[n], entry, sizeof(ShieldRoleEntry));
-		SpinLockRelease(&e->mutex);
-		n++;
-	}
-	LWLockRelease(pgsh_state->stats_lock);
+	copies = copy_entries(pgsh_role_hash, sizeof(ShieldRoleEntry),
+						  offsetof(ShieldRoleEntry, mutex), &n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -253,21 +241,12 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 		ShieldCounters *c = &e->counters;
 		Datum		values[ROLE_STATS_COLS];
 		bool		nulls[ROLE_STATS_COLS];
-		int			col = 0;
-		Datum		d;
-		bool		isnull;
+		int			col;
 
 		memset(values, 0, sizeof(values));
 		memset(nulls, 0, sizeof(nulls));
 
-		values[col++] = ObjectIdGetDatum(e->key.dbid);
-		d = database_name_datum(e->key.dbid, &isnull);
-		nulls[col] = isnull;
-		values[col++] = name_datum(d, isnull);
-		values[col++] = ObjectIdGetDatum(e->key.userid);
-		d = role_name_datum(e->key.userid, &isnull);
-		nulls[col] = isnull;
-		values[col++] = name_datum(d, isnull);
+		col = put_identity(values, nulls, e->key.dbid, e->key.userid);
 
 		values[col++] = Int64GetDatum(c->calls);
 		values[col++] = Int64GetDatum(c->errors);

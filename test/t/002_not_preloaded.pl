@@ -25,6 +25,7 @@ $node->safe_psql(
 CREATE ROLE regress_reader LOGIN;
 CREATE TABLE pgsh_plain (id int PRIMARY KEY);
 INSERT INTO pgsh_plain SELECT generate_series(1, 3);
+GRANT SELECT ON pgsh_plain TO regress_reader;
 });
 
 # Run SQL with verbose errors, so that stderr shows the SQLSTATE.  Errors do
