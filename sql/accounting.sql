@@ -31,7 +31,8 @@ ORDER BY query COLLATE "C";
 -- derived columns are consistent
 SELECT queryid <> 0 AS has_fingerprint,
        total_exec_ms >= 0 AS total_ok,
-       abs(mean_exec_ms - total_exec_ms / calls) < 1e-9 AS mean_ok,
+       abs(mean_exec_ms - total_exec_ms / calls) < 1e-9
+         AND mean_exec_ms <= max_exec_ms AS mean_ok,
        min_exec_ms <= p50_exec_ms AND p50_exec_ms <= p95_exec_ms
          AND p95_exec_ms <= p99_exec_ms AND p99_exec_ms <= max_exec_ms
          AS percentiles_ordered,

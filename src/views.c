@@ -101,6 +101,16 @@ copy_entries(HTAB *htab, Size entrysize, Size mutex_offset, long *n)
 	return copies;
 }
 
+/*
+ * A mean computed as sum / n can exceed the maximum by a rounding error
+ * when every value is the same; never show mean > max.
+ */
+static inline double
+mean_upto(double sum, int64 n, double max)
+{
+	return Min(sum / n, max);
+}
+
 static inline int64
 rejected_total(const ShieldCounters *c)
 {
@@ -170,7 +180,8 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 		values[col++] = Float8GetDatum(c->total_exec_ms);
 		if (c->calls > 0)
 		{
-			values[col++] = Float8GetDatum(c->total_exec_ms / c->calls);
+			values[col++] = Float8GetDatum(mean_upto(c->total_exec_ms, c->calls,
+													 c->max_exec_ms));
 			values[col++] = Float8GetDatum(c->min_exec_ms);
 			values[col++] = Float8GetDatum(c->max_exec_ms);
 			values[col++] = Float8GetDatum(pgsh_hist_percentile(e->hist, c->calls, 0.50,
@@ -191,7 +202,8 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 		values[col++] = Float8GetDatum(c->total_plan_ms);
 		if (c->costed > 0)
 		{
-			values[col++] = Float8GetDatum(c->sum_cost / c->costed);
+			values[col++] = Float8GetDatum(mean_upto(c->sum_cost, c->costed,
+													 c->max_cost));
 			values[col++] = Float8GetDatum(c->max_cost);
 		}
 		else
@@ -265,7 +277,8 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 		values[col++] = Float8GetDatum(c->total_exec_ms);
 		if (c->calls > 0)
 		{
-			values[col++] = Float8GetDatum(c->total_exec_ms / c->calls);
+			values[col++] = Float8GetDatum(mean_upto(c->total_exec_ms, c->calls,
+													 c->max_exec_ms));
 			values[col++] = Float8GetDatum(c->max_exec_ms);
 		}
 		else

@@ -40,7 +40,8 @@ my $counted_connstr = $node->connstr('postgres') . ' user=regress_counted';
 sub run_counted
 {
 	my @ids = @_;
-	my $sql = join('', map { "SELECT val FROM pgsh_restart WHERE id = $_;\n" } @ids);
+	my $sql =
+	  join('', map { "SELECT val FROM pgsh_restart WHERE id = $_;\n" } @ids);
 	return $node->safe_psql('postgres', $sql, connstr => $counted_connstr);
 }
 
@@ -77,8 +78,8 @@ is( $node->safe_psql('postgres', $fp_query),
 is($node->safe_psql('postgres', $role_query),
 	'5|5|0', 'role_stats counts the five statements');
 
-my $reset_before = $node->safe_psql('postgres',
-	'SELECT stats_reset FROM shield.status');
+my $reset_before =
+  $node->safe_psql('postgres', 'SELECT stats_reset FROM shield.status');
 ok( $node->safe_psql('postgres',
 		'SELECT fingerprints >= 1 AND evictions = 0 FROM shield.status') eq
 	  't',
@@ -104,7 +105,8 @@ WHERE rolname = 'regress_counted'}),
 	'no statistics of regress_counted survive the restart');
 
 # Counting goes on, from zero, with the same fingerprint.
-is(explain_queryid(), $queryid, 'the fingerprint is the same after the restart');
+is(explain_queryid(), $queryid,
+	'the fingerprint is the same after the restart');
 
 run_counted(6 .. 8);
 is( $node->safe_psql('postgres', $fp_query),
@@ -115,7 +117,8 @@ is($node->safe_psql('postgres', $role_query),
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT count(*) FROM shield.query_stats
-WHERE rolname = 'regress_counted' AND last_exec < '$reset_before'::timestamptz}),
+WHERE rolname = 'regress_counted' AND last_exec < '$reset_before'::timestamptz}
+	),
 	'0',
 	'no statement is dated before the restart');
 

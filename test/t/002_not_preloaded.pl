@@ -41,9 +41,11 @@ sub verbose_psql
 
 my ($ret, $stdout, $stderr) = verbose_psql('CREATE EXTENSION pg_shield;');
 my $created = $ret == 0 && $stderr eq '';
-ok( $created || $stderr =~ /ERROR:\s+55000:.*\n(?:.*\n)*HINT:.*shared_preload_libraries/,
-	'CREATE EXTENSION without preloading succeeds or fails with 55000')
-  or diag("CREATE EXTENSION: ret $ret, stderr: $stderr");
+ok( $created
+	  || $stderr =~
+	  /ERROR:\s+55000:.*\n(?:.*\n)*HINT:.*shared_preload_libraries/,
+	'CREATE EXTENSION without preloading succeeds or fails with 55000'
+) or diag("CREATE EXTENSION: ret $ret, stderr: $stderr");
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT count(*) FROM pg_extension WHERE extname = 'pg_shield'}),
@@ -86,14 +88,11 @@ SKIP:
 	# permission error.
 	foreach my $view (qw(role_stats query_stats status))
 	{
-		($ret, $stdout, $stderr) = verbose_psql(
-			"SELECT * FROM shield.$view;",
+		($ret, $stdout, $stderr) = verbose_psql("SELECT * FROM shield.$view;",
 			connstr => $node->connstr('postgres') . ' user=regress_reader');
 		like($stderr, qr/ERROR:\s+55000:/,
 			"shield.$view as a plain role: fails with SQLSTATE 55000");
-		like(
-			$stderr,
-			qr/^HINT:.*shared_preload_libraries/m,
+		like($stderr, qr/^HINT:.*shared_preload_libraries/m,
 			"shield.$view as a plain role: hint names shared_preload_libraries"
 		);
 	}
@@ -110,14 +109,15 @@ SKIP:
 	is($node->safe_psql('postgres', 'SELECT sum(id) FROM pgsh_plain'),
 		'6', 'ordinary queries work with the extension installed');
 	is( $node->safe_psql(
-			'postgres', 'SELECT count(*) FROM pgsh_plain',
+			'postgres',
+			'SELECT count(*) FROM pgsh_plain',
 			connstr => $node->connstr('postgres') . ' user=regress_reader'),
 		'3',
 		'ordinary queries of a plain role work');
 
 	# A misconfigured installation can be removed.
 	($ret, $stdout, $stderr) = verbose_psql('DROP EXTENSION pg_shield;');
-	is($ret, 0, 'DROP EXTENSION without preloading works');
+	is($ret,    0,  'DROP EXTENSION without preloading works');
 	is($stderr, '', 'DROP EXTENSION without preloading reports no error');
 }
 

@@ -94,10 +94,8 @@ is($node->safe_psql('postgres', $fp_query),
 	'', 'the fingerprint counted before the crash is gone');
 is($node->safe_psql('postgres', $role_query),
 	'', 'the role counted before the crash is gone');
-is( $node->safe_psql(
-		'postgres', 'SELECT evictions FROM shield.status'),
-	'0',
-	'eviction counter restarted');
+is($node->safe_psql('postgres', 'SELECT evictions FROM shield.status'),
+	'0', 'eviction counter restarted');
 
 # Counting starts again.
 $node->safe_psql(

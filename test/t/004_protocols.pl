@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $clients = 3;
-my $xacts = 20;
+my $xacts   = 20;
 
 my $node = PostgreSQL::Test::Cluster->new('protocols');
 $node->init;
@@ -35,8 +35,11 @@ INSERT INTO pgsh_bench SELECT g, g FROM generate_series(1, 10) g;
 GRANT SELECT, UPDATE ON pgsh_bench TO regress_bench;
 });
 
-is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles
-WHERE rolname = 'regress_bench'}), 'f', 'regress_bench is not a superuser');
+is( $node->safe_psql(
+		'postgres', q{SELECT rolsuper FROM pg_roles
+WHERE rolname = 'regress_bench'}),
+	'f',
+	'regress_bench is not a superuser');
 
 # Fingerprint of a statement with one int parameter, as the server computes
 # it for pgbench's unspecified-type parameters.
@@ -66,8 +69,8 @@ WHERE rolname = 'regress_bench' AND datname = 'postgres'
 
 my $select_sql = 'SELECT val FROM pgsh_bench WHERE id = $1';
 my $update_sql = 'UPDATE pgsh_bench SET val = val + 1 WHERE id = $1';
-my $good_sql = 'SELECT val + 1 FROM pgsh_bench WHERE id = $1';
-my $bad_sql = 'SELECT val / (val - val) FROM pgsh_bench WHERE id = $1';
+my $good_sql   = 'SELECT val + 1 FROM pgsh_bench WHERE id = $1';
+my $bad_sql    = 'SELECT val / (val - val) FROM pgsh_bench WHERE id = $1';
 
 my %queryid = map { $_ => param_queryid($_) }
   ($select_sql, $update_sql, $good_sql, $bad_sql);
@@ -84,14 +87,13 @@ $node->pgbench(
 	[qr{number of transactions actually processed: $total/$total}],
 	[qr{^$}],
 	'pgbench -M prepared',
-	{
-		'004_prepared' => q{
+	{   '004_prepared' => q{
 \set id random(1, 10)
 SELECT val FROM pgsh_bench WHERE id = :id;
 }
 	});
 
-is( fp_stats($queryid{$select_sql}),
+is(fp_stats($queryid{$select_sql}),
 	"$select_sql|$total|$total|0",
 	"-M prepared: calls and rows are clients * transactions ($total)");
 
@@ -103,18 +105,18 @@ $node->pgbench(
 	[qr{number of transactions actually processed: $total/$total}],
 	[qr{^$}],
 	'pgbench -M extended',
-	{
-		'004_extended' => q{
+	{   '004_extended' => q{
 \set id random(1, 10)
 UPDATE pgsh_bench SET val = val + 1 WHERE id = :id;
 }
 	});
 
-is( fp_stats($queryid{$update_sql}),
+is(fp_stats($queryid{$update_sql}),
 	"$update_sql|$total|$total|0",
 	"-M extended: calls and rows are clients * transactions ($total)");
-is($node->safe_psql('postgres', 'SELECT sum(val) FROM pgsh_bench'),
-	55 + $total, 'every UPDATE really ran once');
+is( $node->safe_psql('postgres', 'SELECT sum(val) FROM pgsh_bench'),
+	55 + $total,
+	'every UPDATE really ran once');
 
 # Client 0 fails at execution (division by zero on a column value, which
 # the planner cannot fold) and pgbench aborts it after that first error;
@@ -125,10 +127,10 @@ $node->pgbench(
 	  . ' --username=regress_bench',
 	2,
 	[qr{number of transactions actually processed: $good/$total}],
-	[qr{client 0 script 0 aborted in command \d+ query 0: ERROR:  division by zero}],
+	[   qr{client 0 script 0 aborted in command \d+ query 0: ERROR:  division by zero}
+	],
 	'pgbench with a failing client',
-	{
-		'004_errors' => q{
+	{   '004_errors' => q{
 \set id random(1, 10)
 \if :client_id = 0
 SELECT val / (val - val) FROM pgsh_bench WHERE id = :id;
