@@ -1,9 +1,8 @@
 # pg_shield — PGXS build.
 #
 #   make && make install                 build and install (PG_CONFIG=... honoured)
-#   make installcheck                    pg_regress + isolation against temporary
-#                                        preloaded instances (run as a non-root user)
-#   make prove_installcheck              TAP tests (test/t)
+#   make installcheck                    pg_regress, isolation and TAP tests against
+#                                        temporary preloaded instances (non-root user)
 #
 # scripts/test.sh runs every suite, pgTAP and the docs check included, as root
 # on a fresh Debian 12 machine.

@@ -71,6 +71,8 @@ typedef struct ShieldUnit
 	uint64		queryid;
 	SubTransactionId subid;		/* subtransaction the unit started in */
 	double		cost;			/* estimated total cost of the plan */
+	int			stmt_location;	/* the statement's text in sourceText */
+	int			stmt_len;
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	TimestampTz started;
@@ -87,6 +89,7 @@ static struct
 	bool		delegate;		/* accounted by the executor run it starts */
 	bool		delegated;		/* that executor run has started */
 	bool		error_noted;	/* planning inside it noted a failure */
+	bool		own_text;		/* its executor run shows the frame's text */
 	Oid			userid;
 	uint64		queryid;
 	SubTransactionId subid;
@@ -234,14 +237,37 @@ note_pending_error(Oid userid, uint64 queryid)
  * Planner
  *----
  */
+
+/*
+ * Position of the statement being planned in its query string.  The inner
+ * query of a delegating utility (EXPLAIN, CREATE TABLE AS, ...) has none of
+ * its own: use the utility's, as pgsh_unit_begin does.
+ */
+static void
+planned_text_position(Query *parse, int *location, int *len)
+{
+	if (frame.active && frame.delegate && frame.own_text)
+	{
+		*location = frame.stmt_location;
+		*len = frame.stmt_len;
+	}
+	else
+	{
+		*location = parse->stmt_location;
+		*len = parse->stmt_len;
+	}
+}
+
 void
 pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 {
 	const char *text;
 	int			text_len;
+	int			location;
+	int			len;
 
-	text = statement_text(query_string, parse->stmt_location,
-						  parse->stmt_len, &text_len);
+	planned_text_position(parse, &location, &len);
+	text = statement_text(query_string, location, len, &text_len);
 	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
 						   PGSH_QUERYID(parse->queryId), plan_ms,
 						   text, text_len);
@@ -251,8 +277,12 @@ pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 void
 pgsh_planning_failed(Query *parse, const char *query_string)
 {
+	int			location;
+	int			len;
+
+	planned_text_position(parse, &location, &len);
 	note_failure_text(GetUserId(), PGSH_QUERYID(parse->queryId),
-					  query_string, parse->stmt_location, parse->stmt_len);
+					  query_string, location, len);
 	note_pending_error(GetUserId(), PGSH_QUERYID(parse->queryId));
 }
 
@@ -301,6 +331,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->queryid = PGSH_QUERYID(pstmt->queryId);
 	unit->subid = GetCurrentSubTransactionId();
 	unit->cost = pstmt->planTree ? pstmt->planTree->total_cost : -1.0;
+	unit->stmt_location = pstmt->stmt_location;
+	unit->stmt_len = pstmt->stmt_len;
 	unit->exec_ms = 0.0;
 	unit->rows = 0;
 	unit->started = GetCurrentStatementStartTimestamp();
@@ -315,6 +347,19 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		 */
 		if (unit->queryid == 0)
 			unit->queryid = frame.queryid;
+
+		/*
+		 * The inner query of EXPLAIN, CREATE TABLE AS, DECLARE, COPY has no
+		 * position of its own in the query string: show the statement the
+		 * client sent.  The executor's sourceText is that same string (or a
+		 * copy of it, for a cursor), so the frame's offsets apply.  EXECUTE
+		 * runs the prepared statement's own text, which keeps its offsets.
+		 */
+		if (frame.own_text)
+		{
+			unit->stmt_location = frame.stmt_location;
+			unit->stmt_len = frame.stmt_len;
+		}
 	}
 }
 
@@ -367,8 +412,7 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 	if (i >= 0)
 		note_failure_text(units[i].userid, units[i].queryid,
 						  queryDesc->sourceText,
-						  queryDesc->plannedstmt->stmt_location,
-						  queryDesc->plannedstmt->stmt_len);
+						  units[i].stmt_location, units[i].stmt_len);
 }
 
 /* Normal end of an executor run: account it. */
@@ -392,10 +436,8 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	obs.rows = unit->rows;
 	obs.cost = unit->cost;
 	obs.started = unit->started;
-	obs.text = statement_text(queryDesc->sourceText,
-							  queryDesc->plannedstmt->stmt_location,
-							  queryDesc->plannedstmt->stmt_len,
-							  &obs.text_len);
+	obs.text = statement_text(queryDesc->sourceText, unit->stmt_location,
+							  unit->stmt_len, &obs.text_len);
 	unit_free(unit);
 	pgsh_stats_record(&obs);
 }
@@ -510,6 +552,7 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.delegate = delegate;
 	frame.delegated = false;
 	frame.error_noted = false;
+	frame.own_text = !IsA(pstmt->utilityStmt, ExecuteStmt);
 	frame.userid = GetUserId();
 	frame.queryid = PGSH_QUERYID(pstmt->queryId);
 	frame.subid = GetCurrentSubTransactionId();
