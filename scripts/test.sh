@@ -144,6 +144,10 @@ for s in "${suites[@]}"; do
     esac
 done
 
-echo "logs: $logdir, build: $work"
+if [ "$failed" -eq 0 ] && [ -z "${KEEP_TEST_DIRS:-}" ]; then
+    rm -rf "$logdir" "$work"
+else
+    echo "logs: $logdir, build: $work"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

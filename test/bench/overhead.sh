@@ -205,6 +205,17 @@ machine_steal() { awk '/^cpu / {print $9; exit}' /proc/stat; }
 proc_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'; }
 own_cpu() { echo $(( $(proc_cpu "$(head -n 1 "$data/postmaster.pid")") + $(proc_cpu $$) )); }
 
+# Host speed check: milliseconds of a fixed single-threaded CPU loop, run
+# right after each measured run.  On shared or throttled virtual machines this
+# moves with the host, not with anything this benchmark does.
+cpu_probe() {
+    local t0 t1
+    t0=$(date +%s%N)
+    awk 'BEGIN {for (i = 0; i < 20000000; i++) x += i; exit}'
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
 tps_of() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$1"
 }
@@ -232,9 +243,10 @@ echo
 
 # ---------------------------------------------------------------- runs
 
-declare -A results
+declare -A results round_tps
 disturbed=""
-printf '%-6s %-4s %-20s %12s %7s %9s %7s\n' round pos config tps "busy%" "other%" "steal%"
+probes=""
+printf '%-6s %-4s %-20s %12s %7s %9s %7s %9s\n' round pos config tps "busy%" "other%" "steal%" "probe ms"
 n=${#configs[@]}
 for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < n; i++)); do
@@ -251,7 +263,7 @@ for ((r = 0; r < rounds; r++)); do
         other=$(awk -v x=$(( (b1 - b0) - (o1 - o0) )) -v c="$cap" 'BEGIN {v = 100 * x / c; printf "%.1f", v < 0 ? 0 : v}')
         steal=$(awk -v x=$((s1 - s0)) -v c="$cap" 'BEGIN {printf "%.1f", 100 * x / c}')
         busy=$(awk -v x=$((b1 - b0)) -v c="$cap" 'BEGIN {printf "%.0f", 100 * x / c}')
-        if awk -v o="$other" 'BEGIN {exit !(o > 5)}'; then disturbed+=" $((r + 1))/$cfg"; fi
+        if awk -v o="$other" 'BEGIN {exit !(o > 15)}'; then disturbed+=" $((r + 1))/$cfg"; fi
         tps=$(tps_of "$log")
         [ -n "$tps" ] || { echo "overhead.sh: no TPS in pgbench output:" >&2; cat "$log" >&2; exit 1; }
         if grep -q 'number of failed transactions: [1-9]' "$log"; then
@@ -263,7 +275,10 @@ for ((r = 0; r < rounds; r++)); do
                                                 WHERE rolname = 'bench_user' AND datname = 'bench'")
         fi
         results[$cfg]+="$tps "
-        printf '%-6s %-4s %-20s %12.1f %7s %9s %7s\n' $((r + 1)) $((i + 1)) "$cfg" "$tps" "$busy" "$other" "$steal"
+        round_tps[$r,$cfg]=$tps
+        probe=$(cpu_probe)
+        probes+="$probe "
+        printf '%-6s %-4s %-20s %12.1f %7s %9s %7s %9s\n' $((r + 1)) $((i + 1)) "$cfg" "$tps" "$busy" "$other" "$steal" "$probe"
     done
 done
 
@@ -291,13 +306,37 @@ echo
 echo "pg_shield/none:               $r_shield"
 echo "pg_stat_statements/none:      $r_pgss"
 echo "pg_shield/pg_stat_statements: $r_vs"
+
+# The same ratios paired within each round (the runs of a round are a minute
+# or two apart, so slow drift of the host mostly cancels), then the median.
+ratio_median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {
+    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+paired() {
+    local k out=""
+    for ((k = 0; k < rounds; k++)); do
+        out+="$(ratio "${round_tps[$k,$1]}" "${round_tps[$k,$2]}") "
+    done
+    printf '%-30s %s   (per round: %s)\n' "$1/$2:" "$(ratio_median <<<"$out")" "${out% }"
+}
+echo
+echo "paired within rounds, median of the per-round ratios:"
+paired pg_shield none
+paired pg_stat_statements none
+paired pg_shield pg_stat_statements
 echo
 echo "pg_shield accounted $shield_calls statements of bench_user in its first run (warm-up included)"
 [ "${shield_calls:-0}" -gt 0 ] || echo "WARNING: pg_shield did not account bench_user's statements: it was not measured"
 echo "load avg:    $load_after (after)"
-echo "busy%: all CPUs busy during the run; other%: CPU not used by this benchmark; steal%: taken by the hypervisor"
+echo "busy%:  all CPUs busy during the run"
+echo "other%: busy CPU not spent by this benchmark's server or pgbench (other processes, kernel threads)"
+echo "steal%: taken by the hypervisor, where the VM reports it"
+echo "probe:  ms of a fixed CPU loop after the run; it moves with the host's speed"
 if [ -n "$disturbed" ]; then
-    echo "WARNING: other load above 5% of the CPUs during run(s):$disturbed; figures may be disturbed"
+    echo "WARNING: other load above 15% of the CPUs during run(s):$disturbed; figures may be disturbed"
+fi
+probe_spread=$(tr ' ' '\n' <<<"$probes" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f", hi / lo}')
+if awk -v s="$probe_spread" 'BEGIN {exit !(s > 1.15)}'; then
+    echo "WARNING: host CPU speed varied (slowest probe / fastest = $probe_spread); ratios within that noise are not meaningful"
 fi
 if awk -v l="${load_before%% *}" 'BEGIN {exit !(l > 0.5)}'; then
     echo "WARNING: 1-minute load average was ${load_before%% *} before the benchmark started"
