@@ -1,0 +1,149 @@
+--
+-- policies: declaring, re-declaring and dropping policies, and what bad
+-- input does (nothing)
+--
+CREATE ROLE regress_shield_migrator LOGIN;
+GRANT EXECUTE ON FUNCTION
+    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text),
+    shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text),
+    shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text),
+    shield.drop_role_policy(regrole),
+    shield.drop_query_policy(bigint, regrole),
+    shield.rebind_query_policies()
+  TO regress_shield_migrator;
+GRANT USAGE ON SCHEMA public TO regress_shield_migrator;
+
+-- a migration role declares policies with EXECUTE alone
+SET ROLE regress_shield_migrator;
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 4,
+                              queue_timeout => '200ms', deadline => '5s',
+                              priority => 'low');
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               max_cost => 1000, priority => 'critical')
+       = shield.fingerprint('SELECT v FROM shield_t WHERE id = $1') AS returns_fingerprint;
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               role => 'regress_shield_bob', max_rate => 50,
+                               breaker_failures => 5, breaker_cooldown => '30s',
+                               mode => 'monitor') <> 0 AS declared;
+-- it cannot write the table directly
+INSERT INTO shield.policy (role, max_concurrent) VALUES ('regress_shield_bob', 1);
+RESET ROLE;
+
+SELECT scope, rolname, query, max_concurrent, queue_timeout, max_cost,
+       deadline, max_rate, priority, breaker_failures, breaker_cooldown, mode
+FROM shield.policies ORDER BY scope COLLATE "C", rolname COLLATE "C";
+
+-- re-declaring is a no-op: same rows, same row versions
+SELECT string_agg(xmin::text || ctid::text, ',' ORDER BY id) AS versions
+FROM shield.policy \gset
+SET ROLE regress_shield_migrator;
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 4,
+                              queue_timeout => '200ms', deadline => '5s',
+                              priority => 'low');
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               max_cost => 1000, priority => 'critical') <> 0 AS declared;
+RESET ROLE;
+SELECT string_agg(xmin::text || ctid::text, ',' ORDER BY id) = :'versions' AS unchanged
+FROM shield.policy;
+
+-- a declaration is the whole policy: limits left out are removed
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 2);
+SELECT max_concurrent, queue_timeout, deadline, priority
+FROM shield.policies WHERE scope = 'role';
+
+-- by fingerprint: the stored sample text is kept
+SELECT shield.set_query_policy(shield.fingerprint('SELECT v FROM shield_t WHERE id = $1'),
+                               max_cost => 500) <> 0 AS declared;
+SELECT query, max_cost, priority FROM shield.policies WHERE scope = 'query';
+
+-- transactional: a rolled-back migration changes nothing
+BEGIN;
+SELECT shield.set_role_policy('regress_shield_bob', max_concurrent => 1);
+SELECT shield.drop_role_policy('regress_shield_alice');
+SELECT count(*) AS inside FROM shield.policy;
+ROLLBACK;
+SELECT rolname, max_concurrent FROM shield.policies WHERE scope = 'role';
+
+-- the fingerprint is the one executions get, prepared statements included
+SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') AS literal_fp \gset
+SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = $1') AS param_fp \gset
+SELECT shield.reset() IS NOT NULL AS reset;
+SELECT v FROM shield_t WHERE id = 3;
+PREPARE policy_p(int) AS SELECT v FROM shield_t WHERE id = $1;
+EXECUTE policy_p(4);
+DEALLOCATE policy_p;
+SELECT queryid = :'literal_fp' AS literal_matches, calls
+FROM shield.query_stats WHERE query = 'SELECT v FROM shield_t WHERE id = 3';
+SELECT queryid = :'param_fp' AS prepared_matches, calls
+FROM shield.query_stats WHERE query LIKE 'PREPARE policy_p%';
+-- and depends on the search_path, like executions
+CREATE SCHEMA policy_other;
+CREATE TABLE policy_other.shield_t (id int, v text);
+SET search_path = policy_other, public;
+SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') <> :'literal_fp' AS other_table;
+RESET search_path;
+
+-- bad input: a clear error, and nothing changes
+SELECT count(*) AS before, string_agg(xmin::text, ',' ORDER BY id) AS xmins
+FROM shield.policy \gset
+\set VERBOSITY sqlstate
+SELECT shield.set_role_policy(NULL);
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 0);
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => -3);
+SELECT shield.set_role_policy('regress_shield_alice', queue_timeout => '-1 ms');
+SELECT shield.set_role_policy('regress_shield_alice', max_cost => 0);
+SELECT shield.set_role_policy('regress_shield_alice', max_cost => 'infinity');
+SELECT shield.set_role_policy('regress_shield_alice', deadline => '0s');
+SELECT shield.set_role_policy('regress_shield_alice', max_rate => 'NaN');
+SELECT shield.set_role_policy('regress_shield_alice', priority => NULL);
+SELECT shield.set_query_policy(NULL::text);
+SELECT shield.set_query_policy(NULL::bigint);
+SELECT shield.set_query_policy('SELECT 1', breaker_failures => 0);
+SELECT shield.set_query_policy('SELECT 1', breaker_cooldown => '0');
+SELECT shield.set_query_policy('SELECT 1', mode => NULL);
+SELECT shield.set_query_policy('SELECT v FROM no_such_table');
+SELECT shield.set_query_policy('SELEC 1');
+SELECT shield.drop_query_policy(NULL);
+SELECT shield.set_role_policy('no_such_role');
+\set VERBOSITY default
+SELECT shield.set_role_policy('regress_shield_alice', priority => 'urgent');
+SELECT shield.set_query_policy('SELECT 1', mode => 'observe');
+SELECT shield.set_query_policy('SELECT 1', deadline => '1 mon');
+SELECT shield.set_query_policy('');
+SELECT shield.set_query_policy('SELECT 1; SELECT 2');
+SELECT shield.set_query_policy('CREATE TABLE x (a int)');
+SELECT shield.set_query_policy('SELECT 1 INTO TEMP x');
+SELECT shield.set_query_policy('SELECT v FROM no_such_table');
+SELECT shield.set_query_policy(0::bigint);
+SELECT count(*) = :before AND string_agg(xmin::text, ',' ORDER BY id) = :'xmins'
+       AS nothing_changed
+FROM shield.policy;
+
+-- the table rejects invalid rows even from its owner
+INSERT INTO shield.policy (role, max_concurrent) VALUES ('regress_shield_bob', 0);
+INSERT INTO shield.policy (queryid, priority) VALUES (1, 'urgent');
+INSERT INTO shield.policy (max_concurrent) VALUES (3);
+INSERT INTO shield.policy (role, breaker_failures) VALUES ('regress_shield_bob', 3);
+INSERT INTO shield.policy (role, deadline) VALUES ('regress_shield_bob', '1 year');
+
+-- rebinding recomputes fingerprints from the sample text; texts that no
+-- longer analyze are reported and skipped
+SELECT shield.set_query_policy('SELECT v FROM policy_other.shield_t WHERE id = $1',
+                               max_rate => 5) AS old_fp \gset
+DROP TABLE policy_other.shield_t;
+CREATE TABLE policy_other.shield_t (id int, v text);
+SELECT shield.rebind_query_policies();
+SELECT queryid <> :'old_fp' AS rebound FROM shield.policy
+WHERE query LIKE '%policy_other%';
+DROP TABLE policy_other.shield_t;
+SELECT shield.rebind_query_policies();
+
+-- dropping
+SELECT shield.drop_query_policy(:'param_fp', 'regress_shield_bob') AS dropped,
+       shield.drop_query_policy(:'param_fp', 'regress_shield_bob') AS again;
+SELECT shield.drop_role_policy('regress_shield_alice') AS dropped;
+SELECT scope, query FROM shield.policies ORDER BY id;
+DELETE FROM shield.policy;
+DROP SCHEMA policy_other;
+DROP OWNED BY regress_shield_migrator;
+DROP ROLE regress_shield_migrator;

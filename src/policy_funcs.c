@@ -1,0 +1,735 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy_funcs.c
+ *		SQL functions that declare policies: shield.set_role_policy,
+ *		shield.set_query_policy, shield.drop_*_policy, shield.fingerprint
+ *		and shield.rebind_query_policies.
+ *
+ * Applications call these from their migrations, so every call validates
+ * all of its arguments before changing anything (22023 naming the argument
+ * and the allowed values), is an upsert declaring the whole policy (a
+ * repeated call is a no-op), and is transactional (it writes
+ * shield.policy).
+ *
+ * The functions are SECURITY INVOKER on purpose: a query policy given as
+ * SQL text is fingerprinted in the caller's database, search_path and
+ * privileges, exactly as the caller's statements will be.  Only the write
+ * to shield.policy runs as the table's owner, with search_path pinned to
+ * pg_catalog, pg_temp (the same switch fmgr does for SECURITY DEFINER), so
+ * a role granted EXECUTE needs no privilege on the table.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/policy_funcs.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "tcop/cmdtag.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "errors.h"
+#include "policy.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(pg_shield_policy_changed);
+PG_FUNCTION_INFO_V1(pg_shield_fingerprint);
+PG_FUNCTION_INFO_V1(pg_shield_set_role_policy);
+PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_text);
+PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
+PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
+PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
+PG_FUNCTION_INFO_V1(pg_shield_rebind_query_policies);
+
+/*
+ * A policy as declared: one value per writable column of shield.policy
+ * (all but id), as SPI parameters.
+ */
+#define POLICY_PARAMS 13
+
+typedef struct DeclaredPolicy
+{
+	Datum		values[POLICY_PARAMS];
+	char		nulls[POLICY_PARAMS];	/* ' ' or 'n', as SPI wants */
+} DeclaredPolicy;
+
+/* SPI parameter positions, matching the column order of shield.policy. */
+enum
+{
+	P_ROLE, P_QUERYID, P_QUERY, P_SEARCH_PATH, P_MAX_CONCURRENT,
+	P_QUEUE_TIMEOUT, P_MAX_COST, P_DEADLINE, P_MAX_RATE, P_PRIORITY,
+	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE
+};
+
+static const Oid policy_param_types[POLICY_PARAMS] = {
+	REGROLEOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
+	INTERVALOID, FLOAT8OID, INTERVALOID, FLOAT8OID, TEXTOID,
+	INT4OID, INTERVALOID, TEXTOID
+};
+
+static const char *const priority_values[] = {"critical", "normal", "low", NULL};
+static const char *const mode_values[] = {"enforce", "monitor", NULL};
+
+/*----
+ * Trigger: a committed change to shield.policy becomes a relcache
+ * invalidation of the table, which every backend (and, through the commit
+ * record, every hot standby backend) processes before its next statement.
+ *----
+ */
+Datum
+pg_shield_policy_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"policy_changed\" must be called as a trigger")));
+
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
+}
+
+/*----
+ * Fingerprints
+ *----
+ */
+
+/*
+ * The fingerprint a statement gets when it runs here: parse and analyze it
+ * exactly as execution does, in the current database and search_path, with
+ * $n parameters of inferred types.  Errors of the parser keep their own
+ * SQLSTATE.
+ */
+/*
+ * Report errors in the sample text against the text itself, not against
+ * the calling statement, as SPI does for the queries it runs.
+ */
+static void
+fingerprint_error_callback(void *arg)
+{
+	const char *sql = (const char *) arg;
+	int			position = geterrposition();
+
+	if (position > 0)
+	{
+		errposition(0);
+		internalerrposition(position);
+		internalerrquery(sql);
+	}
+	else
+		errcontext("fingerprinting query \"%s\"", sql);
+}
+
+static int64
+fingerprint_sql(const char *sql)
+{
+	List	   *parsetree;
+	RawStmt    *raw;
+	Query	   *query;
+	Oid		   *param_types = NULL;
+	int			num_params = 0;
+	ErrorContextCallback errcallback;
+
+	errcallback.callback = fingerprint_error_callback;
+	errcallback.arg = unconstify(char *, sql);
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	parsetree = raw_parser(sql, RAW_PARSE_DEFAULT);
+	if (list_length(parsetree) != 1)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must contain exactly one statement"),
+				 errdetail("It contains %d statements.", list_length(parsetree))));
+
+	raw = linitial_node(RawStmt, parsetree);
+	if (IsA(raw->stmt, SelectStmt) ||
+		IsA(raw->stmt, InsertStmt) ||
+		IsA(raw->stmt, UpdateStmt) ||
+		IsA(raw->stmt, DeleteStmt) ||
+		IsA(raw->stmt, MergeStmt))
+		query = parse_analyze_varparams(raw, sql, &param_types, &num_params,
+										NULL);
+	else
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must be a plannable statement"),
+				 errdetail("%s statements are not admitted on their own.",
+						   GetCommandTagName(CreateCommandTag(raw->stmt))),
+				 errhint("Give SELECT, INSERT, UPDATE, DELETE or MERGE.")));
+
+	if (query->commandType == CMD_UTILITY)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must be a plannable statement"),
+				 errdetail("SELECT INTO creates a table; it is not admitted on its own.")));
+
+	if (PGSH_QUERYID(query->queryId) == 0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_NOT_LOADED),
+				 errmsg("query identifiers are not being computed"),
+				 errhint("Set \"compute_query_id\" to \"auto\" or \"on\".")));
+
+	error_context_stack = errcallback.previous;
+	return (int64) query->queryId;
+}
+
+Datum
+pg_shield_fingerprint(PG_FUNCTION_ARGS)
+{
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must not be null")));
+	PG_RETURN_INT64(fingerprint_sql(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/*----
+ * Argument validation: everything is checked before anything is written.
+ *----
+ */
+static void
+put_null(DeclaredPolicy *p, int param)
+{
+	p->values[param] = (Datum) 0;
+	p->nulls[param] = 'n';
+}
+
+static void
+put(DeclaredPolicy *p, int param, Datum value)
+{
+	p->values[param] = value;
+	p->nulls[param] = ' ';
+}
+
+static void
+check_positive_int(FunctionCallInfo fcinfo, int argno, const char *name,
+				   DeclaredPolicy *p, int param)
+{
+	int32		v;
+
+	if (PG_ARGISNULL(argno))
+	{
+		put_null(p, param);
+		return;
+	}
+	v = PG_GETARG_INT32(argno);
+	if (v <= 0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": %d", name, v),
+				 errdetail("The value must be greater than zero, or NULL for no limit.")));
+	put(p, param, Int32GetDatum(v));
+}
+
+static void
+check_positive_float(FunctionCallInfo fcinfo, int argno, const char *name,
+					 DeclaredPolicy *p, int param)
+{
+	float8		v;
+
+	if (PG_ARGISNULL(argno))
+	{
+		put_null(p, param);
+		return;
+	}
+	v = PG_GETARG_FLOAT8(argno);
+	if (isnan(v) || isinf(v) || v <= 0.0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": %g", name, v),
+				 errdetail("The value must be a finite number greater than zero, or NULL for no limit.")));
+	put(p, param, Float8GetDatum(v));
+}
+
+/*
+ * Durations: no months or years (their length varies), and greater than
+ * zero, or at least zero where zero means something (queue_timeout).
+ */
+static void
+check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
+			   bool zero_ok, DeclaredPolicy *p, int param)
+{
+	Interval   *v;
+	char	   *shown;
+
+	if (PG_ARGISNULL(argno))
+	{
+		put_null(p, param);
+		return;
+	}
+	v = PG_GETARG_INTERVAL_P(argno);
+	shown = DatumGetCString(DirectFunctionCall1(interval_out,
+												IntervalPGetDatum(v)));
+	if (v->month != 0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, shown),
+				 errdetail("Months and years are not allowed in a duration; use days or smaller units.")));
+	if (v->day < 0 || v->time < 0 ||
+		(!zero_ok && v->day == 0 && v->time == 0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, shown),
+				 zero_ok ?
+				 errdetail("The value must not be negative, or NULL for the default.") :
+				 errdetail("The value must be greater than zero, or NULL for no limit.")));
+	put(p, param, IntervalPGetDatum(v));
+}
+
+static void
+check_choice(FunctionCallInfo fcinfo, int argno, const char *name,
+			 const char *const *choices, DeclaredPolicy *p, int param)
+{
+	char	   *v;
+	const char *const *c;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"%s\" must not be null", name)));
+	v = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	for (c = choices; *c != NULL; c++)
+	{
+		if (strcmp(v, *c) == 0)
+		{
+			put(p, param, CStringGetTextDatum(v));
+			return;
+		}
+	}
+	if (choices == priority_values)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, v),
+				 errhint("Valid values are \"critical\", \"normal\" and \"low\".")));
+	else
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, v),
+				 errhint("Valid values are \"enforce\" and \"monitor\".")));
+}
+
+/* A role argument: required for role policies, optional for query ones. */
+static void
+check_role(FunctionCallInfo fcinfo, int argno, bool required,
+		   DeclaredPolicy *p)
+{
+	if (PG_ARGISNULL(argno))
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(PGSH_ERRCODE_INVALID_POLICY),
+					 errmsg("argument \"role\" must not be null")));
+		put_null(p, P_ROLE);
+		return;
+	}
+	put(p, P_ROLE, PG_GETARG_DATUM(argno));
+}
+
+/* The limits shared by role and query policies, from argument first_arg on. */
+static void
+check_common_limits(FunctionCallInfo fcinfo, int first_arg, DeclaredPolicy *p)
+{
+	check_positive_int(fcinfo, first_arg, "max_concurrent", p, P_MAX_CONCURRENT);
+	check_duration(fcinfo, first_arg + 1, "queue_timeout", true, p, P_QUEUE_TIMEOUT);
+	check_positive_float(fcinfo, first_arg + 2, "max_cost", p, P_MAX_COST);
+	check_duration(fcinfo, first_arg + 3, "deadline", false, p, P_DEADLINE);
+	check_positive_float(fcinfo, first_arg + 4, "max_rate", p, P_MAX_RATE);
+	check_choice(fcinfo, first_arg + 5, "priority", priority_values, p, P_PRIORITY);
+}
+
+/*----
+ * Writing shield.policy
+ *----
+ */
+
+/*
+ * Qualified name of shield.policy, erroring out if the extension is not
+ * installed in this database.
+ */
+static const char *
+policy_table_name(void)
+{
+	if (!OidIsValid(pgsh_policy_relid()))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"pg_shield\" is not installed in database \"%s\"",
+						get_database_name(MyDatabaseId)),
+				 errhint("Run CREATE EXTENSION pg_shield in this database.")));
+	return quote_qualified_identifier(PGSH_SCHEMA, PGSH_POLICY_TABLE);
+}
+
+/* Called with the result of a statement while SPI is still connected. */
+typedef void (*ResultCallback) (SPITupleTable *tuptable, uint64 nrows,
+								void *arg);
+
+/*
+ * Run one statement on shield.policy as the table's owner, with search_path
+ * pinned, as a SECURITY DEFINER function would.  Returns the number of rows
+ * processed; cb, if given, sees the result rows before SPI is left.  On
+ * error, transaction abort restores the user and the settings.
+ */
+static uint64
+run_as_owner(const char *sql, int nargs, const Oid *types,
+			 const Datum *values, const char *nulls, ResultCallback cb,
+			 void *arg)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	Oid			owner = pgsh_policy_owner(pgsh_policy_relid());
+	uint64		processed;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, nargs, (Oid *) types, (Datum *) values,
+							   nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(rc));
+	processed = SPI_processed;
+	if (cb != NULL)
+		cb(SPI_tuptable, processed, arg);
+	SPI_finish();
+
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return processed;
+}
+
+/*
+ * Upsert a declared policy.  A repeated declaration changes nothing, not
+ * even the row version; the by-fingerprint form keeps any sample text
+ * stored earlier, so rebind_query_policies() can still use it.
+ */
+static void
+upsert_policy(DeclaredPolicy *p)
+{
+	const char *table = policy_table_name();
+	char	   *sql;
+
+	sql = psprintf("INSERT INTO %s AS p (role, queryid, query, search_path, "
+				   "max_concurrent, queue_timeout, max_cost, deadline, max_rate, "
+				   "priority, breaker_failures, breaker_cooldown, mode) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+				   "ON CONFLICT ON CONSTRAINT policy_scope_unique DO UPDATE SET "
+				   "query = COALESCE(excluded.query, p.query), "
+				   "search_path = CASE WHEN excluded.query IS NULL "
+				   "THEN p.search_path ELSE excluded.search_path END, "
+				   "max_concurrent = excluded.max_concurrent, "
+				   "queue_timeout = excluded.queue_timeout, "
+				   "max_cost = excluded.max_cost, deadline = excluded.deadline, "
+				   "max_rate = excluded.max_rate, priority = excluded.priority, "
+				   "breaker_failures = excluded.breaker_failures, "
+				   "breaker_cooldown = excluded.breaker_cooldown, "
+				   "mode = excluded.mode "
+				   "WHERE (p.max_concurrent, p.queue_timeout, p.max_cost, "
+				   "p.deadline, p.max_rate, p.priority, p.breaker_failures, "
+				   "p.breaker_cooldown, p.mode) IS DISTINCT FROM "
+				   "(excluded.max_concurrent, excluded.queue_timeout, "
+				   "excluded.max_cost, excluded.deadline, excluded.max_rate, "
+				   "excluded.priority, excluded.breaker_failures, "
+				   "excluded.breaker_cooldown, excluded.mode) "
+				   "OR (excluded.query IS NOT NULL AND "
+				   "(p.query, p.search_path) IS DISTINCT FROM "
+				   "(excluded.query, excluded.search_path))",
+				   table);
+	run_as_owner(sql, POLICY_PARAMS, policy_param_types, p->values, p->nulls,
+				 NULL, NULL);
+}
+
+Datum
+pg_shield_set_role_policy(PG_FUNCTION_ARGS)
+{
+	DeclaredPolicy p;
+
+	pgsh_check_loaded();
+	check_role(fcinfo, 0, true, &p);
+	check_common_limits(fcinfo, 1, &p);
+	check_choice(fcinfo, 7, "mode", mode_values, &p, P_MODE);
+	put_null(&p, P_QUERYID);
+	put_null(&p, P_QUERY);
+	put_null(&p, P_SEARCH_PATH);
+	put_null(&p, P_BREAKER_FAILURES);
+	put_null(&p, P_BREAKER_COOLDOWN);
+
+	upsert_policy(&p);
+	PG_RETURN_VOID();
+}
+
+/*
+ * The arguments after the fingerprint or text are the same for both forms
+ * of set_query_policy: role, the common limits, breaker_failures,
+ * breaker_cooldown, mode.
+ */
+static void
+check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
+{
+	check_role(fcinfo, 1, false, p);
+	check_common_limits(fcinfo, 2, p);
+	check_positive_int(fcinfo, 8, "breaker_failures", p, P_BREAKER_FAILURES);
+	check_duration(fcinfo, 9, "breaker_cooldown", false, p, P_BREAKER_COOLDOWN);
+	check_choice(fcinfo, 10, "mode", mode_values, p, P_MODE);
+}
+
+Datum
+pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
+{
+	DeclaredPolicy p;
+	char	   *sql;
+	int64		queryid;
+
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must not be null")));
+	check_query_policy_args(fcinfo, &p);
+
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	queryid = fingerprint_sql(sql);
+	put(&p, P_QUERYID, Int64GetDatum(queryid));
+	put(&p, P_QUERY, CStringGetTextDatum(sql));
+	put(&p, P_SEARCH_PATH,
+		CStringGetTextDatum(GetConfigOption("search_path", false, false)));
+
+	upsert_policy(&p);
+	PG_RETURN_INT64(queryid);
+}
+
+Datum
+pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
+{
+	DeclaredPolicy p;
+	int64		queryid;
+
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"queryid\" must not be null")));
+	queryid = PG_GETARG_INT64(0);
+	if (queryid == 0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"queryid\": 0"),
+				 errdetail("Fingerprint 0 means that no fingerprint was computed.")));
+	check_query_policy_args(fcinfo, &p);
+	put(&p, P_QUERYID, Int64GetDatum(queryid));
+	put_null(&p, P_QUERY);
+	put_null(&p, P_SEARCH_PATH);
+
+	upsert_policy(&p);
+	PG_RETURN_INT64(queryid);
+}
+
+Datum
+pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {REGROLEOID};
+	Datum		values[1];
+	char	   *sql;
+
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"role\" must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+	sql = psprintf("DELETE FROM %s WHERE role = $1 AND queryid IS NULL",
+				   policy_table_name());
+	PG_RETURN_BOOL(run_as_owner(sql, 1, types, values, " ", NULL, NULL) > 0);
+}
+
+Datum
+pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INT8OID, REGROLEOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *sql;
+
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"queryid\" must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+	if (PG_ARGISNULL(1))
+	{
+		values[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	else
+		values[1] = PG_GETARG_DATUM(1);
+	sql = psprintf("DELETE FROM %s WHERE queryid = $1 AND role IS NOT DISTINCT FROM $2",
+				   policy_table_name());
+	PG_RETURN_BOOL(run_as_owner(sql, 2, types, values, nulls, NULL, NULL) > 0);
+}
+
+/*----
+ * Rebinding: fingerprints change when the objects a statement names are
+ * dropped and re-created, or across major versions.  Recompute each query
+ * policy's fingerprint from its stored sample text, under the search_path
+ * it was declared with.
+ *----
+ */
+typedef struct RebindCandidate
+{
+	int64		id;
+	int64		queryid;
+	char	   *query;
+	char	   *search_path;
+} RebindCandidate;
+
+typedef struct RebindList
+{
+	MemoryContext cxt;
+	int			n;
+	RebindCandidate *items;
+} RebindList;
+
+static void
+collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
+{
+	RebindList *list = (RebindList *) arg;
+	uint64		i;
+
+	list->items = MemoryContextAlloc(list->cxt,
+									 Max(1, nrows) * sizeof(RebindCandidate));
+	for (i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = tuptable->vals[i];
+		TupleDesc	desc = tuptable->tupdesc;
+		RebindCandidate *c = &list->items[list->n++];
+		bool		isnull;
+
+		c->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		c->queryid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		c->query = MemoryContextStrdup(list->cxt, SPI_getvalue(tup, desc, 3));
+		c->search_path = MemoryContextStrdup(list->cxt,
+											 SPI_getvalue(tup, desc, 4));
+	}
+}
+
+/* Fingerprint sample text under the search_path it was declared with. */
+static int64
+fingerprint_in_path(const char *sql, const char *search_path)
+{
+	int			save_nestlevel = NewGUCNestLevel();
+	int64		queryid;
+
+	(void) set_config_option("search_path", search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	queryid = fingerprint_sql(sql);
+	AtEOXact_GUC(true, save_nestlevel);
+	return queryid;
+}
+
+Datum
+pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
+{
+	RebindList	list;
+	const char *table;
+	char	   *update_sql;
+	volatile int rebound = 0;
+	int			i;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	pgsh_check_loaded();
+	table = policy_table_name();
+
+	list.cxt = cxt;
+	list.n = 0;
+	list.items = NULL;
+	run_as_owner(psprintf("SELECT id, queryid, query, search_path FROM %s "
+						  "WHERE query IS NOT NULL ORDER BY id", table),
+				 0, NULL, NULL, NULL, collect_candidates, &list);
+	update_sql = psprintf("UPDATE %s SET queryid = $2 WHERE id = $1", table);
+
+	for (i = 0; i < list.n; i++)
+	{
+		RebindCandidate *c = &list.items[i];
+
+		/*
+		 * A text that no longer analyzes (a table was dropped), or a new
+		 * fingerprint that another policy already has, must not stop the
+		 * others: each runs in a subtransaction and a failure is a WARNING.
+		 */
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			int64		queryid = fingerprint_in_path(c->query, c->search_path);
+
+			if (queryid != c->queryid)
+			{
+				Oid			types[2] = {INT8OID, INT8OID};
+				Datum		values[2];
+
+				values[0] = Int64GetDatum(c->id);
+				values[1] = Int64GetDatum(queryid);
+				run_as_owner(update_sql, 2, types, values, NULL, NULL, NULL);
+				rebound++;
+			}
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("could not rebind query policy %lld: %s",
+							(long long) c->id, edata->message),
+					 errdetail("Its sample text is: %s", c->query)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	PG_RETURN_INT32(rebound);
+}

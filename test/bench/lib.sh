@@ -1,0 +1,155 @@
+# Shared by the benchmarks in test/bench (sourced, not run).
+#
+# Private build: pg_shield is built from a scratch copy of the tree and
+# installed with DESTDIR under the benchmark's own temporary directory, never
+# into the system PostgreSQL directories.  The servers find it through two
+# settings written into every cluster's postgresql.conf:
+#
+#   extension_destdir     Debian's postgresql-15 only: CREATE EXTENSION and
+#                         '$libdir/...' module names look under this prefix
+#                         first, then in the system directories
+#   dynamic_library_path  so that shared_preload_libraries = 'pg_shield'
+#                         loads the private pg_shield.so
+#
+# bench_check_private_so proves it: the postmaster and a backend that has
+# called a pg_shield SQL function must map the private pg_shield.so and no
+# other.
+#
+# The caller sets: src (repository root), tmp (private directory, removed by
+# the caller), PG_CONFIG; and calls bench_setup_common first.
+
+bench_setup_common() {
+    bindir=$("$PG_CONFIG" --bindir)
+    pkglibdir=$("$PG_CONFIG" --pkglibdir)
+    inst="$tmp/inst"
+    privlib="$inst$pkglibdir"
+    clusters_started=()
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$tmp"
+    chmod 755 "$tmp"
+    if ! "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^extension_destdir[[:space:]]'; then
+        echo "$(basename "$0"): this PostgreSQL has no extension_destdir setting (Debian's postgresql-15 has);" >&2
+        echo "  the benchmark needs it to load a private build without installing into the system" >&2
+        exit 1
+    fi
+}
+
+# Run a command as the postgres user (the server refuses to run as root).
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- env PATH="$bindir:$PATH" "$@"
+    else
+        env PATH="$bindir:$PATH" "$@"
+    fi
+}
+
+# Build with the strict flags of scripts/build-install.sh, install under
+# $inst.  Nothing outside $tmp is written.
+bench_private_install() {
+    local build="$tmp/build"
+    mkdir -p "$build"
+    tar -C "$src" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+        --exclude='tmp_check*' --exclude=output_iso --exclude=results --exclude=log -cf - . |
+        tar -C "$build" -xf -
+    if ! { make -s -C "$build" PG_CONFIG="$PG_CONFIG" \
+               PG_CFLAGS="-Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers" &&
+           make -s -C "$build" PG_CONFIG="$PG_CONFIG" install DESTDIR="$inst"; } >"$tmp/build.log" 2>&1; then
+        cat "$tmp/build.log" >&2
+        echo "$(basename "$0"): build failed" >&2
+        exit 1
+    fi
+    [ -f "$privlib/pg_shield.so" ] || { echo "$(basename "$0"): no $privlib/pg_shield.so after install" >&2; exit 1; }
+    [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$tmp"
+    return 0
+}
+
+# bench_free_port VAR: a port no one listens on and not given out before
+# (TCP is off, but the socket name uses the port).
+bench_ports_taken=" "
+bench_free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 30000))
+        if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q . && [ ! -e "$tmp/.s.PGSQL.$p" ] &&
+           [[ $bench_ports_taken != *" $p "* ]]; then
+            bench_ports_taken+="$p "
+            printf -v "$1" '%s' "$p"
+            return 0
+        fi
+    done
+    echo "$(basename "$0"): no free port found" >&2
+    exit 1
+}
+
+# bench_initdb DATADIR PORT PRELOAD SHARED_BUFFERS [extra conf lines...]
+bench_initdb() {
+    local data=$1 port=$2 preload=$3 sb=$4; shift 4
+    as_pg initdb -D "$data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >"$data.initdb.log" 2>&1 ||
+        { cat "$data.initdb.log" >&2; exit 1; }
+    {
+        echo
+        echo "# ---- pg_shield benchmark ($(basename "$0"))"
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$tmp'"
+        echo "port = $port"
+        echo "shared_buffers = $sb"
+        echo "max_connections = 50"
+        echo "compute_query_id = on"
+        echo "jit = off"
+        echo "logging_collector = off"
+        echo "shared_preload_libraries = '$preload'"
+        echo "extension_destdir = '$inst'"
+        echo "dynamic_library_path = '$privlib:\$libdir'"
+        local l
+        for l in "$@"; do echo "$l"; done
+    } | as_pg tee -a "$data/postgresql.conf" >/dev/null
+}
+
+bench_start() {   # DATADIR LOGFILE
+    as_pg pg_ctl -D "$1" -l "$2" -w -t 120 start >/dev/null
+    clusters_started+=("$1")
+}
+
+bench_stop_all() {
+    local d
+    for d in "${clusters_started[@]:-}"; do
+        [ -n "$d" ] && [ -f "$d/postmaster.pid" ] || continue
+        as_pg pg_ctl -D "$d" -m fast -w -t 120 stop >/dev/null 2>&1 ||
+            as_pg pg_ctl -D "$d" -m immediate -w -t 60 stop >/dev/null 2>&1 || true
+    done
+}
+
+bench_psql() {   # PORT DB psql-args...
+    local port=$1 db=$2; shift 2
+    as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p "$port" -U postgres -d "$db" -At "$@"
+}
+
+# bench_check_private_so DATADIR PORT DB: the postmaster and a backend that
+# has run a pg_shield function map the private pg_shield.so, and no other.
+bench_check_private_so() {
+    local data=$1 port=$2 db=$3 pm maps bmaps
+    pm=$(head -n 1 "$data/postmaster.pid")
+    maps=$(awk '$6 ~ /pg_shield\.so$/ {print $6}' "/proc/$pm/maps" | sort -u)
+    if [ "$maps" != "$privlib/pg_shield.so" ]; then
+        echo "$(basename "$0"): postmaster $pm maps '${maps:-no pg_shield.so}', expected $privlib/pg_shield.so" >&2
+        exit 1
+    fi
+    bmaps=$(bench_psql "$port" "$db" -c "SELECT count(*) FROM shield.role_stats" \
+                -c "SELECT DISTINCT regexp_replace(l, '^.* ', '') FROM regexp_split_to_table(pg_read_file('/proc/self/maps'), E'\n') l
+                    WHERE l LIKE '%pg_shield.so'" | tail -n +2)
+    if [ "$bmaps" != "$privlib/pg_shield.so" ]; then
+        echo "$(basename "$0"): a backend maps '${bmaps:-no pg_shield.so}', expected $privlib/pg_shield.so" >&2
+        exit 1
+    fi
+}
+
+bench_machine_info() {
+    local cpu mem
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    [ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n 1)
+    mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+    echo "$(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, $(uname -sr)"
+}
+
+bench_pg_shield_version() {
+    git -C "$src" describe --always --dirty 2>/dev/null || echo unknown
+}
