@@ -21,7 +21,7 @@ REGRESS      = setup accounting nesting utility privileges policies modes evicti
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
-ISOLATION      = concurrent_accounting cursor_reset
+ISOLATION      = concurrent_accounting cursor_reset policy_visibility
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 

@@ -285,3 +285,18 @@ CREATE VIEW @extschema@.policies AS
     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 
 GRANT SELECT ON @extschema@.policies TO PUBLIC;
+
+-- The merged limits that would apply to a statement, and where each comes
+-- from: the DBA's answer to "why was this rejected?"
+CREATE FUNCTION @extschema@.effective_policy(
+    query pg_catalog.text,
+    role pg_catalog.regrole DEFAULT CURRENT_USER::pg_catalog.regrole,
+    OUT queryid pg_catalog.int8,
+    OUT limit_name pg_catalog.text,
+    OUT value pg_catalog.text,
+    OUT policy_id pg_catalog.int8,
+    OUT scope pg_catalog.text,
+    OUT mode pg_catalog.text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_shield_effective_policy'
+LANGUAGE C VOLATILE;

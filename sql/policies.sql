@@ -138,10 +138,53 @@ WHERE query LIKE '%policy_other%';
 DROP TABLE policy_other.shield_t;
 SELECT shield.rebind_query_policies();
 
+-- effective_policy: every matching scope, strictest deadline and max_cost,
+-- priority from the most specific policy
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 4,
+                              deadline => '5s', priority => 'low');
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               max_concurrent => 10, max_cost => 100,
+                               deadline => '2s', priority => 'critical',
+                               breaker_failures => 3, breaker_cooldown => '10s') <> 0 AS declared;
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               role => 'regress_shield_alice', max_rate => 20,
+                               max_cost => 500, queue_timeout => '0',
+                               mode => 'monitor') <> 0 AS declared;
+SELECT limit_name, value, scope, mode,
+       policy_id = (SELECT id FROM shield.policies p
+                    WHERE p.scope = e.scope
+                      AND p.queryid IS NOT DISTINCT FROM
+                          (CASE WHEN e.scope = 'role' THEN NULL ELSE e.queryid END)
+                      AND p.rolname IS NOT DISTINCT FROM
+                          (CASE WHEN e.scope = 'query' THEN NULL
+                                ELSE 'regress_shield_alice' END)) AS from_policy
+FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = $1',
+                             'regress_shield_alice') e;
+SELECT limit_name, value, scope, mode
+FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = 1',
+                             'regress_shield_bob');
+SELECT limit_name, value, scope
+FROM shield.effective_policy('SELECT count(*) FROM shield_t', 'regress_shield_alice');
+-- the current user by default; monitor everywhere when pg_shield.mode says so
+SET pg_shield.mode = monitor;
+SELECT limit_name, value, scope, mode
+FROM shield.effective_policy('SELECT count(*) FROM shield_t');
+RESET pg_shield.mode;
+-- uncommitted changes are visible to the session that makes them
+BEGIN;
+SELECT shield.drop_role_policy('regress_shield_alice');
+SELECT count(*) AS limits_inside FROM shield.effective_policy('SELECT 1', 'regress_shield_alice')
+WHERE scope = 'role';
+ROLLBACK;
+SELECT count(*) AS limits_after_rollback
+FROM shield.effective_policy('SELECT 1', 'regress_shield_alice') WHERE scope = 'role';
+SELECT * FROM shield.effective_policy(NULL);
+
 -- dropping
 SELECT shield.drop_query_policy(:'param_fp', 'regress_shield_bob') AS dropped,
        shield.drop_query_policy(:'param_fp', 'regress_shield_bob') AS again;
 SELECT shield.drop_role_policy('regress_shield_alice') AS dropped;
+SELECT shield.drop_query_policy(:'param_fp', 'regress_shield_alice') AS dropped;
 SELECT scope, query FROM shield.policies ORDER BY id;
 DELETE FROM shield.policy;
 DROP SCHEMA policy_other;

@@ -21,6 +21,7 @@
 #include "compat.h"
 #include "guc.h"
 #include "hooks.h"
+#include "policy.h"
 #include "shmem.h"
 #include "statement.h"
 
@@ -48,5 +49,6 @@ _PG_init(void)
 	pgsh_guc_init();
 	pgsh_shmem_init();
 	pgsh_statement_init();
+	pgsh_policy_init();
 	pgsh_hooks_install();
 }

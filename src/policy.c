@@ -6,6 +6,16 @@
  * Policies live in the extension table shield.policy of each database, so
  * pg_dump includes them and physical standbys receive them through WAL.
  *
+ * Each backend keeps its database's policies in a local hash table keyed by
+ * scope, loaded on first use and reloaded after an invalidation, so that
+ * resolving a statement's policy costs a few local lookups and no catalog
+ * access.  Changes reach the cache as relcache invalidations of
+ * shield.policy: its statement trigger sends one with every committed
+ * change (processed by every backend before its next statement, and by hot
+ * standby backends when the commit record is replayed), and the creation
+ * or removal of the table sends one too.  Uncommitted changes of other
+ * sessions are never loaded: the cache reads with a fresh snapshot.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -15,13 +25,22 @@
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/extension.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "policy.h"
 
@@ -62,4 +81,254 @@ pgsh_policy_owner(Oid relid)
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 	return owner;
+}
+
+/*----
+ * The cache
+ *----
+ */
+typedef struct PolicyKey
+{
+	Oid			role;			/* InvalidOid: every role */
+	uint64		queryid;		/* 0: role policy */
+} PolicyKey;
+
+typedef struct PolicyEntry
+{
+	PolicyKey	key;			/* hash key; must be first */
+	ShieldPolicy policy;
+} PolicyEntry;
+
+static MemoryContext policy_cxt = NULL;
+static HTAB *policy_cache = NULL;
+static Oid	policy_cache_relid = InvalidOid;
+static bool policy_cache_loaded = false;
+static uint64 policy_invalidations = 0;
+static uint64 policy_loaded_at = 0;
+static int	n_role_policies = 0;
+static int	n_query_policies = 0;	/* every role */
+static int	n_query_role_policies = 0;
+
+/*
+ * Relcache invalidation: shield.policy changed, or everything must go
+ * (relid InvalidOid, after a sinval overflow).  While the extension is not
+ * installed, any relation may be its table being created.  Only counts:
+ * no catalog access here.
+ */
+static void
+policy_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == policy_cache_relid ||
+		!OidIsValid(policy_cache_relid))
+		policy_invalidations++;
+}
+
+void
+pgsh_policy_init(void)
+{
+	CacheRegisterRelcacheCallback(policy_relcache_callback, (Datum) 0);
+}
+
+/* Duration column in milliseconds, -1 if NULL. */
+static int64
+interval_ms(Datum value, bool isnull)
+{
+	Interval   *iv;
+
+	if (isnull)
+		return -1;
+	iv = DatumGetIntervalP(value);
+	return iv->time / 1000 + (int64) iv->day * (USECS_PER_DAY / 1000);
+}
+
+static PgshPriority
+priority_from_text(Datum value)
+{
+	char	   *s = TextDatumGetCString(value);
+
+	if (strcmp(s, "critical") == 0)
+		return PGSH_PRIORITY_CRITICAL;
+	if (strcmp(s, "low") == 0)
+		return PGSH_PRIORITY_LOW;
+	return PGSH_PRIORITY_NORMAL;
+}
+
+const char *
+pgsh_priority_name(PgshPriority priority)
+{
+	switch (priority)
+	{
+		case PGSH_PRIORITY_CRITICAL:
+			return "critical";
+		case PGSH_PRIORITY_LOW:
+			return "low";
+		case PGSH_PRIORITY_NORMAL:
+			break;
+	}
+	return "normal";
+}
+
+static void
+policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
+{
+	p->id = DatumGetInt64(values[Anum_policy_id - 1]);
+	p->role = nulls[Anum_policy_role - 1] ? InvalidOid :
+		DatumGetObjectId(values[Anum_policy_role - 1]);
+	p->queryid = nulls[Anum_policy_queryid - 1] ? 0 :
+		(uint64) DatumGetInt64(values[Anum_policy_queryid - 1]);
+	p->max_concurrent = nulls[Anum_policy_max_concurrent - 1] ? -1 :
+		DatumGetInt32(values[Anum_policy_max_concurrent - 1]);
+	p->queue_timeout_ms = interval_ms(values[Anum_policy_queue_timeout - 1],
+									  nulls[Anum_policy_queue_timeout - 1]);
+	p->max_cost = nulls[Anum_policy_max_cost - 1] ? -1.0 :
+		DatumGetFloat8(values[Anum_policy_max_cost - 1]);
+	p->deadline_ms = interval_ms(values[Anum_policy_deadline - 1],
+								 nulls[Anum_policy_deadline - 1]);
+	p->max_rate = nulls[Anum_policy_max_rate - 1] ? -1.0 :
+		DatumGetFloat8(values[Anum_policy_max_rate - 1]);
+	p->priority = priority_from_text(values[Anum_policy_priority - 1]);
+	p->breaker_failures = nulls[Anum_policy_breaker_failures - 1] ? -1 :
+		DatumGetInt32(values[Anum_policy_breaker_failures - 1]);
+	p->breaker_cooldown_ms =
+		interval_ms(values[Anum_policy_breaker_cooldown - 1],
+					nulls[Anum_policy_breaker_cooldown - 1]);
+	p->monitor = strcmp(TextDatumGetCString(values[Anum_policy_mode - 1]),
+						"monitor") == 0;
+}
+
+/*
+ * (Re)load the cache.  Reads shield.policy directly (no SPI, so no
+ * re-entry into the executor hooks) with a fresh snapshot, so that a
+ * policy committed by another session is seen even inside a REPEATABLE
+ * READ transaction.  An invalidation that arrives while loading (table_open
+ * processes invalidations) makes the next statement load again.
+ */
+static void
+policy_cache_load(void)
+{
+	uint64		started_at = policy_invalidations;
+	Oid			relid;
+	HASHCTL		ctl;
+	Relation	rel;
+	Snapshot	snapshot;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	if (policy_cxt == NULL)
+		policy_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "pg_shield policy cache",
+										   ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(policy_cxt);
+	policy_cache = NULL;
+	policy_cache_loaded = false;
+	n_role_policies = n_query_policies = n_query_role_policies = 0;
+
+	relid = pgsh_policy_relid();
+	policy_cache_relid = relid;
+	if (OidIsValid(relid))
+	{
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(PolicyKey);
+		ctl.entrysize = sizeof(PolicyEntry);
+		ctl.hcxt = policy_cxt;
+		policy_cache = hash_create("pg_shield policy cache", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+		rel = table_open(relid, AccessShareLock);
+		snapshot = RegisterSnapshot(GetLatestSnapshot());
+		scan = table_beginscan(rel, snapshot, 0, NULL);
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			Datum		values[Natts_policy];
+			bool		nulls[Natts_policy];
+			ShieldPolicy p;
+			PolicyKey	key;
+			PolicyEntry *entry;
+
+			heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
+			policy_from_tuple(&p, values, nulls);
+
+			memset(&key, 0, sizeof(key));
+			key.role = p.role;
+			key.queryid = p.queryid;
+			entry = hash_search(policy_cache, &key, HASH_ENTER, NULL);
+			entry->policy = p;
+			if (p.queryid == 0)
+				n_role_policies++;
+			else if (p.role == InvalidOid)
+				n_query_policies++;
+			else
+				n_query_role_policies++;
+		}
+		table_endscan(scan);
+		UnregisterSnapshot(snapshot);
+		table_close(rel, AccessShareLock);
+	}
+
+	policy_loaded_at = started_at;
+	policy_cache_loaded = true;
+}
+
+static const ShieldPolicy *
+policy_lookup(Oid role, uint64 queryid)
+{
+	PolicyKey	key;
+	PolicyEntry *entry;
+
+	memset(&key, 0, sizeof(key));
+	key.role = role;
+	key.queryid = queryid;
+	entry = hash_search(policy_cache, &key, HASH_FIND, NULL);
+	return entry ? &entry->policy : NULL;
+}
+
+/*
+ * Resolve the policies that apply to a statement of role userid with
+ * fingerprint queryid.  Returns false if none applies.  Must run inside a
+ * transaction (it may load the cache).
+ */
+bool
+pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
+{
+	const ShieldPolicy *candidates[3];
+	int			i;
+
+	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
+		policy_cache_load();
+
+	memset(result, 0, sizeof(*result));
+	result->priority = PGSH_PRIORITY_NORMAL;
+	if (policy_cache == NULL)
+		return false;
+
+	/* most specific first: query+role, query, role */
+	candidates[0] = (n_query_role_policies > 0 && queryid != 0) ?
+		policy_lookup(userid, queryid) : NULL;
+	candidates[1] = (n_query_policies > 0 && queryid != 0) ?
+		policy_lookup(InvalidOid, queryid) : NULL;
+	candidates[2] = n_role_policies > 0 ? policy_lookup(userid, 0) : NULL;
+
+	for (i = 0; i < 3; i++)
+	{
+		const ShieldPolicy *p = candidates[i];
+
+		if (p == NULL)
+			continue;
+		result->scopes[result->nscopes++] = p;
+		if (p->max_cost >= 0 &&
+			(result->max_cost_from == NULL ||
+			 p->max_cost < result->max_cost_from->max_cost))
+			result->max_cost_from = p;
+		if (p->deadline_ms >= 0 &&
+			(result->deadline_from == NULL ||
+			 p->deadline_ms < result->deadline_from->deadline_ms))
+			result->deadline_from = p;
+		if (result->priority_from == NULL)
+		{
+			result->priority_from = p;
+			result->priority = p->priority;
+		}
+	}
+	return result->nscopes > 0;
 }

@@ -35,8 +35,54 @@
 #define Anum_policy_mode				14
 #define Natts_policy					14
 
+typedef enum PgshPriority
+{
+	PGSH_PRIORITY_CRITICAL,
+	PGSH_PRIORITY_NORMAL,
+	PGSH_PRIORITY_LOW
+} PgshPriority;
+
+/* One stored policy, as the cache holds it.  Limits: < 0 means none. */
+typedef struct ShieldPolicy
+{
+	Oid			role;			/* InvalidOid: every role */
+	uint64		queryid;		/* 0: role policy */
+	int64		id;
+	int32		max_concurrent;
+	int64		queue_timeout_ms;
+	double		max_cost;
+	int64		deadline_ms;
+	double		max_rate;
+	PgshPriority priority;
+	int32		breaker_failures;
+	int64		breaker_cooldown_ms;
+	bool		monitor;		/* per-policy mode is monitor */
+} ShieldPolicy;
+
+/*
+ * The policies that apply to one statement (database, role, fingerprint),
+ * merged: a slot in every scope with max_concurrent, a token from every
+ * scope with max_rate, the strictest deadline and max_cost, and the
+ * priority of the most specific policy.  Pointers refer to the cache and
+ * stay valid until the next statement.
+ */
+typedef struct ShieldEffectivePolicy
+{
+	const ShieldPolicy *scopes[3];	/* matching policies, most specific first */
+	int			nscopes;
+	const ShieldPolicy *max_cost_from;	/* strictest max_cost, or NULL */
+	const ShieldPolicy *deadline_from;	/* strictest deadline, or NULL */
+	PgshPriority priority;
+	const ShieldPolicy *priority_from;	/* NULL: default normal */
+} ShieldEffectivePolicy;
+
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
 extern Oid	pgsh_policy_relid(void);
 extern Oid	pgsh_policy_owner(Oid relid);
+
+extern void pgsh_policy_init(void);
+extern bool pgsh_policy_resolve(Oid userid, uint64 queryid,
+								ShieldEffectivePolicy *result);
+extern const char *pgsh_priority_name(PgshPriority priority);
 
 #endif							/* PGSH_POLICY_H */

@@ -35,6 +35,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
@@ -51,6 +52,7 @@
 
 #include "compat.h"
 #include "errors.h"
+#include "guc.h"
 #include "policy.h"
 #include "shmem.h"
 
@@ -62,6 +64,7 @@ PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
 PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
 PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
 PG_FUNCTION_INFO_V1(pg_shield_rebind_query_policies);
+PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
 
 /*
  * A policy as declared: one value per writable column of shield.policy
@@ -732,4 +735,125 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 	}
 	PG_RETURN_INT32(rebound);
+}
+
+/*----
+ * shield.effective_policy(query, role): the limits that would apply to a
+ * statement, one row per limit, each with the policy it comes from.  It
+ * goes through the same cache and resolution as admission, so it answers
+ * "why was this rejected?" with what the server actually uses.
+ *----
+ */
+#define EFFECTIVE_POLICY_COLS 6
+
+static const char *
+scope_name(const ShieldPolicy *p)
+{
+	if (p == NULL)
+		return "default";
+	if (p->queryid == 0)
+		return "role";
+	return p->role == InvalidOid ? "query" : "query+role";
+}
+
+/* Mode a limit of this policy runs in, given pg_shield.mode. */
+static const char *
+effective_mode(const ShieldPolicy *p)
+{
+	if (pgsh_mode == PGSH_MODE_OFF)
+		return "off";
+	if (pgsh_mode == PGSH_MODE_MONITOR || (p != NULL && p->monitor))
+		return "monitor";
+	return "enforce";
+}
+
+static void
+put_limit(ReturnSetInfo *rsinfo, int64 queryid, const char *name,
+		  char *value, const ShieldPolicy *from)
+{
+	Datum		values[EFFECTIVE_POLICY_COLS];
+	bool		nulls[EFFECTIVE_POLICY_COLS];
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int64GetDatum(queryid);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = CStringGetTextDatum(value);
+	if (from != NULL)
+		values[3] = Int64GetDatum(from->id);
+	else
+		nulls[3] = true;
+	values[4] = CStringGetTextDatum(scope_name(from));
+	values[5] = CStringGetTextDatum(effective_mode(from));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+static char *
+ms_text(int64 ms)
+{
+	return psprintf(INT64_FORMAT " ms", ms);
+}
+
+Datum
+pg_shield_effective_policy(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldEffectivePolicy eff;
+	int64		queryid;
+	Oid			role;
+	int			i;
+
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"role\" must not be null")));
+	queryid = fingerprint_sql(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	role = PG_GETARG_OID(1);
+	InitMaterializedSRF(fcinfo, 0);
+
+	(void) pgsh_policy_resolve(role, (uint64) queryid, &eff);
+
+	for (i = 0; i < eff.nscopes; i++)
+	{
+		const ShieldPolicy *p = eff.scopes[i];
+
+		if (p->max_concurrent > 0)
+			put_limit(rsinfo, queryid, "max_concurrent",
+					  psprintf("%d", p->max_concurrent), p);
+		if (p->queue_timeout_ms >= 0)
+			put_limit(rsinfo, queryid, "queue_timeout",
+					  ms_text(p->queue_timeout_ms), p);
+		if (p->max_rate > 0)
+			put_limit(rsinfo, queryid, "max_rate",
+					  psprintf("%g per second", p->max_rate), p);
+	}
+	if (eff.max_cost_from != NULL)
+		put_limit(rsinfo, queryid, "max_cost",
+				  psprintf("%g", eff.max_cost_from->max_cost),
+				  eff.max_cost_from);
+	if (eff.deadline_from != NULL)
+		put_limit(rsinfo, queryid, "deadline",
+				  ms_text(eff.deadline_from->deadline_ms), eff.deadline_from);
+	for (i = 0; i < eff.nscopes; i++)
+	{
+		const ShieldPolicy *p = eff.scopes[i];
+
+		/* breakers are per fingerprint: the most specific query policy */
+		if (p->queryid != 0 && p->breaker_failures > 0)
+		{
+			put_limit(rsinfo, queryid, "breaker_failures",
+					  psprintf("%d", p->breaker_failures), p);
+			if (p->breaker_cooldown_ms >= 0)
+				put_limit(rsinfo, queryid, "breaker_cooldown",
+						  ms_text(p->breaker_cooldown_ms), p);
+			break;
+		}
+	}
+	put_limit(rsinfo, queryid, "priority",
+			  pstrdup(pgsh_priority_name(eff.priority)), eff.priority_from);
+	return (Datum) 0;
 }

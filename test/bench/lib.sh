@@ -26,7 +26,9 @@ bench_setup_common() {
     clusters_started=()
     [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$tmp"
     chmod 755 "$tmp"
-    if ! "$bindir/postgres" --describe-config 2>/dev/null | grep -q '^extension_destdir[[:space:]]'; then
+    local gucs
+    gucs=$("$bindir/postgres" --describe-config 2>/dev/null || true)
+    if ! grep -q '^extension_destdir[[:space:]]' <<<"$gucs"; then
         echo "$(basename "$0"): this PostgreSQL has no extension_destdir setting (Debian's postgresql-15 has);" >&2
         echo "  the benchmark needs it to load a private build without installing into the system" >&2
         exit 1

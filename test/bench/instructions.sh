@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# Per-statement cost in CPU instructions (product contract §8, first row,
+# measured so that the host's speed does not matter).
+#
+# The TPS benchmark (test/bench/overhead.sh) needs a host of steady speed to
+# resolve an overhead of 1-2%.  This script counts instead the instructions a
+# backend executes, with valgrind's callgrind, which does not depend on the
+# host's speed or load: two runs give the same count to within a few
+# instructions per statement.
+#
+# One instance, three configurations that differ only in
+# shared_preload_libraries (none, pg_shield, pg_stat_statements;
+# compute_query_id = on in all), started one after the other with the whole
+# postmaster under callgrind (every backend writes its own profile when it
+# exits).  For each configuration, after a prewarm and a warm-up, a single
+# pgbench client (-S -M prepared -c 1, as the non-superuser bench_user, fixed
+# random seed) runs N1 and then N2 transactions; the profile of the client's
+# backend is the largest one each run leaves (the other is pgbench's setup
+# connection).  Collection is limited to PostgresMain and what it calls, so
+# the postmaster's own work is not counted.  Then
+#
+#     instructions per statement = (I(N2) - I(N1)) / (N2 - N1)
+#
+# which cancels connection start-up and shutdown.  It prints that figure for
+# each configuration, the overhead of pg_shield and of pg_stat_statements over
+# none in instructions and as a ratio, and a differential profile: the
+# functions whose instructions per statement differ most from the
+# configuration without preloaded libraries.
+#
+# These are the backend's instructions only: pgbench, the kernel and the
+# socket round trip are not counted, and neither are cache misses, so
+# instructions overhead is an upper bound of the TPS overhead on a machine
+# where the backend is not the only thing using the CPU.
+#
+# Works as root on Debian 12 like overhead.sh: private build (see lib.sh),
+# nothing installed into the system PostgreSQL directories, servers run as
+# the postgres user, Unix socket only, all removed on exit.  Needs valgrind
+# (apt-get install valgrind).
+#
+#   test/bench/instructions.sh [--n1 N] [--n2 N] [--scale S] [--top K] [--quick]
+#
+#   --n1 N       transactions of the shorter run           (default 5000)
+#   --n2 N       transactions of the longer run            (default 25000)
+#   --scale S    pgbench scale factor                      (default 10)
+#   --top K      functions shown in each differential profile (default 15)
+#   --keep DIR   copy the callgrind profiles into DIR before cleaning up
+#   --quick      smoke test: N1 500, N2 1500, scale 1 (also BENCH_QUICK=1);
+#                flags given after it still apply
+#
+# Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
+# BENCH_QUICK=1 (same as --quick).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/../.." && pwd)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+. "$src/test/bench/lib.sh"
+
+n1=5000
+n2=25000
+scale=10
+top=15
+keep=""
+warmup_tx=1000
+shared_buffers=256MB
+
+quick() { n1=500; n2=1500; scale=1; warmup_tx=200; }
+[ "${BENCH_QUICK:-0}" = 1 ] && quick
+
+usage() { sed -n '/^#   test\/bench/,/^# BENCH_QUICK/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "instructions.sh: $1 needs a positive integer" >&2; exit 2; }; }
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        --n1)    posint "$1" "${2:-}"; n1=$2; shift 2 ;;
+        --n2)    posint "$1" "${2:-}"; n2=$2; shift 2 ;;
+        --scale) posint "$1" "${2:-}"; scale=$2; shift 2 ;;
+        --top)   posint "$1" "${2:-}"; top=$2; shift 2 ;;
+        --keep)  [ -n "${2:-}" ] || { echo "instructions.sh: --keep needs a directory" >&2; exit 2; }
+                 keep=$2; shift 2 ;;
+        --quick) quick; shift ;;
+        -h|--help) usage ;;
+        *)       echo "instructions.sh: unknown argument $1" >&2; usage ;;
+    esac
+done
+[ "$n2" -gt "$n1" ] || { echo "instructions.sh: --n2 must be larger than --n1" >&2; exit 2; }
+
+for t in valgrind callgrind_annotate; do
+    command -v "$t" >/dev/null || {
+        echo "instructions.sh: $t not found; install valgrind first: apt-get install valgrind" >&2; exit 1; }
+done
+
+configs=(none pg_shield pg_stat_statements)
+preload_of() { case $1 in none) echo "" ;; *) echo "$1" ;; esac; }
+
+# ---------------------------------------------------------------- setup
+
+"$src/scripts/install-deps.sh" >&2
+
+tmp=$(mktemp -d /tmp/pg_shield-instr.XXXXXX)
+t_start=$(date +%s)
+data="$tmp/data"
+cg="$tmp/callgrind"
+log="$tmp/server.log"
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    bench_stop_all
+    if [ "$rc" -ne 0 ] && [ -f "$log" ]; then
+        echo "instructions.sh: failed (exit $rc); last server log lines:" >&2
+        tail -n 20 "$log" >&2 || true
+    fi
+    if [ -n "$keep" ] && [ -d "$cg" ]; then
+        mkdir -p "$keep" && cp -r "$cg"/. "$keep"/ && echo "callgrind profiles kept in $keep" >&2
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+bench_setup_common
+bench_private_install
+bench_free_port port
+
+# autovacuum off: no worker comes and goes during the measurement.
+bench_initdb "$data" "$port" "" "$shared_buffers" "autovacuum = off" "include 'preload.conf'"
+# The include overrides the empty shared_preload_libraries written above.
+set_preload() {
+    echo "shared_preload_libraries = '$(preload_of "$1")'" | as_pg tee "$data/preload.conf" >/dev/null
+}
+psql_su() { bench_psql "$port" "$@"; }
+
+# Load the data with an ordinary server, pg_shield preloaded (CREATE
+# EXTENSION may need it).
+set_preload pg_shield
+bench_start "$data" "$log"
+psql_su postgres -c "CREATE DATABASE bench"
+as_pg pgbench -h "$tmp" -p "$port" -U postgres -i -q -s "$scale" bench >"$tmp/pgbench-init.log" 2>&1 ||
+    { cat "$tmp/pgbench-init.log" >&2; exit 1; }
+psql_su bench <<'SQL'
+CREATE ROLE bench_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_user;
+CREATE EXTENSION pg_prewarm;
+CREATE EXTENSION pg_shield;
+SQL
+[ "$(psql_su bench -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'bench_user'")" = f ] ||
+    { echo "instructions.sh: bench_user is a superuser" >&2; exit 1; }
+bench_check_private_so "$data" "$port" bench
+
+policy="none (shield.set_role_policy not available in this build)"
+if [ "$(psql_su bench -c "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                          WHERE n.nspname = 'shield' AND p.proname = 'set_role_policy'")" != 0 ]; then
+    psql_su bench -c "SELECT shield.set_role_policy('bench_user', max_concurrent => 1000)" >/dev/null
+    policy="role policy on bench_user: max_concurrent 1000 (applies, never binds)"
+fi
+psql_su bench -c "CHECKPOINT"
+as_pg pg_ctl -D "$data" -m fast -w -t 120 stop >/dev/null
+
+# ---------------------------------------------------------------- helpers
+
+# Start the postmaster under callgrind; profiles go to $cg/$1/cg.<pid>.
+vg_start() {
+    local cfg=$1
+    as_pg mkdir -p "$cg/$cfg"
+    set_preload "$cfg"
+    as_pg valgrind --tool=callgrind --trace-children=yes --toggle-collect=PostgresMain \
+        --callgrind-out-file="$cg/$cfg/cg.%p" --log-file="$tmp/valgrind-$cfg.%p.log" \
+        "$bindir/postgres" -D "$data" </dev/null >>"$log" 2>&1 &
+    local i
+    for ((i = 0; i < 600; i++)); do
+        as_pg pg_isready -q -h "$tmp" -p "$port" && break
+        sleep 0.5
+    done
+    as_pg pg_isready -q -h "$tmp" -p "$port" ||
+        { echo "instructions.sh: the server did not start under valgrind" >&2; exit 1; }
+    clusters_started=("$data")
+}
+
+vg_stop() {
+    as_pg pg_ctl -D "$data" -m fast -w -t 300 stop >/dev/null
+    wait
+}
+
+pgbench_tx() {   # transactions logfile
+    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M prepared -c 1 -j 1 -n \
+        --random-seed=1 -t "$1" bench >"$2" 2>&1 || { cat "$2" >&2; exit 1; }
+    grep -q "number of transactions actually processed: $1/$1" "$2" ||
+        { echo "instructions.sh: pgbench did not complete $1 transactions:" >&2; cat "$2" >&2; exit 1; }
+}
+
+# complete_new_profiles DIR BEFORE-LIST: the profiles in DIR not in the list
+# whose process has exited (callgrind writes the file when it does).
+complete_new_profiles() {
+    local f pid
+    for f in "$1"/cg.*; do
+        [ -e "$f" ] || continue
+        grep -qx "$f" <<<"$2" && continue
+        pid=${f##*.}
+        [ -d "/proc/$pid" ] && continue
+        tail -n 1 "$f" | grep -q '^totals:' || continue
+        echo "$f"
+    done
+}
+
+totals_of() { sed -n 's/^totals: //p' "$1"; }
+
+# measure CFG N: runs N transactions, prints the profile of the client's
+# backend (the largest new one; the other is pgbench's setup connection).
+measure() {
+    local dir="$cg/$1" before files i f best="" bt=0 t second=0
+    before=$(ls -d "$dir"/cg.* 2>/dev/null || true)
+    pgbench_tx "$2" "$tmp/pgbench-$1-$2.log"
+    for ((i = 0; i < 600; i++)); do
+        files=$(complete_new_profiles "$dir" "$before")
+        [ "$(grep -c . <<<"$files")" -ge 2 ] && break
+        sleep 0.2
+    done
+    [ "$(grep -c . <<<"$files")" -ge 2 ] ||
+        { echo "instructions.sh: $1: expected two new profiles after pgbench, got: ${files:-none}" >&2; exit 1; }
+    for f in $files; do
+        t=$(totals_of "$f")
+        if [ "$t" -gt "$bt" ]; then second=$bt; bt=$t; best=$f; elif [ "$t" -gt "$second" ]; then second=$t; fi
+    done
+    # The setup connection runs one query; the client, thousands.
+    [ "$bt" -gt $((2 * second)) ] ||
+        { echo "instructions.sh: $1: cannot tell the client's profile ($bt) from the setup connection's ($second)" >&2; exit 1; }
+    echo "$best"
+}
+
+# Flat profile of a callgrind file: "function<TAB>self<TAB>inclusive" per
+# line, function as "file:name [object]" with directories stripped.
+flat_profile() {
+    callgrind_annotate --threshold=100 --inclusive=no "$1" >"$1.self"
+    callgrind_annotate --threshold=100 --inclusive=yes "$1" >"$1.incl"
+    awk -v selffile="$1.self" '
+        function key(s,   f, o) {
+            # "  1,234 (12.34%)  path/file.c:func [/path/obj.so]"
+            sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", s)
+            o = ""
+            if (match(s, / \[[^]]*\]$/)) { o = substr(s, RSTART + 2, RLENGTH - 3); s = substr(s, 1, RSTART - 1); sub(/.*\//, "", o) }
+            f = s; sub(/^.*\//, "", f)
+            return o == "" ? f : f " [" o "]"
+        }
+        function num(s) { sub(/^ */, "", s); sub(/ .*/, "", s); gsub(/,/, "", s); return s + 0 }
+        /^ *[0-9,]+ +\( *[0-9.]+%\) +/ && !/PROGRAM TOTALS/ {
+            k = key($0)
+            if (FILENAME == selffile) { if (!(k in s)) s[k] = num($0) }
+            else { if (!(k in c)) c[k] = num($0) }
+            seen[k] = 1
+        }
+        END { for (k in seen) printf "%s\t%d\t%d\n", k, s[k], c[k] }
+    ' "$1.self" "$1.incl"
+}
+
+# per_statement A B: joins two flat profiles (N1, N2) into per-statement
+# costs "function<TAB>self/stmt<TAB>incl/stmt".
+per_statement() {
+    awk -F'\t' -v d=$((n2 - n1)) '
+        FNR == NR { s1[$1] = $2; c1[$1] = $3; next }
+        { printf "%s\t%.1f\t%.1f\n", $1, ($2 - s1[$1]) / d, ($3 - c1[$1]) / d }
+    ' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- runs
+
+pgver=$(as_pg postgres --version)
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "pg_shield per-statement instructions (product contract §8, host-speed independent)"
+echo
+echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "machine:     $(bench_machine_info)"
+echo "postgres:    $pgver"
+echo "valgrind:    $(valgrind --version), callgrind, collecting inside PostgresMain only"
+echo "pg_shield:   $(bench_pg_shield_version), private build loaded from $privlib"
+echo "workload:    pgbench -S -M prepared -c 1 -n --random-seed=1 as bench_user (not superuser),"
+echo "             -t $n1 and -t $n2 after $warmup_tx warm-up transactions; scale $scale (prewarmed),"
+echo "             shared_buffers $shared_buffers, compute_query_id on, autovacuum off"
+echo "policy:      $policy"
+echo "load avg:    $load_before (before; does not affect instruction counts)"
+echo
+
+declare -A ips i1 i2 secs
+for cfg in "${configs[@]}"; do
+    t0=$(date +%s)
+    vg_start "$cfg"
+    got=$(psql_su postgres -c "SHOW shared_preload_libraries")
+    [ "$got" = "$(preload_of "$cfg")" ] ||
+        { echo "instructions.sh: $cfg: expected shared_preload_libraries '$(preload_of "$cfg")', got '$got'" >&2; exit 1; }
+    [ "$(psql_su postgres -c "SHOW compute_query_id")" = on ] ||
+        { echo "instructions.sh: $cfg: compute_query_id is not on" >&2; exit 1; }
+    if [ "$cfg" = pg_shield ]; then
+        bench_check_private_so "$data" "$port" bench
+    fi
+    psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
+        'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
+    pgbench_tx "$warmup_tx" "$tmp/pgbench-$cfg-warmup.log"
+    f1=$(measure "$cfg" "$n1")
+    f2=$(measure "$cfg" "$n2")
+    if [ "$cfg" = pg_shield ]; then
+        shield_calls=$(psql_su bench -c "SELECT coalesce(sum(calls), 0) FROM shield.role_stats
+                                         WHERE rolname = 'bench_user' AND datname = 'bench'")
+    fi
+    vg_stop
+    i1[$cfg]=$(totals_of "$f1")
+    i2[$cfg]=$(totals_of "$f2")
+    ips[$cfg]=$(awk -v a="${i1[$cfg]}" -v b="${i2[$cfg]}" -v d=$((n2 - n1)) 'BEGIN {printf "%.1f", (b - a) / d}')
+    flat_profile "$f1" >"$tmp/flat-$cfg-1.tsv"
+    flat_profile "$f2" >"$tmp/flat-$cfg-2.tsv"
+    per_statement "$tmp/flat-$cfg-1.tsv" "$tmp/flat-$cfg-2.tsv" >"$tmp/ps-$cfg.tsv"
+    secs[$cfg]=$(($(date +%s) - t0))
+    echo "measured $cfg in ${secs[$cfg]} s" >&2
+done
+
+# ---------------------------------------------------------------- summary
+
+printf '%-20s %16s %16s %14s %8s\n' config "I(-t $n1)" "I(-t $n2)" "instr/stmt" "time s"
+for cfg in "${configs[@]}"; do
+    printf '%-20s %16s %16s %14s %8s\n' "$cfg" "${i1[$cfg]}" "${i2[$cfg]}" "${ips[$cfg]}" "${secs[$cfg]}"
+done
+
+echo
+printf '%-30s %14s %12s %22s\n' "overhead" "instr/stmt" "cost ratio" "throughput bound"
+over() {   # label a b
+    awk -v l="$1" -v a="${ips[$2]}" -v b="${ips[$3]}" 'BEGIN {
+        printf "%-30s %+14.1f %12.4f %22.4f\n", l, a - b, a / b, b / a }'
+}
+over "pg_shield - none" pg_shield none
+over "pg_stat_statements - none" pg_stat_statements none
+over "pg_shield - pg_stat_statements" pg_shield pg_stat_statements
+echo "(cost ratio = instructions per statement relative; throughput bound = its inverse, the TPS ratio"
+echo " if the backend's instructions were all the CPU a statement costs)"
+
+# diff_profile CFG: functions whose per-statement cost differs most from none.
+diff_profile() {
+    echo
+    echo "differential profile, $1 - none: instructions per statement (top $top by |self|)"
+    printf '%12s %12s %12s %12s   %s\n' "self" "inclusive" "self $1" "self none" function
+    awk -F'\t' '
+        FNR == NR { s0[$1] = $2; c0[$1] = $3; k0[$1] = 1; next }
+        { s1[$1] = $2; c1[$1] = $3; k1[$1] = 1 }
+        END {
+            for (k in k0) k1[k] = 1
+            for (k in k1) printf "%.1f\t%.1f\t%.1f\t%.1f\t%s\n", s1[k] - s0[k], c1[k] - c0[k], s1[k], s0[k], k
+        }
+    ' "$tmp/ps-none.tsv" "$tmp/ps-$1.tsv" |
+        awk -F'\t' '{a = $1 < 0 ? -$1 : $1; print a "\t" $0}' | sort -t$'\t' -k1,1gr | head -n "$top" | cut -f2- |
+        awk -F'\t' '{printf "%+12.1f %+12.1f %12.1f %12.1f   %s\n", $1, $2, $3, $4, $5}'
+    awk -F'\t' '{t += $2} END {printf "%+12.1f   sum of all self differences (= the overhead above, up to rounding)\n", t}' \
+        <(join -t$'\t' -a1 -a2 -e0 -o 0,1.2,2.2 <(sort -t$'\t' -k1,1 "$tmp/ps-$1.tsv") <(sort -t$'\t' -k1,1 "$tmp/ps-none.tsv") |
+          awk -F'\t' '{printf "%s\t%.1f\n", $1, $2 - $3}')
+}
+diff_profile pg_shield
+diff_profile pg_stat_statements
+
+echo
+echo "pg_shield.so functions, instructions per statement (inclusive counts a hook's call of the standard function)"
+printf '%12s %12s   %s\n' self inclusive function
+grep -F '[pg_shield.so]' "$tmp/ps-pg_shield.tsv" | sort -t$'\t' -k3,3gr |
+    awk -F'\t' '$2 != 0 || $3 != 0 {printf "%12.1f %12.1f   %s\n", $2, $3, $1}'
+
+echo
+echo "pg_shield accounted ${shield_calls:-0} statements of bench_user (warm-up included)"
+[ "${shield_calls:-0}" -gt 0 ] || echo "WARNING: pg_shield did not account bench_user's statements: it was not measured"
+echo "time:        $(($(date +%s) - t_start)) s in all"
