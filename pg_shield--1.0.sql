@@ -99,7 +99,9 @@ CREATE FUNCTION @extschema@.status(
     OUT roles pg_catalog.int8,
     OUT max_roles pg_catalog.int4,
     OUT role_evictions pg_catalog.int8,
-    OUT stats_reset pg_catalog.timestamptz
+    OUT stats_reset pg_catalog.timestamptz,
+    OUT events pg_catalog.int8,
+    OUT log_suppressed pg_catalog.int8
 )
 RETURNS record
 AS 'MODULE_PATHNAME', 'pg_shield_status'
@@ -300,3 +302,25 @@ CREATE FUNCTION @extschema@.effective_policy(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_shield_effective_policy'
 LANGUAGE C VOLATILE;
+
+-- The most recent actions (bounded ring, pg_shield.max_events)
+CREATE FUNCTION @extschema@.events(
+    OUT at pg_catalog.timestamptz,
+    OUT pid pg_catalog.int4,
+    OUT dbid pg_catalog.oid,
+    OUT datname pg_catalog.name,
+    OUT userid pg_catalog.oid,
+    OUT rolname pg_catalog.name,
+    OUT queryid pg_catalog.int8,
+    OUT action pg_catalog.text,
+    OUT enforced pg_catalog.bool,
+    OUT detail pg_catalog.text
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_shield_events'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW @extschema@.events AS
+    SELECT * FROM @extschema@.events();
+
+GRANT SELECT ON @extschema@.events TO PUBLIC;

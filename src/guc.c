@@ -22,16 +22,26 @@
 
 #include "utils/guc.h"
 
+#include "events.h"
 #include "guc.h"
 
 int			pgsh_mode = PGSH_MODE_ENFORCE;
 int			pgsh_max_fingerprints = 5000;
 int			pgsh_max_roles = 1000;
+int			pgsh_max_events = 1000;
+int			pgsh_log_actions = PGSH_LOG_ENFORCED;
 
 static const struct config_enum_entry mode_options[] = {
 	{"enforce", PGSH_MODE_ENFORCE, false},
 	{"monitor", PGSH_MODE_MONITOR, false},
 	{"off", PGSH_MODE_OFF, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry log_actions_options[] = {
+	{"none", PGSH_LOG_NONE, false},
+	{"enforced", PGSH_LOG_ENFORCED, false},
+	{"all", PGSH_LOG_ALL, false},
 	{NULL, 0, false}
 };
 
@@ -89,6 +99,28 @@ pgsh_guc_init(void)
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.max_events",
+							"Sets the number of recent actions kept in shield.events.",
+							"The oldest action is overwritten when the ring is full.",
+							&pgsh_max_events,
+							1000,
+							10,
+							INT_MAX / 2,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("pg_shield.log_actions",
+							 "Sets which pg_shield actions are written to the server log.",
+							 "\"enforced\" logs actions that changed something, \"all\" also those of monitor mode.  "
+							 "At most 10 lines per second are written; the others are counted.",
+							 &pgsh_log_actions,
+							 PGSH_LOG_ENFORCED,
+							 log_actions_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_shield");
 }

@@ -23,6 +23,8 @@ typedef enum PgshMode
 extern int	pgsh_mode;
 extern int	pgsh_max_fingerprints;
 extern int	pgsh_max_roles;
+extern int	pgsh_max_events;
+extern int	pgsh_log_actions;
 
 extern void pgsh_guc_init(void);
 extern const char *pgsh_mode_name(int mode);

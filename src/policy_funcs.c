@@ -42,6 +42,7 @@
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -52,6 +53,7 @@
 
 #include "compat.h"
 #include "errors.h"
+#include "events.h"
 #include "guc.h"
 #include "policy.h"
 #include "shmem.h"
@@ -366,6 +368,142 @@ check_common_limits(FunctionCallInfo fcinfo, int first_arg, DeclaredPolicy *p)
 }
 
 /*----
+ * Events: a policy change is recorded in shield.events (and logged) when
+ * its transaction commits, never for a change that is rolled back.
+ *----
+ */
+typedef struct PendingEvent
+{
+	struct PendingEvent *next;	/* newer events first */
+	PgshAction	action;
+	Oid			userid;
+	uint64		queryid;
+	SubTransactionId subid;
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+} PendingEvent;
+
+/* In TopTransactionContext: gone with the transaction. */
+static PendingEvent *pending_events = NULL;
+
+static void
+policy_xact_callback(XactEvent event, void *arg)
+{
+	PendingEvent *e;
+	PendingEvent *oldest_first = NULL;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			/* reverse, then record oldest first; cannot fail */
+			while (pending_events != NULL)
+			{
+				e = pending_events;
+				pending_events = e->next;
+				e->next = oldest_first;
+				oldest_first = e;
+			}
+			for (e = oldest_first; e != NULL; e = e->next)
+				pgsh_event_record(e->action, true, e->userid, e->queryid,
+								  e->detail);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			pending_events = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+policy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		while (pending_events != NULL && pending_events->subid >= mySubid)
+			pending_events = pending_events->next;
+	}
+}
+
+void
+pgsh_policy_funcs_init(void)
+{
+	RegisterXactCallback(policy_xact_callback, NULL);
+	RegisterSubXactCallback(policy_subxact_callback, NULL);
+}
+
+static void
+note_policy_event(PgshAction action, uint64 queryid, const char *detail)
+{
+	PendingEvent *e = MemoryContextAllocZero(TopTransactionContext,
+											 sizeof(PendingEvent));
+
+	e->action = action;
+	e->userid = GetUserId();
+	e->queryid = queryid;
+	e->subid = GetCurrentSubTransactionId();
+	strlcpy(e->detail, detail, PGSH_EVENT_DETAIL_SIZE);
+	e->next = pending_events;
+	pending_events = e;
+}
+
+/* "role policy for alice" / "query policy 123 for every role" */
+static char *
+scope_text(Datum role, bool role_null, uint64 queryid)
+{
+	char	   *rolename = role_null ? NULL :
+		GetUserNameFromId(DatumGetObjectId(role), true);
+
+	if (queryid == 0)
+		return psprintf("role policy for \"%s\"", rolename ? rolename : "?");
+	if (role_null)
+		return psprintf("query policy " INT64_FORMAT " for every role",
+						(int64) queryid);
+	return psprintf("query policy " INT64_FORMAT " for \"%s\"",
+					(int64) queryid, rolename ? rolename : "?");
+}
+
+/* The declared limits, as "max_concurrent=4 deadline=00:00:05 ...". */
+static char *
+limits_text(const DeclaredPolicy *p)
+{
+	static const struct
+	{
+		int			param;
+		const char *name;
+	}			limits[] = {
+		{P_MAX_CONCURRENT, "max_concurrent"},
+		{P_QUEUE_TIMEOUT, "queue_timeout"},
+		{P_MAX_COST, "max_cost"},
+		{P_DEADLINE, "deadline"},
+		{P_MAX_RATE, "max_rate"},
+		{P_PRIORITY, "priority"},
+		{P_BREAKER_FAILURES, "breaker_failures"},
+		{P_BREAKER_COOLDOWN, "breaker_cooldown"},
+		{P_MODE, "mode"},
+	};
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < (int) lengthof(limits); i++)
+	{
+		int			k = limits[i].param;
+		Oid			typoutput;
+		bool		varlena;
+
+		if (p->nulls[k] == 'n')
+			continue;
+		getTypeOutputInfo(policy_param_types[k], &typoutput, &varlena);
+		appendStringInfo(&buf, "%s%s=%s", buf.len > 0 ? " " : "",
+						 limits[i].name,
+						 OidOutputFunctionCall(typoutput, p->values[k]));
+	}
+	return buf.data;
+}
+
+/*----
  * Writing shield.policy
  *----
  */
@@ -471,8 +609,18 @@ upsert_policy(DeclaredPolicy *p)
 				   "(p.query, p.search_path) IS DISTINCT FROM "
 				   "(excluded.query, excluded.search_path))",
 				   table);
-	run_as_owner(sql, POLICY_PARAMS, policy_param_types, p->values, p->nulls,
-				 NULL, NULL);
+	if (run_as_owner(sql, POLICY_PARAMS, policy_param_types, p->values,
+					 p->nulls, NULL, NULL) > 0)
+	{
+		uint64		queryid = p->nulls[P_QUERYID] == 'n' ? 0 :
+			(uint64) DatumGetInt64(p->values[P_QUERYID]);
+
+		note_policy_event(PGSH_ACTION_POLICY_SET, queryid,
+						  psprintf("%s: %s",
+								   scope_text(p->values[P_ROLE],
+											  p->nulls[P_ROLE] == 'n', queryid),
+								   limits_text(p)));
+	}
 }
 
 Datum
@@ -575,7 +723,11 @@ pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	sql = psprintf("DELETE FROM %s WHERE role = $1 AND queryid IS NULL",
 				   policy_table_name());
-	PG_RETURN_BOOL(run_as_owner(sql, 1, types, values, " ", NULL, NULL) > 0);
+	if (run_as_owner(sql, 1, types, values, " ", NULL, NULL) == 0)
+		PG_RETURN_BOOL(false);
+	note_policy_event(PGSH_ACTION_POLICY_DROPPED, 0,
+					  scope_text(values[0], false, 0));
+	PG_RETURN_BOOL(true);
 }
 
 Datum
@@ -601,7 +753,13 @@ pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
 		values[1] = PG_GETARG_DATUM(1);
 	sql = psprintf("DELETE FROM %s WHERE queryid = $1 AND role IS NOT DISTINCT FROM $2",
 				   policy_table_name());
-	PG_RETURN_BOOL(run_as_owner(sql, 2, types, values, nulls, NULL, NULL) > 0);
+	if (run_as_owner(sql, 2, types, values, nulls, NULL, NULL) == 0)
+		PG_RETURN_BOOL(false);
+	note_policy_event(PGSH_ACTION_POLICY_DROPPED,
+					  (uint64) DatumGetInt64(values[0]),
+					  scope_text(values[1], nulls[1] == 'n',
+								 (uint64) DatumGetInt64(values[0])));
+	PG_RETURN_BOOL(true);
 }
 
 /*----

@@ -28,6 +28,10 @@
  * Once a statement's entries exist, recording it takes stats_lock shared
  * once and the two entry spinlocks: no exclusive lock, no allocation.
  *
+ * pgsh_state->events_lock guards the ring of recent actions and its log
+ * rate limiter (events.c): exclusive to record one event, shared to copy
+ * the ring out.  It is never held together with stats_lock.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -42,6 +46,7 @@
 #include "storage/shmem.h"
 
 #include "errors.h"
+#include "events.h"
 #include "shmem.h"
 #include "stats.h"
 
@@ -59,6 +64,7 @@ pgsh_shmem_size(void)
 
 	size = MAXALIGN(sizeof(ShieldSharedState));
 	size = add_size(size, pgsh_stats_shmem_size());
+	size = add_size(size, pgsh_events_shmem_size());
 	return size;
 }
 
@@ -69,7 +75,7 @@ pgsh_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(pgsh_shmem_size());
-	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 1);
+	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 2);
 }
 
 static void
@@ -91,14 +97,17 @@ pgsh_shmem_startup(void)
 								 sizeof(ShieldSharedState), &found);
 	if (!found)
 	{
-		pgsh_state->stats_lock =
-			&(GetNamedLWLockTranche(PGSH_TRANCHE_NAME))[0].lock;
+		LWLockPadded *locks = GetNamedLWLockTranche(PGSH_TRANCHE_NAME);
+
+		pgsh_state->stats_lock = &locks[0].lock;
+		pgsh_state->events_lock = &locks[1].lock;
 		pgsh_state->stats_reset = GetCurrentTimestamp();
 		pgsh_state->fp_evictions = 0;
 		pgsh_state->role_evictions = 0;
 	}
 
 	pgsh_stats_shmem_init();
+	pgsh_events_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

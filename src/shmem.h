@@ -26,6 +26,7 @@ typedef struct ShieldSharedState
 {
 	LWLock	   *stats_lock;		/* guards both statistics tables and the
 								 * fields below */
+	LWLock	   *events_lock;	/* guards the events ring (events.c) */
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */

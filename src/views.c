@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "events.h"
 #include "guc.h"
 #include "shmem.h"
 #include "stats.h"
@@ -39,10 +40,12 @@ PG_FUNCTION_INFO_V1(pg_shield_query_stats);
 PG_FUNCTION_INFO_V1(pg_shield_role_stats);
 PG_FUNCTION_INFO_V1(pg_shield_status);
 PG_FUNCTION_INFO_V1(pg_shield_reset);
+PG_FUNCTION_INFO_V1(pg_shield_events);
 
 #define QUERY_STATS_COLS	30
 #define ROLE_STATS_COLS		27
-#define STATUS_COLS			14
+#define STATUS_COLS			16
+#define EVENTS_COLS			10
 
 /* A name datum (NAMEDATALEN-padded), or NULL for a dropped object. */
 static Datum
@@ -316,6 +319,8 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	uint64		fp_evictions;
 	uint64		role_evictions;
 	TimestampTz stats_reset;
+	uint64		events;
+	uint64		log_suppressed;
 
 	pgsh_check_loaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -345,6 +350,9 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	values[col++] = Int32GetDatum(pgsh_max_roles);
 	values[col++] = Int64GetDatum((int64) role_evictions);
 	values[col++] = TimestampTzGetDatum(stats_reset);
+	pgsh_events_counters(&events, &log_suppressed);
+	values[col++] = Int64GetDatum((int64) events);
+	values[col++] = Int64GetDatum((int64) log_suppressed);
 	Assert(col == STATUS_COLS);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
@@ -355,4 +363,48 @@ pg_shield_reset(PG_FUNCTION_ARGS)
 {
 	pgsh_check_loaded();
 	PG_RETURN_TIMESTAMPTZ(pgsh_stats_reset());
+}
+
+/*
+ * shield.events: the ring of recent actions, oldest first.  Fingerprints of
+ * other roles' statements are hidden as in shield.query_stats.
+ */
+Datum
+pg_shield_events(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldEvent *events;
+	int			n;
+	int			i;
+	Oid			me = GetUserId();
+	bool		see_all;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	see_all = may_see_all_texts();
+	events = pgsh_events_copy(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldEvent *e = &events[i];
+		Datum		values[EVENTS_COLS];
+		bool		nulls[EVENTS_COLS];
+		int			col = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[col++] = TimestampTzGetDatum(e->at);
+		values[col++] = Int32GetDatum(e->pid);
+		col += put_identity(values + col, nulls + col, e->dbid, e->userid);
+		if (e->queryid != 0 && (see_all || e->userid == me))
+			values[col++] = Int64GetDatum((int64) e->queryid);
+		else
+			nulls[col++] = true;
+		values[col++] = CStringGetTextDatum(pgsh_action_name(e->action));
+		values[col++] = BoolGetDatum(e->enforced);
+		values[col++] = CStringGetTextDatum(e->detail);
+		Assert(col == EVENTS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -1,0 +1,65 @@
+/*-------------------------------------------------------------------------
+ *
+ * events.h
+ *		The most recent pg_shield actions, in a bounded ring in shared
+ *		memory, and their rate-limited server log lines.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/events.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_EVENTS_H
+#define PGSH_EVENTS_H
+
+#include "utils/timestamp.h"
+
+/* Bytes of detail kept per event, terminator included. */
+#define PGSH_EVENT_DETAIL_SIZE 256
+
+/* Server log lines pg_shield writes per second at most, instance-wide. */
+#define PGSH_LOG_LINES_PER_SECOND 10
+
+/*
+ * What happened.  Enforcement (admission, deadlines, breakers, shedding)
+ * adds its actions here; the names are part of the views' contract.
+ */
+typedef enum PgshAction
+{
+	PGSH_ACTION_POLICY_SET,
+	PGSH_ACTION_POLICY_DROPPED
+} PgshAction;
+
+typedef enum PgshLogActions
+{
+	PGSH_LOG_NONE,
+	PGSH_LOG_ENFORCED,
+	PGSH_LOG_ALL
+} PgshLogActions;
+
+typedef struct ShieldEvent
+{
+	TimestampTz at;
+	int32		pid;
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;		/* 0: none */
+	int16		action;			/* PgshAction */
+	bool		enforced;		/* false: monitor mode, nothing was changed */
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+} ShieldEvent;
+
+extern Size pgsh_events_shmem_size(void);
+extern void pgsh_events_shmem_init(void);
+
+extern void pgsh_event_record(PgshAction action, bool enforced, Oid userid,
+							  uint64 queryid, const char *detail);
+extern const char *pgsh_action_name(int action);
+
+/* For the views: copy out the ring, oldest first; counters for status. */
+extern ShieldEvent *pgsh_events_copy(int *n);
+extern void pgsh_events_counters(uint64 *recorded, uint64 *log_suppressed);
+
+#endif							/* PGSH_EVENTS_H */
