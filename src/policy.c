@@ -297,9 +297,13 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
 		policy_cache_load();
 
-	memset(result, 0, sizeof(*result));
+	result->nscopes = 0;
+	result->max_cost_from = -1;
+	result->deadline_from = -1;
+	result->priority_from = -1;
 	result->priority = PGSH_PRIORITY_NORMAL;
-	if (policy_cache == NULL)
+	if (policy_cache == NULL ||
+		n_role_policies + n_query_policies + n_query_role_policies == 0)
 		return false;
 
 	/* most specific first: query+role, query, role */
@@ -312,21 +316,23 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	for (i = 0; i < 3; i++)
 	{
 		const ShieldPolicy *p = candidates[i];
+		int			k;
 
 		if (p == NULL)
 			continue;
-		result->scopes[result->nscopes++] = p;
+		k = result->nscopes++;
+		result->scopes[k] = *p;
 		if (p->max_cost >= 0 &&
-			(result->max_cost_from == NULL ||
-			 p->max_cost < result->max_cost_from->max_cost))
-			result->max_cost_from = p;
+			(result->max_cost_from < 0 ||
+			 p->max_cost < result->scopes[result->max_cost_from].max_cost))
+			result->max_cost_from = k;
 		if (p->deadline_ms >= 0 &&
-			(result->deadline_from == NULL ||
-			 p->deadline_ms < result->deadline_from->deadline_ms))
-			result->deadline_from = p;
-		if (result->priority_from == NULL)
+			(result->deadline_from < 0 ||
+			 p->deadline_ms < result->scopes[result->deadline_from].deadline_ms))
+			result->deadline_from = k;
+		if (result->priority_from < 0)
 		{
-			result->priority_from = p;
+			result->priority_from = k;
 			result->priority = p->priority;
 		}
 	}

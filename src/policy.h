@@ -63,17 +63,18 @@ typedef struct ShieldPolicy
  * The policies that apply to one statement (database, role, fingerprint),
  * merged: a slot in every scope with max_concurrent, a token from every
  * scope with max_rate, the strictest deadline and max_cost, and the
- * priority of the most specific policy.  Pointers refer to the cache and
- * stay valid until the next statement.
+ * priority of the most specific policy.  It holds copies, not pointers into
+ * the cache, because a statement (an open cursor) can outlive a reload.
+ * The *_from fields index scopes[], -1 meaning none.
  */
 typedef struct ShieldEffectivePolicy
 {
-	const ShieldPolicy *scopes[3];	/* matching policies, most specific first */
+	ShieldPolicy scopes[3];		/* matching policies, most specific first */
 	int			nscopes;
-	const ShieldPolicy *max_cost_from;	/* strictest max_cost, or NULL */
-	const ShieldPolicy *deadline_from;	/* strictest deadline, or NULL */
+	int			max_cost_from;	/* strictest max_cost */
+	int			deadline_from;	/* strictest deadline */
+	int			priority_from;	/* -1: default normal */
 	PgshPriority priority;
-	const ShieldPolicy *priority_from;	/* NULL: default normal */
 } ShieldEffectivePolicy;
 
 /* OID of shield.policy in this database, or InvalidOid if not installed. */

@@ -977,7 +977,7 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < eff.nscopes; i++)
 	{
-		const ShieldPolicy *p = eff.scopes[i];
+		const ShieldPolicy *p = &eff.scopes[i];
 
 		if (p->max_concurrent > 0)
 			put_limit(rsinfo, queryid, "max_concurrent",
@@ -989,16 +989,17 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 			put_limit(rsinfo, queryid, "max_rate",
 					  psprintf("%g per second", p->max_rate), p);
 	}
-	if (eff.max_cost_from != NULL)
+	if (eff.max_cost_from >= 0)
 		put_limit(rsinfo, queryid, "max_cost",
-				  psprintf("%g", eff.max_cost_from->max_cost),
-				  eff.max_cost_from);
-	if (eff.deadline_from != NULL)
+				  psprintf("%g", eff.scopes[eff.max_cost_from].max_cost),
+				  &eff.scopes[eff.max_cost_from]);
+	if (eff.deadline_from >= 0)
 		put_limit(rsinfo, queryid, "deadline",
-				  ms_text(eff.deadline_from->deadline_ms), eff.deadline_from);
+				  ms_text(eff.scopes[eff.deadline_from].deadline_ms),
+				  &eff.scopes[eff.deadline_from]);
 	for (i = 0; i < eff.nscopes; i++)
 	{
-		const ShieldPolicy *p = eff.scopes[i];
+		const ShieldPolicy *p = &eff.scopes[i];
 
 		/* breakers are per fingerprint: the most specific query policy */
 		if (p->queryid != 0 && p->breaker_failures > 0)
@@ -1012,6 +1013,7 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 		}
 	}
 	put_limit(rsinfo, queryid, "priority",
-			  pstrdup(pgsh_priority_name(eff.priority)), eff.priority_from);
+			  pstrdup(pgsh_priority_name(eff.priority)),
+			  eff.priority_from >= 0 ? &eff.scopes[eff.priority_from] : NULL);
 	return (Datum) 0;
 }

@@ -57,6 +57,7 @@
 
 #include "compat.h"
 #include "guc.h"
+#include "policy.h"
 #include "shmem.h"
 #include "statement.h"
 #include "stats.h"
@@ -76,6 +77,7 @@ typedef struct ShieldUnit
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	TimestampTz started;
+	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
 } ShieldUnit;
 
 static ShieldUnit *units = NULL;
@@ -361,6 +363,12 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 			unit->stmt_len = frame.stmt_len;
 		}
 	}
+
+	/*
+	 * The policies that govern it, merged once here, at admission; the
+	 * cache makes this a few local lookups.
+	 */
+	(void) pgsh_policy_resolve(unit->userid, unit->queryid, &unit->policy);
 }
 
 /* Index of the unit of this executor run, or -1. */
