@@ -164,7 +164,10 @@ CREATE TABLE @extschema@.policy (
     CONSTRAINT policy_scope_unique UNIQUE NULLS NOT DISTINCT (role, queryid)
 );
 
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.policy', '');
+-- A policy whose role was dropped (regrole makes no dependency) is not
+-- dumped: restored, its bare OID could name an unrelated role.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.policy',
+    'WHERE role IS NULL OR role::pg_catalog.oid IN (SELECT oid FROM pg_catalog.pg_roles)');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.policy_id_seq', '');
 
 -- Committed changes reach every backend's next statement (and standbys',
@@ -261,8 +264,9 @@ REVOKE ALL ON FUNCTION @extschema@.drop_query_policy(pg_catalog.int8, pg_catalog
 REVOKE ALL ON FUNCTION @extschema@.rebind_query_policies() FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.policy_changed() FROM PUBLIC;
 
--- The stored policies, readable by every role; sample text is shown like
--- shield.query_stats shows query text.
+-- The stored policies, readable by every role; fingerprints and sample
+-- text of query policies are shown as shield.query_stats shows them: to
+-- superusers, members of pg_read_all_stats and the policy's own role.
 CREATE VIEW @extschema@.policies AS
     SELECT p.id,
            d.oid AS dbid,
@@ -272,11 +276,9 @@ CREATE VIEW @extschema@.policies AS
            CASE WHEN p.queryid IS NULL THEN 'role'
                 WHEN p.role IS NULL THEN 'query'
                 ELSE 'query+role' END AS scope,
-           p.queryid,
+           CASE WHEN v.visible THEN p.queryid END AS queryid,
            CASE WHEN p.query IS NULL THEN NULL
-                WHEN pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
-                  OR (p.role IS NOT NULL AND pg_catalog.pg_has_role(p.role, 'USAGE'))
-                THEN p.query
+                WHEN v.visible THEN p.query
                 ELSE '<insufficient privilege>' END AS query,
            p.max_concurrent, p.queue_timeout, p.max_cost, p.deadline,
            p.max_rate, p.priority, p.breaker_failures, p.breaker_cooldown,
@@ -284,6 +286,11 @@ CREATE VIEW @extschema@.policies AS
     FROM @extschema@.policy p
     CROSS JOIN pg_catalog.pg_database d
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.role
+    CROSS JOIN LATERAL (
+        SELECT p.queryid IS NULL
+            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+            OR (p.role IS NOT NULL AND pg_catalog.pg_has_role(p.role, 'USAGE'))
+            AS visible) v
     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 
 GRANT SELECT ON @extschema@.policies TO PUBLIC;

@@ -190,3 +190,14 @@ DELETE FROM shield.policy;
 DROP SCHEMA policy_other;
 DROP OWNED BY regress_shield_migrator;
 DROP ROLE regress_shield_migrator;
+
+-- other roles see that query policies exist, not their fingerprints or text
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               role => 'regress_shield_alice', max_rate => 1) <> 0 AS declared;
+SET ROLE regress_shield_bob;
+SELECT scope, rolname, queryid, query, max_rate FROM shield.policies;
+RESET ROLE;
+SET ROLE regress_shield_alice;
+SELECT scope, rolname, queryid <> 0 AS has_queryid, query FROM shield.policies;
+RESET ROLE;
+DELETE FROM shield.policy;

@@ -87,7 +87,8 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 			 ParamListInfo boundParams)
 {
 	PlannedStmt *volatile result = NULL;
-	bool		toplevel = pgsh_tracking_enabled() && pgsh_at_top_level();
+	bool		toplevel = pgsh_tracking_enabled() &&
+		pgsh_planning_top_level(query_string);
 	instr_time	start;
 
 	if (toplevel)
@@ -129,10 +130,7 @@ static void
 pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	const bool	unit = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		pgsh_tracking_enabled() && pgsh_at_top_level();
-
-	if (unit)
-		pgsh_unit_begin(queryDesc);
+		pgsh_tracking_enabled() && pgsh_unit_begin(queryDesc);
 
 	pgsh_nesting_level++;
 	PG_TRY();
@@ -181,8 +179,8 @@ pgsh_ExecutorRun(PGSH_EXECUTORRUN_ARGS)
 	PG_CATCH();
 	{
 		pgsh_nesting_level--;
-		if (unit >= 0)
-			pgsh_unit_failing(queryDesc);
+		/* at any level: a top-level cursor can be fetched by a function */
+		pgsh_unit_failing(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -215,8 +213,8 @@ pgsh_ExecutorFinish(QueryDesc *queryDesc)
 	PG_CATCH();
 	{
 		pgsh_nesting_level--;
-		if (unit >= 0)
-			pgsh_unit_failing(queryDesc);
+		/* at any level: a top-level cursor can be fetched by a function */
+		pgsh_unit_failing(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

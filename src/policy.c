@@ -294,6 +294,12 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	const ShieldPolicy *candidates[3];
 	int			i;
 
+	/*
+	 * A statement that opens no relation would not process invalidations
+	 * inside a transaction block: do it here, so that a change committed
+	 * meanwhile applies (cheap when the queue holds nothing for us).
+	 */
+	AcceptInvalidationMessages();
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
 		policy_cache_load();
 

@@ -50,10 +50,13 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "commands/prepare.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/memutils.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
 
 #include "compat.h"
 #include "guc.h"
@@ -77,6 +80,7 @@ typedef struct ShieldUnit
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	TimestampTz started;
+	bool		failed;			/* an error escaped one of its executor calls */
 	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
 } ShieldUnit;
 
@@ -98,6 +102,8 @@ static struct
 	const char *source;			/* query string, valid while active */
 	int			stmt_location;
 	int			stmt_len;
+	const char *expect_source;	/* sourceText of the executor run it
+								 * delegates to, NULL if none can match */
 } frame;
 
 /* A failure noted in PG_CATCH, counted by the abort callback. */
@@ -158,17 +164,75 @@ pgsh_at_top_level(void)
 	return frame.delegate && !frame.delegated;
 }
 
+/*
+ * Is this executor run a unit of its own?  Besides the planner's rule
+ * (pgsh_at_top_level), it must run in a portal: deferred triggers and
+ * foreign-key checks fired at commit run at level 0 with no active portal,
+ * and belong to the statements that queued them.  Inside a delegating
+ * utility, only the run of the utility's own query is the unit (functions
+ * that evaluate EXECUTE's parameters run first, at level 0 too); and a
+ * statement that rules rewrote into several queries is governed once, by
+ * its first.
+ */
+static bool
+unit_should_begin(QueryDesc *queryDesc)
+{
+	Portal		portal = ActivePortal;
+
+	if (!pgsh_at_top_level() || portal == NULL)
+		return false;
+
+	if (frame.active)
+	{
+		/* a delegating frame not yet delegated: is this its query? */
+		if (frame.expect_source == NULL || queryDesc->sourceText == NULL ||
+			(queryDesc->sourceText != frame.expect_source &&
+			 strcmp(queryDesc->sourceText, frame.expect_source) != 0))
+			return false;
+		return true;
+	}
+
+	if (list_length(portal->stmts) > 1)
+	{
+		ListCell   *lc;
+
+		foreach(lc, portal->stmts)
+		{
+			PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+
+			if (stmt->commandType != CMD_UTILITY)
+				return stmt == queryDesc->plannedstmt;
+		}
+	}
+	return true;
+}
+
 /* Text of one statement in a possibly multi-statement string. */
 static const char *
 statement_text(const char *source, int location, int len, int *text_len)
 {
 	const char *text;
 
+	size_t		source_len;
+
 	if (source == NULL)
 	{
 		*text_len = 0;
 		return NULL;
 	}
+
+	/*
+	 * Offsets come from the parse tree of the same string; never trust them
+	 * beyond its end.
+	 */
+	source_len = strlen(source);
+	if (location < 0 || (size_t) location > source_len)
+	{
+		location = 0;
+		len = 0;
+	}
+	if (len < 0 || (size_t) location + len > source_len)
+		len = 0;
 	text = CleanQuerytext(source, &location, &len);
 	*text_len = len;
 	return len > 0 ? text : NULL;
@@ -241,14 +305,33 @@ note_pending_error(Oid userid, uint64 queryid)
  */
 
 /*
+ * Is this planning the top-level statement's?  Inside a delegating frame,
+ * only the planning of the utility's own query is (functions computing
+ * EXECUTE's parameters are planned at level 0 too).
+ */
+bool
+pgsh_planning_top_level(const char *query_string)
+{
+	if (!pgsh_at_top_level())
+		return false;
+	if (!frame.active)
+		return true;
+	return frame.expect_source != NULL && query_string != NULL &&
+		(query_string == frame.expect_source ||
+		 strcmp(query_string, frame.expect_source) == 0);
+}
+
+/*
  * Position of the statement being planned in its query string.  The inner
  * query of a delegating utility (EXPLAIN, CREATE TABLE AS, ...) has none of
  * its own: use the utility's, as pgsh_unit_begin does.
  */
 static void
-planned_text_position(Query *parse, int *location, int *len)
+planned_text_position(Query *parse, const char *query_string,
+					  int *location, int *len)
 {
-	if (frame.active && frame.delegate && frame.own_text)
+	if (frame.active && frame.delegate && frame.own_text &&
+		query_string == frame.source)
 	{
 		*location = frame.stmt_location;
 		*len = frame.stmt_len;
@@ -268,7 +351,7 @@ pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 	int			location;
 	int			len;
 
-	planned_text_position(parse, &location, &len);
+	planned_text_position(parse, query_string, &location, &len);
 	text = statement_text(query_string, location, len, &text_len);
 	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
 						   PGSH_QUERYID(parse->queryId), plan_ms,
@@ -282,7 +365,7 @@ pgsh_planning_failed(Query *parse, const char *query_string)
 	int			location;
 	int			len;
 
-	planned_text_position(parse, &location, &len);
+	planned_text_position(parse, query_string, &location, &len);
 	note_failure_text(GetUserId(), PGSH_QUERYID(parse->queryId),
 					  query_string, location, len);
 	note_pending_error(GetUserId(), PGSH_QUERYID(parse->queryId));
@@ -294,15 +377,19 @@ pgsh_planning_failed(Query *parse, const char *query_string)
  */
 
 /*
- * Start a unit for this executor run.  The caller has checked that it is
- * top-level and not EXPLAIN without ANALYZE.
+ * Start a unit for this executor run if it is one (see unit_should_begin).
+ * The caller has checked that it is not EXPLAIN without ANALYZE.  Returns
+ * whether a unit was started.
  */
-void
+bool
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
 	ShieldUnit *unit = NULL;
 	PlannedStmt *pstmt = queryDesc->plannedstmt;
 	int			i;
+
+	if (!unit_should_begin(queryDesc))
+		return false;
 
 	for (i = 0; i < units_used; i++)
 	{
@@ -338,6 +425,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->exec_ms = 0.0;
 	unit->rows = 0;
 	unit->started = GetCurrentStatementStartTimestamp();
+	unit->failed = false;
 
 	if (frame.active && frame.delegate)
 	{
@@ -353,9 +441,10 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		/*
 		 * The inner query of EXPLAIN, CREATE TABLE AS, DECLARE, COPY has no
 		 * position of its own in the query string: show the statement the
-		 * client sent.  The executor's sourceText is that same string (or a
-		 * copy of it, for a cursor), so the frame's offsets apply.  EXECUTE
-		 * runs the prepared statement's own text, which keeps its offsets.
+		 * client sent.  unit_should_begin checked that the executor's
+		 * sourceText is that same string (or a copy, for a cursor), so the
+		 * frame's offsets apply.  EXECUTE runs the prepared statement's own
+		 * text, which keeps its offsets.
 		 */
 		if (frame.own_text)
 		{
@@ -369,6 +458,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * cache makes this a few local lookups.
 	 */
 	(void) pgsh_policy_resolve(unit->userid, unit->queryid, &unit->policy);
+	return true;
 }
 
 /* Index of the unit of this executor run, or -1. */
@@ -409,16 +499,20 @@ unit_free(ShieldUnit *unit)
 }
 
 /*
- * Called in PG_CATCH of a top-level executor call: keep the text of a
- * unit that is failing.  The unit itself is finished by the abort callback.
+ * Called in PG_CATCH of any executor call of a unit: an error that escapes
+ * an executor call always fails its portal (PortalRun and the utilities
+ * mark it failed), so the unit has failed, whichever (sub)transaction
+ * aborts next.  Keep its text; the abort or commit callback counts it.
  */
 void
 pgsh_unit_failing(QueryDesc *queryDesc)
 {
 	int			i = pgsh_unit_lookup(queryDesc);
 
-	if (i >= 0)
-		note_failure_text(units[i].userid, units[i].queryid,
+	if (i < 0)
+		return;
+	units[i].failed = true;
+	note_failure_text(units[i].userid, units[i].queryid,
 						  queryDesc->sourceText,
 						  units[i].stmt_location, units[i].stmt_len);
 }
@@ -451,12 +545,16 @@ pgsh_unit_end(QueryDesc *queryDesc)
 }
 
 /*
- * Finish the units started in subtransaction floor_subid or later (all of
- * them if it is invalid), without touching their QueryDesc, which may be
- * gone.  Runs in callbacks: must not fail.
+ * Finish the units whose portals end with this (sub)transaction: those
+ * started in subtransaction floor_subid or later (all of them if it is
+ * invalid), and every unit that failed, wherever it started: its portal is
+ * failed and ExecutorEnd will not come.  A unit that did not fail (an open
+ * cursor of a transaction that rolls back) counts as completed, with the
+ * time and rows it had.  QueryDesc may be gone: not touched.  Runs in
+ * callbacks: must not fail.
  */
 static void
-finish_units(SubTransactionId floor_subid, bool failed)
+finish_units(SubTransactionId floor_subid)
 {
 	int			i;
 
@@ -467,7 +565,7 @@ finish_units(SubTransactionId floor_subid, bool failed)
 
 		if (unit->queryDesc == NULL)
 			continue;
-		if (floor_subid != InvalidSubTransactionId &&
+		if (!unit->failed && floor_subid != InvalidSubTransactionId &&
 			unit->subid < floor_subid)
 			continue;
 
@@ -475,11 +573,12 @@ finish_units(SubTransactionId floor_subid, bool failed)
 		obs.dbid = MyDatabaseId;
 		obs.userid = unit->userid;
 		obs.queryid = unit->queryid;
-		obs.failed = failed;
+		obs.failed = unit->failed;
 		obs.exec_ms = unit->exec_ms;
+		obs.rows = unit->rows;
 		obs.cost = unit->cost;
 		obs.started = unit->started;
-		if (failed)
+		if (unit->failed)
 			attach_failure_text(&obs);
 		unit_free(unit);
 		pgsh_stats_record(&obs);
@@ -528,6 +627,22 @@ pgsh_utility_kind(PlannedStmt *pstmt)
 	switch (nodeTag(stmt))
 	{
 		case T_FetchStmt:		/* FETCH and MOVE */
+			{
+				/*
+				 * A cursor opened by a function (a refcursor) has no unit:
+				 * its FETCH is then the statement that does the work.  A
+				 * held cursor was run to completion, and accounted, at
+				 * commit; its FETCH only reads the stored rows.
+				 */
+				Portal		portal = GetPortalByName(((FetchStmt *) stmt)->portalname);
+
+				if (!PortalIsValid(portal) || portal->holdStore != NULL ||
+					(portal->queryDesc != NULL &&
+					 pgsh_unit_lookup(portal->queryDesc) >= 0))
+					return PGSH_UTILITY_PASS;
+				return PGSH_UTILITY_SELF;
+			}
+
 		case T_ClosePortalStmt:
 		case T_PrepareStmt:
 		case T_DeallocateStmt:
@@ -550,6 +665,40 @@ pgsh_utility_kind(PlannedStmt *pstmt)
 	}
 }
 
+/*
+ * The sourceText the delegated executor run will have: the prepared
+ * statement's text for EXECUTE (also under EXPLAIN and CREATE TABLE AS),
+ * the utility's own query string otherwise.  NULL if EXECUTE names no
+ * prepared statement (it will fail).
+ */
+static const char *
+delegated_source(PlannedStmt *pstmt, const char *queryString)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+	ExecuteStmt *execute = NULL;
+
+	/* EXECUTE, also under EXPLAIN and CREATE TABLE AS, runs the prepared text */
+	if (IsA(stmt, ExecuteStmt))
+		execute = (ExecuteStmt *) stmt;
+	else if (IsA(stmt, CreateTableAsStmt) || IsA(stmt, ExplainStmt))
+	{
+		Node	   *query = IsA(stmt, ExplainStmt) ?
+			((ExplainStmt *) stmt)->query : ((CreateTableAsStmt *) stmt)->query;
+
+		if (IsA(query, Query) && ((Query *) query)->utilityStmt != NULL &&
+			IsA(((Query *) query)->utilityStmt, ExecuteStmt))
+			execute = (ExecuteStmt *) ((Query *) query)->utilityStmt;
+	}
+	if (execute != NULL)
+	{
+		PreparedStatement *prepared = FetchPreparedStatement(execute->name,
+															 false);
+
+		return prepared ? prepared->plansource->query_string : NULL;
+	}
+	return queryString;
+}
+
 void
 pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 {
@@ -560,13 +709,14 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.delegate = delegate;
 	frame.delegated = false;
 	frame.error_noted = false;
-	frame.own_text = !IsA(pstmt->utilityStmt, ExecuteStmt);
 	frame.userid = GetUserId();
 	frame.queryid = PGSH_QUERYID(pstmt->queryId);
 	frame.subid = GetCurrentSubTransactionId();
 	frame.source = queryString;
 	frame.stmt_location = pstmt->stmt_location;
 	frame.stmt_len = pstmt->stmt_len;
+	frame.expect_source = delegate ? delegated_source(pstmt, queryString) : NULL;
+	frame.own_text = frame.expect_source == queryString;
 }
 
 /* Normal end of a top-level utility statement. */
@@ -623,7 +773,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
-			finish_units(InvalidSubTransactionId, true);
+			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
 			break;
 
@@ -634,7 +784,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * Portals are closed before commit, so normally no unit is left.
 			 * Account any leftover as completed rather than lose it.
 			 */
-			finish_units(InvalidSubTransactionId, false);
+			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
 			break;
 
@@ -649,7 +799,7 @@ pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		finish_units(mySubid, true);
+		finish_units(mySubid);
 		finish_pending_error(mySubid);
 	}
 }

@@ -38,12 +38,13 @@ extern bool pgsh_tracking_enabled(void);
 extern bool pgsh_at_top_level(void);
 
 /* planner */
+extern bool pgsh_planning_top_level(const char *query_string);
 extern void pgsh_planning_done(Query *parse, const char *query_string,
 							   double plan_ms);
 extern void pgsh_planning_failed(Query *parse, const char *query_string);
 
 /* executor */
-extern void pgsh_unit_begin(QueryDesc *queryDesc);
+extern bool pgsh_unit_begin(QueryDesc *queryDesc);
 extern int	pgsh_unit_lookup(QueryDesc *queryDesc);
 extern void pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms,
 							   bool run);

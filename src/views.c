@@ -89,7 +89,8 @@ copy_entries(HTAB *htab, Size entrysize, Size mutex_offset, long *n)
 
 	*n = 0;
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	copies = palloc(Max(1, hash_get_num_entries(htab)) * entrysize);
+	copies = palloc_extended(mul_size(Max(1, hash_get_num_entries(htab)),
+									  entrysize), MCXT_ALLOC_HUGE);
 	hash_seq_init(&hstat, htab);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
 	{

@@ -1,0 +1,88 @@
+--
+-- boundaries: where a statement starts and ends, in the cases that are
+-- easy to get wrong (cursors across savepoints and rollbacks, EXECUTE
+-- parameters, commit-time triggers, refcursors, rules)
+--
+CREATE TABLE bound_t (id int PRIMARY KEY, v int);
+INSERT INTO bound_t SELECT g, g FROM generate_series(1, 20) g;
+SELECT shield.reset() IS NOT NULL AS reset;
+
+-- a cursor that fails in a savepoint it did not start in has failed
+BEGIN;
+DECLARE c1 CURSOR FOR SELECT 1 / (v - 3) AS c1 FROM bound_t ORDER BY id;
+SAVEPOINT s;
+FETCH ALL FROM c1;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+-- a healthy cursor whose transaction rolls back has not
+BEGIN;
+DECLARE c2 CURSOR FOR SELECT v AS c2 FROM bound_t ORDER BY id;
+FETCH 2 FROM c2;
+ROLLBACK;
+-- (its entry has no text yet: the text is taken from a statement that
+-- completes, or fails)
+SELECT query, calls, errors, rows FROM shield.query_stats
+WHERE query LIKE 'DECLARE c_ CURSOR%' OR (query IS NULL AND rows = 2)
+ORDER BY query COLLATE "C";
+
+-- EXECUTE is accounted as its prepared statement, not as the functions
+-- that compute its parameters
+CREATE FUNCTION bound_param() RETURNS int LANGUAGE plpgsql AS
+$$ BEGIN RETURN (SELECT count(*) FROM bound_t WHERE v > 10); END $$;
+PREPARE bound_p(int) AS SELECT count(*) AS bound_p FROM bound_t WHERE v > $1;
+EXECUTE bound_p(bound_param());
+EXPLAIN (COSTS OFF) EXECUTE bound_p(bound_param());
+SELECT query, calls, rows FROM shield.query_stats
+WHERE query LIKE '%bound_t WHERE v > %' OR query LIKE 'EXPLAIN%'
+ORDER BY query COLLATE "C";
+
+-- under EXPLAIN ANALYZE and CREATE TABLE AS, EXECUTE keeps the prepared
+-- text, whatever precedes it in the query string
+SELECT 1 AS a \; SELECT 2 AS b \; SELECT 3 AS c \; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE bound_p(5);
+CREATE TABLE bound_ctas AS EXECUTE bound_p(15);
+SELECT query, calls FROM shield.query_stats
+WHERE query LIKE 'PREPARE bound_p%' OR query LIKE '%EXECUTE bound_p(5)'
+ORDER BY query COLLATE "C";
+SELECT count(*) > 0 AS view_readable FROM shield.query_stats;
+DROP TABLE bound_ctas;
+DEALLOCATE bound_p;
+
+-- deferred triggers fired at commit belong to the statements that queued
+-- them
+CREATE TABLE bound_audit (id int);
+CREATE FUNCTION bound_audit_fn() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO bound_audit VALUES (NEW.id); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER bound_audit_trg AFTER INSERT ON bound_t
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bound_audit_fn();
+INSERT INTO bound_t VALUES (21, 21);
+BEGIN;
+INSERT INTO bound_t VALUES (22, 22);
+COMMIT;
+SELECT count(*) AS audit_rows FROM bound_audit;
+SELECT count(*) AS trigger_statements_counted FROM shield.query_stats
+WHERE query LIKE 'INSERT INTO bound_audit%' AND (calls > 0 OR errors > 0);
+SELECT calls FROM shield.query_stats WHERE query LIKE 'INSERT INTO bound_t VALUES (21%';
+
+-- a cursor opened by a function is accounted when it is fetched
+CREATE FUNCTION bound_open() RETURNS refcursor LANGUAGE plpgsql AS
+$$ DECLARE c refcursor := 'bound_rc';
+   BEGIN OPEN c FOR SELECT id FROM bound_t ORDER BY id; RETURN c; END $$;
+BEGIN;
+SELECT bound_open();
+FETCH 3 FROM bound_rc;
+COMMIT;
+SELECT query, calls, rows FROM shield.query_stats
+WHERE query LIKE 'FETCH 3 FROM bound_rc%';
+
+-- a statement that rules rewrite into several queries is one statement
+CREATE TABLE bound_r (id int);
+CREATE TABLE bound_r_log (id int);
+CREATE RULE bound_r_also AS ON INSERT TO bound_r
+  DO ALSO INSERT INTO bound_r_log VALUES (NEW.id);
+INSERT INTO bound_r VALUES (1);
+SELECT query, calls FROM shield.query_stats
+WHERE query LIKE 'INSERT INTO bound_r %';
+SELECT count(*) AS logged FROM bound_r_log;
+
+DROP TABLE bound_t, bound_audit, bound_r, bound_r_log;
+DROP FUNCTION bound_param(), bound_audit_fn(), bound_open();
