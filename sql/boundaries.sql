@@ -84,5 +84,15 @@ SELECT query, calls FROM shield.query_stats
 WHERE query LIKE 'INSERT INTO bound_r %';
 SELECT count(*) AS logged FROM bound_r_log;
 
+-- a held cursor counts the rows of its query once, however far it was
+-- fetched before commit
+BEGIN;
+DECLARE bound_h CURSOR WITH HOLD FOR SELECT id AS bound_h FROM bound_t ORDER BY id;
+FETCH 5 FROM bound_h;
+COMMIT;
+FETCH 2 FROM bound_h;
+CLOSE bound_h;
+SELECT query, calls, rows FROM shield.query_stats WHERE query LIKE 'DECLARE bound_h%';
+
 DROP TABLE bound_t, bound_audit, bound_r, bound_r_log;
 DROP FUNCTION bound_param(), bound_audit_fn(), bound_open();

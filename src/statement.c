@@ -486,7 +486,17 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 	if (unit < 0 || unit >= units_used || units[unit].queryDesc != queryDesc)
 		return;
 	units[unit].exec_ms += ms;
-	if (run && queryDesc->estate != NULL)
+	if (!run || queryDesc->estate == NULL)
+		return;
+
+	/*
+	 * Holding a cursor at commit rewinds it and runs it again from the
+	 * start into the hold store: that run's count is the total.
+	 */
+	if (ActivePortal != NULL && ActivePortal->holdStore != NULL &&
+		ActivePortal->queryDesc == queryDesc)
+		units[unit].rows = queryDesc->estate->es_processed;
+	else
 		units[unit].rows += queryDesc->estate->es_processed;
 }
 
