@@ -139,13 +139,19 @@ CREATE TABLE @extschema@.policy (
     max_concurrent pg_catalog.int4
         CHECK (max_concurrent > 0),
     queue_timeout pg_catalog.interval
-        CHECK (queue_timeout >= '0' AND pg_catalog.date_part('month', queue_timeout) = 0
-               AND pg_catalog.date_part('year', queue_timeout) = 0),
+        CHECK (queue_timeout >= '0'
+               AND pg_catalog.date_part('month', queue_timeout) = 0
+               AND pg_catalog.date_part('year', queue_timeout) = 0
+               AND pg_catalog.date_part('day', queue_timeout) >= 0
+               AND queue_timeout - pg_catalog.make_interval(days => pg_catalog.date_part('day', queue_timeout)::pg_catalog.int4) >= '0'),
     max_cost pg_catalog.float8
         CHECK (max_cost > 0 AND max_cost < 'Infinity'),
     deadline pg_catalog.interval
-        CHECK (deadline > '0' AND pg_catalog.date_part('month', deadline) = 0
-               AND pg_catalog.date_part('year', deadline) = 0),
+        CHECK (deadline > '0'
+               AND pg_catalog.date_part('month', deadline) = 0
+               AND pg_catalog.date_part('year', deadline) = 0
+               AND pg_catalog.date_part('day', deadline) >= 0
+               AND deadline - pg_catalog.make_interval(days => pg_catalog.date_part('day', deadline)::pg_catalog.int4) >= '0'),
     max_rate pg_catalog.float8
         CHECK (max_rate > 0 AND max_rate < 'Infinity'),
     priority pg_catalog.text NOT NULL DEFAULT 'normal'
@@ -153,8 +159,11 @@ CREATE TABLE @extschema@.policy (
     breaker_failures pg_catalog.int4
         CHECK (breaker_failures > 0),
     breaker_cooldown pg_catalog.interval
-        CHECK (breaker_cooldown > '0' AND pg_catalog.date_part('month', breaker_cooldown) = 0
-               AND pg_catalog.date_part('year', breaker_cooldown) = 0),
+        CHECK (breaker_cooldown > '0'
+               AND pg_catalog.date_part('month', breaker_cooldown) = 0
+               AND pg_catalog.date_part('year', breaker_cooldown) = 0
+               AND pg_catalog.date_part('day', breaker_cooldown) >= 0
+               AND breaker_cooldown - pg_catalog.make_interval(days => pg_catalog.date_part('day', breaker_cooldown)::pg_catalog.int4) >= '0'),
     mode pg_catalog.text NOT NULL DEFAULT 'enforce'
         CHECK (mode IN ('enforce', 'monitor')),
     CONSTRAINT policy_has_scope CHECK (role IS NOT NULL OR queryid IS NOT NULL),

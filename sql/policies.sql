@@ -125,6 +125,13 @@ INSERT INTO shield.policy (queryid, priority) VALUES (1, 'urgent');
 INSERT INTO shield.policy (max_concurrent) VALUES (3);
 INSERT INTO shield.policy (role, breaker_failures) VALUES ('regress_shield_bob', 3);
 INSERT INTO shield.policy (role, deadline) VALUES ('regress_shield_bob', '1 year');
+INSERT INTO shield.policy (role, deadline) VALUES ('regress_shield_bob', '1 day -1 hour');
+SELECT shield.set_role_policy('regress_shield_bob', deadline => '1 day -1 hour');
+-- but durations of more than a day are fine
+SELECT shield.set_role_policy('regress_shield_bob', deadline => '25 hours',
+                              queue_timeout => '1 day 2 hours');
+SELECT deadline, queue_timeout FROM shield.policies WHERE rolname = 'regress_shield_bob';
+SELECT shield.drop_role_policy('regress_shield_bob');
 
 -- rebinding recomputes fingerprints from the sample text; texts that no
 -- longer analyze are reported and skipped

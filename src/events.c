@@ -25,6 +25,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -109,7 +110,16 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 	e->queryid = queryid;
 	e->action = (int16) action;
 	e->enforced = enforced;
-	strlcpy(e->detail, detail ? detail : "", PGSH_EVENT_DETAIL_SIZE);
+	{
+		/* cut at a character boundary */
+		int			len = detail ? strlen(detail) : 0;
+
+		if (len >= PGSH_EVENT_DETAIL_SIZE)
+			len = pg_mbcliplen(detail, len, PGSH_EVENT_DETAIL_SIZE - 1);
+		if (len > 0)
+			memcpy(e->detail, detail, len);
+		e->detail[len] = '\0';
+	}
 	ring->recorded++;
 
 	if (want_log)

@@ -30,6 +30,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
@@ -455,13 +456,12 @@ scope_text(Datum role, bool role_null, uint64 queryid)
 	char	   *rolename = role_null ? NULL :
 		GetUserNameFromId(DatumGetObjectId(role), true);
 
+	/* the fingerprint is in the event's queryid, shown as the views show it */
 	if (queryid == 0)
 		return psprintf("role policy for \"%s\"", rolename ? rolename : "?");
 	if (role_null)
-		return psprintf("query policy " INT64_FORMAT " for every role",
-						(int64) queryid);
-	return psprintf("query policy " INT64_FORMAT " for \"%s\"",
-					(int64) queryid, rolename ? rolename : "?");
+		return pstrdup("query policy for every role");
+	return psprintf("query policy for \"%s\"", rolename ? rolename : "?");
 }
 
 /* The declared limits, as "max_concurrent=4 deadline=00:00:05 ...". */
@@ -515,6 +515,11 @@ limits_text(const DeclaredPolicy *p)
 static const char *
 policy_table_name(void)
 {
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot change policies during recovery"),
+				 errhint("Change policies on the primary; they replicate to standbys.")));
 	if (!OidIsValid(pgsh_policy_relid()))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -199,7 +199,7 @@ for my $sql (@writes)
 	isnt($ret, 0, "standby rejects: $sql");
 	like(
 		$stderr,
-		qr/ERROR:  25006: cannot execute \w+ in a read-only transaction/,
+		qr/ERROR:  25006: cannot change policies during recovery/s,
 		"standby: SQLSTATE 25006 for $sql");
 }
 # Also as a role that holds EXECUTE and nothing else.
@@ -210,7 +210,7 @@ my ($ret, $stdout, $stderr) = $standby->psql(
 	connstr => $standby->connstr('postgres') . ' user=regress_migrator');
 like(
 	$stderr,
-	qr/ERROR:  25006: cannot execute INSERT in a read-only transaction/,
+	qr/ERROR:  25006: cannot change policies during recovery/,
 	'standby: SQLSTATE 25006 for a migration role too');
 is( $standby->safe_psql(
 		'postgres', q{
