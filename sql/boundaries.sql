@@ -94,5 +94,15 @@ FETCH 2 FROM bound_h;
 CLOSE bound_h;
 SELECT query, calls, rows FROM shield.query_stats WHERE query LIKE 'DECLARE bound_h%';
 
+-- a statement whose query ran but whose utility then failed has failed:
+-- REFRESH ... CONCURRENTLY runs the view's query, then merges
+CREATE MATERIALIZED VIEW bound_mv AS SELECT v % 2 AS k FROM bound_t WHERE v < 3;
+CREATE UNIQUE INDEX ON bound_mv (k);
+UPDATE bound_t SET v = 1 WHERE id = 2;
+REFRESH MATERIALIZED VIEW CONCURRENTLY bound_mv;
+SELECT calls, errors FROM shield.query_stats
+WHERE query LIKE 'REFRESH MATERIALIZED VIEW CONCURRENTLY bound_mv%';
+DROP MATERIALIZED VIEW bound_mv;
+
 DROP TABLE bound_t, bound_audit, bound_r, bound_r_log;
 DROP FUNCTION bound_param(), bound_audit_fn(), bound_open();

@@ -104,6 +104,10 @@ static struct
 	int			stmt_len;
 	const char *expect_source;	/* sourceText of the executor run it
 								 * delegates to, NULL if none can match */
+	QueryDesc  *delegated_qd;	/* that executor run */
+	bool		stashed;		/* it ended: its outcome waits in stash */
+	ShieldObservation stash;
+	char		stash_text[PGSH_QUERY_TEXT_SIZE];
 } frame;
 
 /* A failure noted in PG_CATCH, counted by the abort callback. */
@@ -430,6 +434,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	if (frame.active && frame.delegate)
 	{
 		frame.delegated = true;
+		frame.delegated_qd = queryDesc;
 
 		/*
 		 * Up to PostgreSQL 17, the query inside CREATE TABLE AS and DECLARE
@@ -551,6 +556,31 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	obs.text = statement_text(queryDesc->sourceText, unit->stmt_location,
 							  unit->stmt_len, &obs.text_len);
 	unit_free(unit);
+
+	/*
+	 * Inside the utility that ran it (EXPLAIN ANALYZE, REFRESH
+	 * MATERIALIZED VIEW CONCURRENTLY, ...), the statement is not over: the
+	 * utility can still fail.  Its outcome is recorded when the utility ends.
+	 */
+	if (frame.active && frame.delegated_qd == queryDesc)
+	{
+		frame.stash = obs;
+		frame.stash.text = NULL;
+		frame.stash.text_len = 0;
+		if (obs.text != NULL)
+		{
+			int			len = obs.text_len;
+
+			if (len >= PGSH_QUERY_TEXT_SIZE)
+				len = pg_mbcliplen(obs.text, len, PGSH_QUERY_TEXT_SIZE - 1);
+			memcpy(frame.stash_text, obs.text, len);
+			frame.stash_text[len] = '\0';
+			frame.stash.text = frame.stash_text;
+			frame.stash.text_len = len;
+		}
+		frame.stashed = true;
+		return;
+	}
 	pgsh_stats_record(&obs);
 }
 
@@ -726,6 +756,8 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.stmt_location = pstmt->stmt_location;
 	frame.stmt_len = pstmt->stmt_len;
 	frame.expect_source = delegate ? delegated_source(pstmt, queryString) : NULL;
+	frame.delegated_qd = NULL;
+	frame.stashed = false;
 	frame.own_text = frame.expect_source == queryString;
 }
 
@@ -737,7 +769,15 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 
 	frame.active = false;
 	if (frame.delegated)
-		return;					/* its executor run was accounted */
+	{
+		/* its executor run is the statement; recorded now if it ended */
+		if (frame.stashed)
+		{
+			frame.stashed = false;
+			pgsh_stats_record(&frame.stash);
+		}
+		return;
+	}
 
 	memset(&obs, 0, sizeof(obs));
 	obs.dbid = MyDatabaseId;
@@ -764,7 +804,15 @@ void
 pgsh_frame_failed(void)
 {
 	frame.active = false;
-	if (!frame.delegated && !frame.error_noted)
+	if (frame.stashed)
+	{
+		/* its executor run completed, then the utility failed */
+		frame.stashed = false;
+		note_failure_text(frame.stash.userid, frame.stash.queryid,
+						  frame.stash.text, 0, frame.stash.text_len);
+		note_pending_error(frame.stash.userid, frame.stash.queryid);
+	}
+	else if (!frame.delegated && !frame.error_noted)
 	{
 		note_failure_text(frame.userid, frame.queryid, frame.source,
 						  frame.stmt_location, frame.stmt_len);
