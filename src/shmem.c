@@ -27,6 +27,10 @@
  *
  * Once a statement's entries exist, recording it takes stats_lock shared
  * once and the two entry spinlocks: no exclusive lock, no allocation.
+ * Entries are only ever removed under the exclusive lock, which also bumps
+ * pgsh_state->generation; a backend that holds the lock shared and finds
+ * the generation it cached an entry pointer under may use that pointer
+ * without a hash lookup.
  *
  * pgsh_state->events_lock guards the ring of recent actions and its log
  * rate limiter (events.c): exclusive to record one event, shared to copy
@@ -104,6 +108,7 @@ pgsh_shmem_startup(void)
 		pgsh_state->stats_reset = GetCurrentTimestamp();
 		pgsh_state->fp_evictions = 0;
 		pgsh_state->role_evictions = 0;
+		pgsh_state->generation = 0;
 	}
 
 	pgsh_stats_shmem_init();

@@ -30,6 +30,8 @@ typedef struct ShieldSharedState
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */
+	uint64		generation;		/* bumped whenever entries are removed, so
+								 * that backends may cache entry pointers */
 } ShieldSharedState;
 
 /* Attached in every backend by the shmem startup hook; NULL if not loaded. */

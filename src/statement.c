@@ -211,43 +211,13 @@ unit_should_begin(QueryDesc *queryDesc)
 	return true;
 }
 
-/* Text of one statement in a possibly multi-statement string. */
-static const char *
-statement_text(const char *source, int location, int len, int *text_len)
-{
-	const char *text;
-
-	size_t		source_len;
-
-	if (source == NULL)
-	{
-		*text_len = 0;
-		return NULL;
-	}
-
-	/*
-	 * Offsets come from the parse tree of the same string; never trust them
-	 * beyond its end.
-	 */
-	source_len = strlen(source);
-	if (location < 0 || (size_t) location > source_len)
-	{
-		location = 0;
-		len = 0;
-	}
-	if (len < 0 || (size_t) location + len > source_len)
-		len = 0;
-	text = CleanQuerytext(source, &location, &len);
-	*text_len = len;
-	return len > 0 ? text : NULL;
-}
 
 /* Copy a failing statement's text; no allocation, cannot fail. */
 static void
 note_failure_text(Oid userid, uint64 queryid, const char *source,
 				  int location, int len)
 {
-	const char *text = statement_text(source, location, len, &len);
+	const char *text = pgsh_statement_text(source, location, len, &len);
 
 	failure_text.len = 0;
 	if (text == NULL || queryid == 0)
@@ -356,7 +326,7 @@ pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 	int			len;
 
 	planned_text_position(parse, query_string, &location, &len);
-	text = statement_text(query_string, location, len, &text_len);
+	text = pgsh_statement_text(query_string, location, len, &text_len);
 	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
 						   PGSH_QUERYID(parse->queryId), plan_ms,
 						   text, text_len);
@@ -553,8 +523,9 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	obs.rows = unit->rows;
 	obs.cost = unit->cost;
 	obs.started = unit->started;
-	obs.text = statement_text(queryDesc->sourceText, unit->stmt_location,
-							  unit->stmt_len, &obs.text_len);
+	obs.source = queryDesc->sourceText;
+	obs.location = unit->stmt_location;
+	obs.len = unit->stmt_len;
 	unit_free(unit);
 
 	/*
@@ -564,16 +535,20 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	 */
 	if (frame.active && frame.delegated_qd == queryDesc)
 	{
+		const char *text = pgsh_statement_text(obs.source, obs.location,
+											   obs.len, &obs.text_len);
+
 		frame.stash = obs;
+		frame.stash.source = NULL;
 		frame.stash.text = NULL;
 		frame.stash.text_len = 0;
-		if (obs.text != NULL)
+		if (text != NULL)
 		{
 			int			len = obs.text_len;
 
 			if (len >= PGSH_QUERY_TEXT_SIZE)
-				len = pg_mbcliplen(obs.text, len, PGSH_QUERY_TEXT_SIZE - 1);
-			memcpy(frame.stash_text, obs.text, len);
+				len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
+			memcpy(frame.stash_text, text, len);
 			frame.stash_text[len] = '\0';
 			frame.stash.text = frame.stash_text;
 			frame.stash.text_len = len;
@@ -788,8 +763,9 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 	obs.rows = qc ? qc->nprocessed : 0;
 	obs.cost = -1.0;
 	obs.started = GetCurrentStatementStartTimestamp();
-	obs.text = statement_text(frame.source, frame.stmt_location,
-							  frame.stmt_len, &obs.text_len);
+	obs.source = frame.source;
+	obs.location = frame.stmt_location;
+	obs.len = frame.stmt_len;
 	frame.source = NULL;
 	pgsh_stats_record(&obs);
 }

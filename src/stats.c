@@ -38,6 +38,7 @@
 #include "utils/float.h"
 #include "utils/hsearch.h"
 
+#include "compat.h"
 #include "guc.h"
 #include "shmem.h"
 #include "stats.h"
@@ -284,7 +285,10 @@ lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
 		return entry;
 
 	if (hash_get_num_entries(htab) >= capacity)
+	{
 		*evictions += evict_batch(htab, shape->usage_offset);
+		pgsh_state->generation++;	/* cached pointers may dangle */
+	}
 
 	entry = hash_search(htab, key, HASH_ENTER_NULL, &found);
 	if (entry != NULL && !found)
@@ -296,10 +300,41 @@ lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
 	return entry;
 }
 
+/*
+ * Text of one statement in a possibly multi-statement query string, from
+ * the offsets of its parse tree (never trusted beyond the string's end).
+ */
+const char *
+pgsh_statement_text(const char *source, int location, int len, int *text_len)
+{
+	const char *text;
+	size_t		source_len;
+
+	*text_len = 0;
+	if (source == NULL)
+		return NULL;
+	source_len = strlen(source);
+	if (location < 0 || (size_t) location > source_len)
+	{
+		location = 0;
+		len = 0;
+	}
+	if (len < 0 || (size_t) location + len > source_len)
+		len = 0;
+	text = CleanQuerytext(source, &location, &len);
+	*text_len = len;
+	return len > 0 ? text : NULL;
+}
+
 /* Copy a statement's text into a new entry.  Caller holds the lock exclusively. */
 static void
-fp_set_text(ShieldFpEntry *entry, const char *text, int len)
+fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 {
+	const char *text = obs->text;
+	int			len = obs->text_len;
+
+	if (text == NULL && obs->source != NULL)
+		text = pgsh_statement_text(obs->source, obs->location, obs->len, &len);
 	if (text == NULL || len <= 0)
 		return;
 	if (len >= PGSH_QUERY_TEXT_SIZE)
@@ -337,6 +372,70 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs)
 	}
 }
 
+/*----
+ * Backend-local cache of entry pointers, valid while pgsh_state->generation
+ * does not move (see shmem.c).  A statement usually finds both its entries
+ * here and needs no hash lookup.  Direct-mapped on the low bits of the
+ * fingerprint; one slot for the role, which rarely changes.
+ *----
+ */
+#define FP_CACHE_SLOTS 64
+
+typedef struct FpCacheSlot
+{
+	uint64		generation;
+	ShieldFpKey key;
+	ShieldFpEntry *entry;
+} FpCacheSlot;
+
+static FpCacheSlot fp_cache[FP_CACHE_SLOTS];
+static struct
+{
+	uint64		generation;
+	ShieldRoleKey key;
+	ShieldRoleEntry *entry;
+}			role_cache;
+
+/* Caller holds stats_lock (either mode). */
+static ShieldFpEntry *
+fp_find(const ShieldFpKey *key)
+{
+	FpCacheSlot *slot = &fp_cache[key->queryid % FP_CACHE_SLOTS];
+	ShieldFpEntry *entry;
+
+	/* generation 0 means never cached: the shared one starts at 0 too */
+	if (slot->entry != NULL && slot->generation == pgsh_state->generation &&
+		memcmp(&slot->key, key, sizeof(ShieldFpKey)) == 0)
+		return slot->entry;
+	entry = hash_search(pgsh_fp_hash, key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		slot->generation = pgsh_state->generation;
+		slot->key = *key;
+		slot->entry = entry;
+	}
+	return entry;
+}
+
+static ShieldRoleEntry *
+role_find(const ShieldRoleKey *key)
+{
+	ShieldRoleEntry *entry;
+
+	if (role_cache.entry != NULL &&
+		role_cache.generation == pgsh_state->generation &&
+		memcmp(&role_cache.key, key, sizeof(ShieldRoleKey)) == 0)
+		return role_cache.entry;
+	entry = hash_search(pgsh_role_hash, key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		role_cache.generation = pgsh_state->generation;
+		role_cache.key = *key;
+		role_cache.entry = entry;
+	}
+	return entry;
+}
+
 /*
  * Record one statement.  Never raises an error and never allocates local
  * memory, so it is also used from abort callbacks.
@@ -363,9 +462,9 @@ pgsh_stats_record(const ShieldObservation *obs)
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
 
-	role = hash_search(pgsh_role_hash, &rkey, HASH_FIND, NULL);
+	role = role_find(&rkey);
 	if (obs->queryid != 0)
-		fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
+		fp = fp_find(&fkey);
 
 	/*
 	 * Slow path: an entry is missing, or the fingerprint has no text yet (it
@@ -374,7 +473,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	 */
 	if (role == NULL ||
 		(obs->queryid != 0 &&
-		 (fp == NULL || (fp->query_len == 0 && obs->text != NULL))))
+		 (fp == NULL ||
+		  (fp->query_len == 0 && (obs->text != NULL || obs->source != NULL)))))
 	{
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
@@ -389,7 +489,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 								 pgsh_max_fingerprints,
 								 &pgsh_state->fp_evictions);
 			if (fp != NULL && fp->query_len == 0)
-				fp_set_text(fp, obs->text, obs->text_len);
+				fp_set_text(fp, obs);
 		}
 	}
 
@@ -436,16 +536,21 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 	fkey.queryid = queryid;
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
+	fp = fp_find(&fkey);
 	if (fp == NULL || (fp->query_len == 0 && text != NULL))
 	{
+		ShieldObservation obs;
+
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 		fp = (ShieldFpEntry *)
 			lookup_or_create(pgsh_fp_hash, &fp_shape, &fkey,
 							 pgsh_max_fingerprints, &pgsh_state->fp_evictions);
+		memset(&obs, 0, sizeof(obs));
+		obs.text = text;
+		obs.text_len = text_len;
 		if (fp != NULL && fp->query_len == 0)
-			fp_set_text(fp, text, text_len);
+			fp_set_text(fp, &obs);
 	}
 	if (fp != NULL)
 	{
@@ -479,6 +584,7 @@ pgsh_stats_reset(void)
 		hash_search(pgsh_role_hash, entry, HASH_REMOVE, NULL);
 
 	pgsh_state->stats_reset = now;
+	pgsh_state->generation++;
 	pgsh_state->fp_evictions = 0;
 	pgsh_state->role_evictions = 0;
 

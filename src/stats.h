@@ -110,13 +110,25 @@ typedef struct ShieldObservation
 	uint64		rows;
 	double		cost;			/* estimated total cost, < 0 if none */
 	TimestampTz started;
-	const char *text;			/* statement text, NULL if unavailable */
+	/*
+	 * Statement text, only read when a fingerprint entry needs it: either
+	 * ready (text, text_len), or a statement in a query string (source,
+	 * location, len as in the parse tree; cleaned up and clamped).
+	 */
+	const char *text;
 	int			text_len;
+	const char *source;
+	int			location;
+	int			len;
 } ShieldObservation;
 
 /* Size and initialization, called from shmem.c. */
 extern Size pgsh_stats_shmem_size(void);
 extern void pgsh_stats_shmem_init(void);
+
+/* Text of one statement in a query string; NULL if none. */
+extern const char *pgsh_statement_text(const char *source, int location,
+									   int len, int *text_len);
 
 /* Recording; never raises an error (safe in abort callbacks). */
 extern void pgsh_stats_record(const ShieldObservation *obs);
