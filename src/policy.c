@@ -109,6 +109,12 @@ static int	n_role_policies = 0;
 static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
 
+/* The last resolution, valid until the cache is reloaded. */
+static bool last_valid = false;
+static Oid	last_userid;
+static uint64 last_queryid;
+static ShieldEffectivePolicy last_result;
+
 /*
  * Relcache invalidation: shield.policy changed, or everything must go
  * (relid InvalidOid, after a sinval overflow).  While the extension is not
@@ -301,7 +307,17 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	 */
 	AcceptInvalidationMessages();
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
+	{
 		policy_cache_load();
+		last_valid = false;
+	}
+
+	/* a session mostly runs the same few statements as the same role */
+	if (last_valid && last_userid == userid && last_queryid == queryid)
+	{
+		*result = last_result;
+		return result->nscopes > 0;
+	}
 
 	result->nscopes = 0;
 	result->max_cost_from = -1;
@@ -310,7 +326,10 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	result->priority = PGSH_PRIORITY_NORMAL;
 	if (policy_cache == NULL ||
 		n_role_policies + n_query_policies + n_query_role_policies == 0)
+	{
+		last_valid = false;
 		return false;
+	}
 
 	/* most specific first: query+role, query, role */
 	candidates[0] = (n_query_role_policies > 0 && queryid != 0) ?
@@ -342,5 +361,9 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 			result->priority = p->priority;
 		}
 	}
+	last_result = *result;
+	last_userid = userid;
+	last_queryid = queryid;
+	last_valid = true;
 	return result->nscopes > 0;
 }
