@@ -27,6 +27,7 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/dependency.h"
@@ -301,11 +302,13 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	int			i;
 
 	/*
-	 * A statement that opens no relation would not process invalidations
-	 * inside a transaction block: do it here, so that a change committed
-	 * meanwhile applies (cheap when the queue holds nothing for us).
+	 * Inside a transaction block, a statement that opens no relation would
+	 * not process invalidations: do it here, so that a change committed
+	 * meanwhile applies.  A statement in its own transaction has just
+	 * processed them at transaction start.
 	 */
-	AcceptInvalidationMessages();
+	if (IsTransactionBlock())
+		AcceptInvalidationMessages();
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
 	{
 		policy_cache_load();

@@ -152,6 +152,12 @@ bench_machine_info() {
     echo "$(nproc) CPUs, ${cpu:-unknown CPU}, $mem RAM, $(uname -sr)"
 }
 
+# The commit, and a digest of the sources actually built (the working tree
+# may differ from any commit).
 bench_pg_shield_version() {
-    git -C "$src" describe --always --dirty 2>/dev/null || echo unknown
+    local v d
+    v=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
+    d=$(cd "$tmp/build" && find . -path ./test -prune -o -type f \( -name '*.c' -o -name '*.h' -o -name '*.sql' \
+            -o -name '*.control' -o -name Makefile \) -print | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12)
+    echo "$v, sources $d"
 }
