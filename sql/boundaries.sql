@@ -92,7 +92,13 @@ FETCH 5 FROM bound_h;
 COMMIT;
 FETCH 2 FROM bound_h;
 CLOSE bound_h;
-SELECT query, calls, rows FROM shield.query_stats WHERE query LIKE 'DECLARE bound_h%';
+BEGIN;
+DECLARE bound_hn NO SCROLL CURSOR WITH HOLD FOR SELECT id AS bound_hn FROM bound_t ORDER BY id;
+FETCH 5 FROM bound_hn;
+COMMIT;
+CLOSE bound_hn;
+SELECT query, calls, rows FROM shield.query_stats WHERE query LIKE 'DECLARE bound_h%'
+ORDER BY query COLLATE "C";
 
 -- a statement whose query ran but whose utility then failed has failed:
 -- REFRESH ... CONCURRENTLY runs the view's query, then merges

@@ -465,11 +465,13 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 		return;
 
 	/*
-	 * Holding a cursor at commit rewinds it and runs it again from the
-	 * start into the hold store: that run's count is the total.
+	 * Holding a scrollable cursor at commit rewinds it and runs it again
+	 * from the start into the hold store: that run's count is the total.
+	 * A NO SCROLL cursor only stores the rows not fetched yet: they add up.
 	 */
 	if (ActivePortal != NULL && ActivePortal->holdStore != NULL &&
-		ActivePortal->queryDesc == queryDesc)
+		ActivePortal->queryDesc == queryDesc &&
+		(ActivePortal->cursorOptions & CURSOR_OPT_SCROLL) != 0)
 		units[unit].rows = queryDesc->estate->es_processed;
 	else
 		units[unit].rows += queryDesc->estate->es_processed;
