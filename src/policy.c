@@ -302,12 +302,14 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	int			i;
 
 	/*
-	 * Inside a transaction block, a statement that opens no relation would
-	 * not process invalidations: do it here, so that a change committed
-	 * meanwhile applies.  A statement in its own transaction has just
-	 * processed them at transaction start.
+	 * Inside a transaction block, or a pipeline of extended-protocol
+	 * statements, a statement that opens no relation would not process
+	 * invalidations: do it here, so that a change committed meanwhile
+	 * applies.  The first statement of a transaction has just processed
+	 * them at transaction start.
 	 */
-	if (IsTransactionBlock())
+	if (IsTransactionBlock() ||
+		GetCurrentStatementStartTimestamp() != GetCurrentTransactionStartTimestamp())
 		AcceptInvalidationMessages();
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
 	{
