@@ -334,7 +334,20 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 	int			len = obs->text_len;
 
 	if (text == NULL && obs->source != NULL)
+	{
 		text = pgsh_statement_text(obs->source, obs->location, obs->len, &len);
+
+		/*
+		 * The statement's own string holds no text for it (empty after
+		 * cleaning): remember that, or every later execution would take
+		 * the exclusive lock to try again.
+		 */
+		if (text == NULL || len <= 0)
+		{
+			entry->query_len = -1;
+			return;
+		}
+	}
 	if (text == NULL || len <= 0)
 		return;
 	if (len >= PGSH_QUERY_TEXT_SIZE)

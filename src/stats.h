@@ -95,7 +95,8 @@ typedef struct ShieldFpEntry
 	uint64		hist[PGSH_HIST_BUCKETS];	/* completed calls per latency
 											 * bucket */
 	int			encoding;		/* server encoding of query */
-	int			query_len;		/* bytes in query, 0 while unknown */
+	int			query_len;		/* bytes in query, 0 while unknown, -1 if
+								 * the statement has no text */
 	char		query[PGSH_QUERY_TEXT_SIZE];
 } ShieldFpEntry;
 
