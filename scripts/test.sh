@@ -66,24 +66,27 @@ show_failure() {
     done
 }
 
+# pg_regress and the isolation tester, through PGXS installcheck with the
+# other suites emptied out.
+run_pg_regress_kind() {
+    local name=$1 diffs=$2
+    shift 2
+    as_postgres make -C "$work" -s installcheck PG_CONFIG="$PG_CONFIG" \
+        "$@" >"$logdir/$name.log" 2>&1
+    local rc=$?
+    grep -E '\.\.\. ' "$logdir/$name.log" || true
+    [ $rc -ne 0 ] && show_failure "$diffs" "$logdir/$name.log"
+    count_regress "$logdir/$name.log" $rc
+}
+
 run_regress() {
     echo "== pg_regress"
-    as_postgres make -C "$work" -s installcheck PG_CONFIG="$PG_CONFIG" \
-        ISOLATION= TAP_TESTS= >"$logdir/regress.log" 2>&1
-    local rc=$?
-    cat "$logdir/regress.log" | grep -E '\.\.\. ' || true
-    [ $rc -ne 0 ] && show_failure "$work/regression.diffs" "$logdir/regress.log"
-    count_regress "$logdir/regress.log" $rc
+    run_pg_regress_kind regress "$work/regression.diffs" ISOLATION= TAP_TESTS=
 }
 
 run_isolation() {
     echo "== isolation"
-    as_postgres make -C "$work" -s installcheck PG_CONFIG="$PG_CONFIG" \
-        REGRESS= TAP_TESTS= >"$logdir/isolation.log" 2>&1
-    local rc=$?
-    grep -E '\.\.\. ' "$logdir/isolation.log" || true
-    [ $rc -ne 0 ] && show_failure "$work/output_iso/regression.diffs" "$logdir/isolation.log"
-    count_regress "$logdir/isolation.log" $rc
+    run_pg_regress_kind isolation "$work/output_iso/regression.diffs" REGRESS= TAP_TESTS=
 }
 
 run_tap() {
