@@ -53,17 +53,23 @@
 Oid
 pgsh_policy_relid(void)
 {
-	Oid			extoid = get_extension_oid("pg_shield", true);
 	Oid			nspoid;
 	Oid			relid;
+	Oid			extoid;
 
-	if (!OidIsValid(extoid))
-		return InvalidOid;
+	/*
+	 * Syscache lookups first: in a database without pg_shield (whose cache
+	 * reloads after any relcache invalidation, see below) this is all a
+	 * reload costs.
+	 */
 	nspoid = get_namespace_oid(PGSH_SCHEMA, true);
 	if (!OidIsValid(nspoid))
 		return InvalidOid;
 	relid = get_relname_relid(PGSH_POLICY_TABLE, nspoid);
-	if (!OidIsValid(relid) ||
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	extoid = get_extension_oid("pg_shield", true);
+	if (!OidIsValid(extoid) ||
 		getExtensionOfObject(RelationRelationId, relid) != extoid)
 		return InvalidOid;
 	return relid;
