@@ -74,6 +74,7 @@ CREATE FUNCTION @extschema@.role_stats(
     OUT waiting pg_catalog.int4,
     OUT peak_active pg_catalog.int4,
     OUT would_reject pg_catalog.int8,
+    OUT would_queue pg_catalog.int8,
     OUT would_cancel pg_catalog.int8,
     OUT last_exec pg_catalog.timestamptz
 )
@@ -121,6 +122,29 @@ REVOKE ALL ON FUNCTION @extschema@.reset() FROM PUBLIC;
 GRANT SELECT ON @extschema@.query_stats TO PUBLIC;
 GRANT SELECT ON @extschema@.role_stats TO PUBLIC;
 GRANT SELECT ON @extschema@.status TO PUBLIC;
+
+-- One row per governed statement now admitted (running) or waiting in the
+-- admission queue (queued)
+CREATE FUNCTION @extschema@.activity(
+    OUT pid pg_catalog.int4,
+    OUT dbid pg_catalog.oid,
+    OUT datname pg_catalog.name,
+    OUT userid pg_catalog.oid,
+    OUT rolname pg_catalog.name,
+    OUT queryid pg_catalog.int8,
+    OUT state pg_catalog.text,
+    OUT priority pg_catalog.text,
+    OUT since pg_catalog.timestamptz,
+    OUT deadline_at pg_catalog.timestamptz
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_shield_activity'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW @extschema@.activity AS
+    SELECT * FROM @extschema@.activity();
+
+GRANT SELECT ON @extschema@.activity TO PUBLIC;
 
 -- Policies
 --

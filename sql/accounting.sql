@@ -40,7 +40,8 @@ SELECT queryid <> 0 AS has_fingerprint,
        plans >= 1 AND total_plan_ms >= 0 AS planned,
        last_exec IS NOT NULL AND last_exec <= now() AS last_exec_ok,
        breaker_state,
-       admitted + queued + rejected + shed + deadline_cancels
+       admitted > 0 AS admitted,
+       queued + rejected + shed + deadline_cancels
          + would_reject + would_cancel AS enforcement_counters
 FROM shield.query_stats
 WHERE rolname = 'regress_shield_alice' AND query LIKE 'SELECT v FROM%';
@@ -60,8 +61,9 @@ SELECT r.calls, r.errors, r.rows,
                    WHERE q.userid = r.userid AND q.dbid = r.dbid) AS errors_match,
        r.max_exec_ms >= r.mean_exec_ms AS max_ok,
        r.active, r.waiting, r.peak_active,
-       r.admitted + r.queued + r.rejected + r.shed + r.deadline_cancels
-         + r.would_reject + r.would_cancel AS enforcement_counters
+       r.admitted > 0 AS admitted,
+       r.queued + r.rejected + r.shed + r.deadline_cancels
+         + r.would_reject + r.would_queue + r.would_cancel AS enforcement_counters
 FROM shield.role_stats r
 WHERE r.rolname = 'regress_shield_alice' AND r.datname = current_database();
 

@@ -56,4 +56,11 @@
  */
 #define PGSH_QUERYID(q) ((uint64) (q))
 
+/*
+ * Wait event of a statement waiting in the admission queue.  Custom wait
+ * event names (WaitEventExtensionNew) exist from PostgreSQL 17 on; until
+ * then pg_stat_activity shows type and event "Extension".
+ */
+#define PGSH_WAIT_EVENT_QUEUE PG_WAIT_EXTENSION
+
 #endif							/* PGSH_COMPAT_H */

@@ -50,6 +50,11 @@ static ShieldEventRing *ring = NULL;
 static const char *const action_names[] = {
 	[PGSH_ACTION_POLICY_SET] = "policy_set",
 	[PGSH_ACTION_POLICY_DROPPED] = "policy_dropped",
+	[PGSH_ACTION_QUEUE_FULL] = "queue_full",
+	[PGSH_ACTION_QUEUE_TIMEOUT] = "queue_timeout",
+	[PGSH_ACTION_COST_LIMIT] = "cost_limit",
+	[PGSH_ACTION_RATE_LIMIT] = "rate_limit",
+	[PGSH_ACTION_DEADLINE] = "deadline",
 };
 
 const char *

@@ -20,6 +20,7 @@
 
 #include <limits.h>
 
+#include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
 #include "events.h"
@@ -30,6 +31,10 @@ int			pgsh_max_fingerprints = 5000;
 int			pgsh_max_roles = 1000;
 int			pgsh_max_events = 1000;
 int			pgsh_log_actions = PGSH_LOG_ENFORCED;
+bool		pgsh_exempt_superuser = true;
+int			pgsh_max_active = 0;
+int			pgsh_max_queue = 64;
+int			pgsh_queue_timeout_ms = 1000;
 
 static const struct config_enum_entry mode_options[] = {
 	{"enforce", PGSH_MODE_ENFORCE, false},
@@ -121,6 +126,52 @@ pgsh_guc_init(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("pg_shield.exempt_superuser",
+							 "Exempts superusers from every pg_shield limit.",
+							 "Their statements are still accounted, so that a DBA can always get in and fix things.",
+							 &pgsh_exempt_superuser,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * The admission queue lives in a fixed array of one entry per backend,
+	 * so neither setting needs a restart.
+	 */
+	DefineCustomIntVariable("pg_shield.max_active",
+							"Sets the maximum number of governed statements executing at once, instance-wide.",
+							"0 means no instance-wide limit.",
+							&pgsh_max_active,
+							0,
+							0,
+							MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.max_queue",
+							"Sets the maximum number of statements waiting in the admission queue, instance-wide.",
+							"A statement that finds the queue full is rejected at once (SQLSTATE 53S01).",
+							&pgsh_max_queue,
+							64,
+							0,
+							MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.queue_timeout",
+							"Sets the longest wait for an admission slot, for policies that set no queue_timeout.",
+							"0 rejects at once when a limit is full.",
+							&pgsh_queue_timeout_ms,
+							1000,
+							0,
+							INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("pg_shield");
 }

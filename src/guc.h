@@ -25,6 +25,10 @@ extern int	pgsh_max_fingerprints;
 extern int	pgsh_max_roles;
 extern int	pgsh_max_events;
 extern int	pgsh_log_actions;
+extern bool pgsh_exempt_superuser;
+extern int	pgsh_max_active;
+extern int	pgsh_max_queue;
+extern int	pgsh_queue_timeout_ms;
 
 extern void pgsh_guc_init(void);
 extern const char *pgsh_mode_name(int mode);

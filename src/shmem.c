@@ -36,6 +36,11 @@
  * rate limiter (events.c): exclusive to record one event, shared to copy
  * the ring out.  It is never held together with stats_lock.
  *
+ * pgsh_state->admission_lock guards the admission scopes and queue; its
+ * protocol (a lock-free fast path with atomics, the lock for the queue) is
+ * described in admission.c.  It is never held together with another
+ * pg_shield lock.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -49,6 +54,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 
+#include "admission.h"
 #include "errors.h"
 #include "events.h"
 #include "shmem.h"
@@ -69,6 +75,7 @@ pgsh_shmem_size(void)
 	size = MAXALIGN(sizeof(ShieldSharedState));
 	size = add_size(size, pgsh_stats_shmem_size());
 	size = add_size(size, pgsh_events_shmem_size());
+	size = add_size(size, pgsh_admission_shmem_size());
 	return size;
 }
 
@@ -79,7 +86,7 @@ pgsh_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(pgsh_shmem_size());
-	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 2);
+	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 3);
 }
 
 static void
@@ -105,6 +112,7 @@ pgsh_shmem_startup(void)
 
 		pgsh_state->stats_lock = &locks[0].lock;
 		pgsh_state->events_lock = &locks[1].lock;
+		pgsh_state->admission_lock = &locks[2].lock;
 		pgsh_state->stats_reset = GetCurrentTimestamp();
 		pgsh_state->fp_evictions = 0;
 		pgsh_state->role_evictions = 0;
@@ -113,6 +121,7 @@ pgsh_shmem_startup(void)
 
 	pgsh_stats_shmem_init();
 	pgsh_events_shmem_init();
+	pgsh_admission_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -27,6 +27,8 @@ typedef struct ShieldSharedState
 	LWLock	   *stats_lock;		/* guards both statistics tables and the
 								 * fields below */
 	LWLock	   *events_lock;	/* guards the events ring (events.c) */
+	LWLock	   *admission_lock; /* guards scopes and the queue
+								 * (admission.c) */
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */

@@ -58,6 +58,7 @@
 #include "tcop/pquery.h"
 #include "utils/portal.h"
 
+#include "admission.h"
 #include "compat.h"
 #include "guc.h"
 #include "policy.h"
@@ -81,6 +82,7 @@ typedef struct ShieldUnit
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	TimestampTz started;
 	bool		failed;			/* an error escaped one of its executor calls */
+	ShieldAdmission adm;		/* what admission decided */
 	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
 } ShieldUnit;
 
@@ -389,7 +391,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		unit = &units[units_used++];
 	}
 
-	unit->queryDesc = queryDesc;
+	/* filled in while free: in use once admitted (queryDesc set) */
+	unit->queryDesc = NULL;
 	unit->userid = GetUserId();
 	unit->queryid = PGSH_QUERYID(pstmt->queryId);
 	unit->subid = GetCurrentSubTransactionId();
@@ -433,6 +436,26 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * cache makes this a few local lookups.
 	 */
 	(void) pgsh_policy_resolve(unit->userid, unit->queryid, &unit->policy);
+
+	/*
+	 * Admission: may wait, and may reject the statement with an error,
+	 * which admission counts itself; the delegating utility must not count
+	 * it again as a failure.
+	 */
+	{
+		ShieldAdmitRequest req;
+
+		req.userid = unit->userid;
+		req.queryid = unit->queryid;
+		req.cost = unit->cost;
+		req.arrived = unit->started;
+		req.policy = &unit->policy;
+		if (frame.active)
+			frame.error_noted = true;
+		pgsh_admit(&req, &unit->adm);
+	}
+
+	unit->queryDesc = queryDesc;
 	return true;
 }
 
@@ -477,6 +500,32 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 		units[unit].rows += queryDesc->estate->es_processed;
 }
 
+/* Admission's part of a unit's observation. */
+static void
+observe_admission(ShieldObservation *obs, const ShieldAdmission *adm)
+{
+	obs->admitted = adm->governed;
+	obs->queued = adm->queued;
+	obs->queue_ms = adm->queue_ms;
+	obs->would_reject = adm->would_reject;
+	obs->would_queue = adm->would_queue;
+	obs->role_active = adm->role_active;
+}
+
+/*
+ * Give back the admission slot a unit holds.  First thing when a unit
+ * ends, so that a waiter gets it as soon as possible.  Cannot fail.
+ */
+static inline void
+unit_release(ShieldUnit *unit)
+{
+	if (unit->adm.holds_slot)
+	{
+		unit->adm.holds_slot = false;
+		pgsh_admission_release();
+	}
+}
+
 static void
 unit_free(ShieldUnit *unit)
 {
@@ -515,6 +564,7 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	if (i < 0)
 		return;
 	unit = &units[i];
+	unit_release(unit);
 
 	memset(&obs, 0, sizeof(obs));
 	obs.dbid = MyDatabaseId;
@@ -528,6 +578,7 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	obs.source = queryDesc->sourceText;
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
+	observe_admission(&obs, &unit->adm);
 	unit_free(unit);
 
 	/*
@@ -585,6 +636,7 @@ finish_units(SubTransactionId floor_subid)
 		if (!unit->failed && floor_subid != InvalidSubTransactionId &&
 			unit->subid < floor_subid)
 			continue;
+		unit_release(unit);
 
 		memset(&obs, 0, sizeof(obs));
 		obs.dbid = MyDatabaseId;
@@ -597,6 +649,7 @@ finish_units(SubTransactionId floor_subid)
 		obs.started = unit->started;
 		if (unit->failed)
 			attach_failure_text(&obs);
+		observe_admission(&obs, &unit->adm);
 		unit_free(unit);
 		pgsh_stats_record(&obs);
 	}
@@ -811,6 +864,8 @@ pgsh_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
+			/* every unit has ended: nothing may be held or queued */
+			pgsh_admission_cleanup();
 			break;
 
 		case XACT_EVENT_COMMIT:
@@ -822,6 +877,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 */
 			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
+			pgsh_admission_cleanup();
 			break;
 
 		default:

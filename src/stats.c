@@ -364,6 +364,37 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs)
 {
 	if (obs->started > c->last_exec)
 		c->last_exec = obs->started;
+	if (obs->admitted)
+		c->admitted++;
+	if (obs->queued)
+	{
+		c->queued++;
+		c->queue_ms += obs->queue_ms;
+	}
+	if (obs->would_reject)
+		c->would_reject++;
+	if (obs->would_queue)
+		c->would_queue++;
+	switch (obs->rejected)
+	{
+		case PGSH_REJECT_NONE:
+			break;
+		case PGSH_REJECT_QUEUE_FULL:
+			c->rejected_queue_full++;
+			return;
+		case PGSH_REJECT_QUEUE_TIMEOUT:
+			c->rejected_queue_timeout++;
+			return;
+		case PGSH_REJECT_COST:
+			c->rejected_cost++;
+			return;
+		case PGSH_REJECT_RATE:
+			c->rejected_rate++;
+			return;
+		case PGSH_REJECT_DEADLINE:
+			c->deadline_cancels++;
+			return;
+	}
 	if (obs->failed)
 	{
 		c->errors++;
@@ -513,6 +544,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 		SpinLockAcquire(&r->mutex);
 		r->usage += USAGE_PER_CALL;
 		counters_add((ShieldCounters *) &r->counters, obs);
+		if (obs->role_active > r->peak_active)
+			r->peak_active = obs->role_active;
 		SpinLockRelease(&r->mutex);
 	}
 	if (fp != NULL)

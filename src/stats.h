@@ -56,6 +56,7 @@ typedef struct ShieldCounters
 	int64		shed;
 	int64		deadline_cancels;
 	int64		would_reject;
+	int64		would_queue;
 	int64		would_cancel;
 	TimestampTz last_exec;		/* start of the latest statement, 0 if none */
 } ShieldCounters;
@@ -100,6 +101,17 @@ typedef struct ShieldFpEntry
 	char		query[PGSH_QUERY_TEXT_SIZE];
 } ShieldFpEntry;
 
+/* Why admission turned a statement away (ShieldObservation.rejected). */
+typedef enum PgshRejection
+{
+	PGSH_REJECT_NONE,
+	PGSH_REJECT_QUEUE_FULL,
+	PGSH_REJECT_QUEUE_TIMEOUT,
+	PGSH_REJECT_COST,
+	PGSH_REJECT_RATE,
+	PGSH_REJECT_DEADLINE		/* its deadline expired while it waited */
+} PgshRejection;
+
 /* One statement's outcome, handed to pgsh_stats_record(). */
 typedef struct ShieldObservation
 {
@@ -107,6 +119,15 @@ typedef struct ShieldObservation
 	Oid			userid;
 	uint64		queryid;		/* 0: account the role only */
 	bool		failed;
+	PgshRejection rejected;		/* turned away: neither a call nor an error */
+	/* admission (admission.c) */
+	bool		admitted;
+	bool		queued;			/* waited in the admission queue */
+	double		queue_ms;
+	bool		would_reject;	/* monitor mode */
+	bool		would_queue;	/* monitor mode */
+	int32		role_active;	/* the role's running statements once it was
+								 * admitted, 0 if unknown */
 	double		exec_ms;		/* completed statements only */
 	uint64		rows;
 	double		cost;			/* estimated total cost, < 0 if none */

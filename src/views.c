@@ -31,8 +31,10 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "admission.h"
 #include "events.h"
 #include "guc.h"
+#include "policy.h"
 #include "shmem.h"
 #include "stats.h"
 
@@ -41,11 +43,13 @@ PG_FUNCTION_INFO_V1(pg_shield_role_stats);
 PG_FUNCTION_INFO_V1(pg_shield_status);
 PG_FUNCTION_INFO_V1(pg_shield_reset);
 PG_FUNCTION_INFO_V1(pg_shield_events);
+PG_FUNCTION_INFO_V1(pg_shield_activity);
 
 #define QUERY_STATS_COLS	30
-#define ROLE_STATS_COLS		27
+#define ROLE_STATS_COLS		28
 #define STATUS_COLS			16
 #define EVENTS_COLS			10
+#define ACTIVITY_COLS		10
 
 /* A name datum (NAMEDATALEN-padded), or NULL for a dropped object. */
 static Datum
@@ -242,6 +246,8 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ShieldRoleEntry *copies;
+	ShieldActivity *activity;
+	int			nactivity;
 	long		n;
 	long		i;
 
@@ -250,6 +256,7 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 
 	copies = copy_entries(pgsh_role_hash, sizeof(ShieldRoleEntry),
 						  offsetof(ShieldRoleEntry, mutex), &n);
+	activity = pgsh_activity_copy(&nactivity);
 
 	for (i = 0; i < n; i++)
 	{
@@ -290,11 +297,28 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 			nulls[col++] = true;
 			nulls[col++] = true;
 		}
-		/* live concurrency arrives with admission control */
-		values[col++] = Int32GetDatum(0);
-		values[col++] = Int32GetDatum(0);
-		values[col++] = Int32GetDatum(e->peak_active);
+		{
+			int32		active = 0;
+			int32		waiting = 0;
+			int			k;
+
+			for (k = 0; k < nactivity; k++)
+			{
+				if (activity[k].dbid != e->key.dbid ||
+					activity[k].userid != e->key.userid)
+					continue;
+				if (activity[k].queued)
+					waiting++;
+				else
+					active++;
+			}
+			values[col++] = Int32GetDatum(active);
+			values[col++] = Int32GetDatum(waiting);
+			/* a statement still running is not in peak_active yet */
+			values[col++] = Int32GetDatum(Max(e->peak_active, active));
+		}
 		values[col++] = Int64GetDatum(c->would_reject);
+		values[col++] = Int64GetDatum(c->would_queue);
 		values[col++] = Int64GetDatum(c->would_cancel);
 		if (c->last_exec != 0)
 			values[col++] = TimestampTzGetDatum(c->last_exec);
@@ -322,6 +346,9 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	TimestampTz stats_reset;
 	uint64		events;
 	uint64		log_suppressed;
+	uint32		active;
+	uint32		queued;
+	TimestampTz oldest_queued;
 
 	pgsh_check_loaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -337,13 +364,34 @@ pg_shield_status(PG_FUNCTION_ARGS)
 
 	memset(nulls, 0, sizeof(nulls));
 	values[col++] = CStringGetTextDatum(pgsh_mode_name(pgsh_mode));
-	/* admission state arrives with admission control: nothing is limited */
-	values[col++] = Int32GetDatum(0);	/* max_active */
-	values[col++] = Int32GetDatum(0);	/* active */
-	values[col++] = Int32GetDatum(0);	/* queued */
+	{
+		int			n;
+		int			i;
+		ShieldActivity *activity = pgsh_activity_copy(&n);
+
+		active = queued = 0;
+		oldest_queued = 0;
+		for (i = 0; i < n; i++)
+		{
+			if (!activity[i].queued)
+				active++;
+			else
+			{
+				queued++;
+				if (oldest_queued == 0 || activity[i].since < oldest_queued)
+					oldest_queued = activity[i].since;
+			}
+		}
+	}
+	values[col++] = Int32GetDatum(pgsh_max_active);
+	values[col++] = Int32GetDatum((int32) active);
+	values[col++] = Int32GetDatum((int32) queued);
+	/* overload detection and shedding are not part of this release */
 	values[col++] = BoolGetDatum(false);	/* overloaded */
 	values[col++] = CStringGetTextDatum("none");	/* shedding */
-	values[col++] = Float8GetDatum(0.0);	/* queue_delay_ms */
+	/* the current queue delay: how long the oldest waiter has waited */
+	values[col++] = Float8GetDatum(oldest_queued == 0 ? 0.0 :
+								   Max(0.0, (double) (GetCurrentTimestamp() - oldest_queued) / 1000.0));
 	values[col++] = Int64GetDatum(fingerprints);
 	values[col++] = Int32GetDatum(pgsh_max_fingerprints);
 	values[col++] = Int64GetDatum((int64) fp_evictions);
@@ -404,6 +452,54 @@ pg_shield_events(PG_FUNCTION_ARGS)
 		values[col++] = BoolGetDatum(e->enforced);
 		values[col++] = CStringGetTextDatum(e->detail);
 		Assert(col == EVENTS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * shield.activity: one row per governed statement now admitted or queued.
+ * Fingerprints of other roles' statements are hidden as in
+ * shield.query_stats.
+ */
+Datum
+pg_shield_activity(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldActivity *activity;
+	int			n;
+	int			i;
+	Oid			me = GetUserId();
+	bool		see_all;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	see_all = may_see_all_texts();
+	activity = pgsh_activity_copy(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldActivity *a = &activity[i];
+		Datum		values[ACTIVITY_COLS];
+		bool		nulls[ACTIVITY_COLS];
+		int			col = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[col++] = Int32GetDatum(a->pid);
+		col += put_identity(values + col, nulls + col, a->dbid, a->userid);
+		if (a->queryid != 0 && (see_all || a->userid == me))
+			values[col++] = Int64GetDatum((int64) a->queryid);
+		else
+			nulls[col++] = true;
+		values[col++] = CStringGetTextDatum(a->queued ? "queued" : "running");
+		values[col++] = CStringGetTextDatum(pgsh_priority_name(a->priority));
+		values[col++] = TimestampTzGetDatum(a->since);
+		if (a->deadline_at != 0)
+			values[col++] = TimestampTzGetDatum(a->deadline_at);
+		else
+			nulls[col++] = true;
+		Assert(col == ACTIVITY_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}

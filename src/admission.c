@@ -1,0 +1,1307 @@
+/*-------------------------------------------------------------------------
+ *
+ * admission.c
+ *		Admission control: cost ceilings, rate limits, and concurrency
+ *		slots with a bounded priority queue.
+ *
+ * A statement is admitted once, when it starts (statement.c decides when
+ * that is).  Admission checks, in order: the strictest max_cost of the
+ * matching policies against the executed plan; a token in the bucket of
+ * every matching scope with max_rate; and, if the backend holds no slot
+ * yet, a slot in every matching concurrency scope: the instance
+ * (pg_shield.max_active), the role, the fingerprint, the fingerprint for
+ * the role.  A backend holds at most one slot; statements it starts while
+ * it holds one (a second cursor, say) run under it, since waiting for a
+ * slot while holding one could wait for itself.
+ *
+ * Scopes.  Every scope that can be counted lives in a shared hash
+ * (scope_hash), keyed by (database, role, fingerprint); the instance scope
+ * lives in AdmissionState.  A scope counts its slots in an atomic (active)
+ * and carries a token bucket for rate limits.  Limits are not stored in
+ * shared memory: they come from each statement's resolved policy, so a
+ * policy change applies to the next statement.  The role scope of a
+ * statement is always counted (it feeds shield.role_stats.active and
+ * peak_active); fingerprint scopes only when a policy limits them.  The
+ * table holds 4 * MaxBackends + 64 entries: a backend needs at most three
+ * of them at a time, so evicting the idle ones always makes room.
+ *
+ * The queue.  A statement that finds a scope full waits in a queue ordered
+ * by rank (critical, then statements whose transaction holds a
+ * transaction id, then normal, then low) and arrival.  Slots are never
+ * taken by a newcomer while anybody waits (no barging): the fast path is
+ * only tried when the queue is empty.  A slot freed while statements wait
+ * is handed over by the releaser, who runs dispatch(): in queue order,
+ * every waiter all of whose scopes have room gets its slots, is marked
+ * granted and has its latch set.  Only the chosen waiters wake (no
+ * thundering herd).  A waiter that gives up (timeout, cancel, terminate)
+ * dequeues itself under the lock; if it was granted meanwhile, it keeps
+ * the slot on timeout, or releases it (dispatching it to the next waiter)
+ * on error.
+ *
+ * LOCKING.  pgsh_state->admission_lock guards the scope hash's structure,
+ * the queue and the queue fields of every ProcSlot:
+ *
+ *	- LW_SHARED to look scopes up and to take slots on the fast path;
+ *	- LW_EXCLUSIVE to create or evict scopes, to enqueue, dequeue and
+ *	  dispatch.
+ *
+ * Scope slot counts are atomics, changed with compare-and-swap when taking
+ * (so a limit is never exceeded) and with fetch-sub when releasing, which
+ * needs no lock at all: a slot pins its scope (only idle scopes are
+ * evicted).  The lost-wakeup race between a releaser and a new waiter is
+ * closed by the order of operations, both full barriers: a waiter first
+ * increments nqueued, then (under the lock) tries the scopes; a releaser
+ * first decrements the scope, then reads nqueued and dispatches if it is
+ * not zero.  Either the waiter sees the free slot or the releaser sees the
+ * waiter.  Rate buckets are protected by their scope's spinlock.  No other
+ * lock is taken while admission_lock is held, and nothing that can fail
+ * or sleep runs under it.
+ *
+ * Release never fails: atomics, the lock and SetLatch only.  It runs when
+ * the statement holding the slot ends (statement.c: ExecutorEnd, or the
+ * transaction and subtransaction callbacks for failed and abandoned
+ * statements), and once more, as a backstop, from a before_shmem_exit
+ * callback registered on first use, which also covers FATAL errors and
+ * terminations while queued.  A backend crash resets shared memory.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/admission.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <math.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+
+#include "admission.h"
+#include "compat.h"
+#include "errors.h"
+#include "events.h"
+#include "guc.h"
+#include "shmem.h"
+#include "stats.h"
+
+/* instance, role, fingerprint, fingerprint for the role */
+#define MAX_SCOPES 4
+
+/* Hash key of a scope: a role scope has queryid 0, a query scope userid 0. */
+typedef struct ScopeKey
+{
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;
+} ScopeKey;
+
+typedef struct Scope
+{
+	ScopeKey	key;			/* hash key; must be first */
+	pg_atomic_uint32 active;	/* slots held */
+	int32		waiters;		/* queued statements needing it; lock */
+	slock_t		mutex;			/* protects the rate bucket */
+	double		tokens;
+	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
+} Scope;
+
+typedef enum ProcState
+{
+	PROC_IDLE,
+	PROC_QUEUED,
+	PROC_RUNNING
+} ProcState;
+
+/* One per backend, indexed by pgprocno. */
+typedef struct ProcSlot
+{
+	/*
+	 * What shield.activity shows.  Written by the backend itself only,
+	 * bracketed by changecount (odd while writing); readers retry until
+	 * they see the same even value before and after copying.
+	 */
+	pg_atomic_uint32 changecount;
+	int			pid;
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;
+	int			state;			/* ProcState */
+	int			priority;		/* PgshPriority */
+	TimestampTz since;
+	TimestampTz deadline_at;	/* 0: none */
+
+	/* The queue entry; admission_lock. */
+	bool		granted;
+	int			rank;
+	uint64		seq;
+	int			nscopes;
+	int			role_index;		/* index of the role scope, -1 if none */
+	int32		role_active;	/* set with granted */
+	Scope	   *scopes[MAX_SCOPES];
+	int32		limits[MAX_SCOPES]; /* -1: counted, not limited */
+} ProcSlot;
+
+typedef struct AdmissionState
+{
+	Scope		instance;		/* pg_shield.max_active */
+	pg_atomic_uint32 nqueued;	/* queue_len, readable without the lock */
+	uint64		next_seq;
+	uint64		generation;		/* bumped when scopes are evicted */
+	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
+	int			queue_len;
+	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
+} AdmissionState;
+
+/* A scope a statement is subject to (backend-local). */
+typedef struct ScopeNeed
+{
+	ScopeKey	key;
+	Scope	   *scope;
+	int32		limit;			/* max_concurrent, -1: none */
+	bool		monitor;		/* its limits are only observed */
+	double		rate;			/* max_rate, < 0: none */
+	int64		policy_id;		/* 0: the instance */
+	bool		slot;			/* takes a slot in it */
+} ScopeNeed;
+
+static AdmissionState *state = NULL;
+static ProcSlot *procs = NULL;
+static HTAB *scope_hash = NULL;
+
+/* This backend. */
+static ProcSlot *me = NULL;
+static bool exit_callback_registered = false;
+static bool waiting = false;	/* enqueued, not yet admitted or gone */
+static struct
+{
+	bool		holding;
+	int			nscopes;
+	Scope	   *scopes[MAX_SCOPES];
+}			held;
+
+/* Backend-local cache of scope pointers, valid for one generation. */
+#define SCOPE_CACHE_SLOTS 16
+static struct
+{
+	uint64		generation;
+	ScopeKey	key;
+	Scope	   *scope;
+}			scope_cache[SCOPE_CACHE_SLOTS];
+
+static int
+scope_capacity(void)
+{
+	return 4 * MaxBackends + 64;
+}
+
+Size
+pgsh_admission_shmem_size(void)
+{
+	Size		size;
+
+	size = MAXALIGN(add_size(offsetof(AdmissionState, queue),
+							 mul_size(MaxBackends + 1, sizeof(int))));
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ProcSlot))));
+	size = add_size(size, hash_estimate_size(scope_capacity(), sizeof(Scope)));
+	return size;
+}
+
+static void
+scope_init(Scope *scope)
+{
+	pg_atomic_init_u32(&scope->active, 0);
+	scope->waiters = 0;
+	SpinLockInit(&scope->mutex);
+	scope->tokens = 0.0;
+	scope->refilled_at = 0;
+}
+
+/* Caller holds AddinShmemInitLock. */
+void
+pgsh_admission_shmem_init(void)
+{
+	bool		found;
+	HASHCTL		info;
+	int			i;
+
+	state = ShmemInitStruct("pg_shield admission",
+							offsetof(AdmissionState, queue) +
+							(MaxBackends + 1) * sizeof(int), &found);
+	if (!found)
+	{
+		memset(&state->instance.key, 0, sizeof(ScopeKey));
+		scope_init(&state->instance);
+		pg_atomic_init_u32(&state->nqueued, 0);
+		state->next_seq = 0;
+		state->generation = 1;
+		state->wait_ewma_ms = 0.0;
+		state->queue_len = 0;
+	}
+
+	procs = ShmemInitStruct("pg_shield backends",
+							MaxBackends * sizeof(ProcSlot), &found);
+	if (!found)
+	{
+		for (i = 0; i < MaxBackends; i++)
+		{
+			memset(&procs[i], 0, sizeof(ProcSlot));
+			pg_atomic_init_u32(&procs[i].changecount, 0);
+			procs[i].state = PROC_IDLE;
+		}
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ScopeKey);
+	info.entrysize = sizeof(Scope);
+	scope_hash = ShmemInitHash("pg_shield scopes",
+							   scope_capacity(), scope_capacity(),
+							   &info, HASH_ELEM | HASH_BLOBS);
+}
+
+/*----
+ * Scopes
+ *----
+ */
+
+/* Forget every idle scope.  Caller holds the lock exclusively. */
+static void
+evict_idle_scopes(void)
+{
+	HASH_SEQ_STATUS hstat;
+	Scope	   *scope;
+
+	hash_seq_init(&hstat, scope_hash);
+	while ((scope = hash_seq_search(&hstat)) != NULL)
+	{
+		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0)
+			hash_search(scope_hash, &scope->key, HASH_REMOVE, NULL);
+	}
+	state->generation++;
+}
+
+/*
+ * Find a scope, creating it if create (the lock held exclusively);
+ * otherwise the lock is held in either mode.  NULL if missing.
+ */
+static Scope *
+scope_lookup(const ScopeKey *key, bool create)
+{
+	int			slot = (int) ((key->userid ^ key->queryid ^ key->dbid) %
+							  SCOPE_CACHE_SLOTS);
+	Scope	   *scope;
+	bool		found;
+
+	if (key->dbid == InvalidOid)
+		return &state->instance;
+	if (scope_cache[slot].scope != NULL &&
+		scope_cache[slot].generation == state->generation &&
+		memcmp(&scope_cache[slot].key, key, sizeof(ScopeKey)) == 0)
+		return scope_cache[slot].scope;
+
+	scope = hash_search(scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
+						&found);
+	if (scope == NULL && create)
+	{
+		evict_idle_scopes();
+		scope = hash_search(scope_hash, key, HASH_ENTER_NULL, &found);
+	}
+	if (scope == NULL)
+		return NULL;
+	if (!found)
+		scope_init(scope);
+
+	scope_cache[slot].generation = state->generation;
+	scope_cache[slot].key = *key;
+	scope_cache[slot].scope = scope;
+	return scope;
+}
+
+/*
+ * Take a slot in each scope, all or none.  A scope with a limit >= 0 is
+ * taken only below it; the others are counted.  counts[i] receives the
+ * count including this slot.  Runs with the lock held (either mode).
+ */
+static bool
+take_slots(int n, Scope *const *scopes, const int32 *limits, uint32 *counts)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		pg_atomic_uint32 *active = &scopes[i]->active;
+
+		if (limits[i] >= 0)
+		{
+			uint32		cur = pg_atomic_read_u32(active);
+
+			for (;;)
+			{
+				if (cur >= (uint32) limits[i])
+				{
+					while (--i >= 0)
+						pg_atomic_fetch_sub_u32(&scopes[i]->active, 1);
+					return false;
+				}
+				if (pg_atomic_compare_exchange_u32(active, &cur, cur + 1))
+					break;
+			}
+			counts[i] = cur + 1;
+		}
+		else
+			counts[i] = pg_atomic_fetch_add_u32(active, 1) + 1;
+	}
+	return true;
+}
+
+/*----
+ * The queue (admission_lock held exclusively)
+ *----
+ */
+static void
+queue_remove_at(int pos)
+{
+	ProcSlot   *w = &procs[state->queue[pos]];
+	int			i;
+
+	for (i = 0; i < w->nscopes; i++)
+		w->scopes[i]->waiters--;
+	memmove(&state->queue[pos], &state->queue[pos + 1],
+			(state->queue_len - pos - 1) * sizeof(int));
+	state->queue_len--;
+	pg_atomic_fetch_sub_u32(&state->nqueued, 1);
+}
+
+static void
+queue_insert(int procno)
+{
+	ProcSlot   *w = &procs[procno];
+	int			pos;
+	int			i;
+
+	/* behind every waiter of the same or a better rank: arrival order */
+	for (pos = state->queue_len; pos > 0; pos--)
+	{
+		if (procs[state->queue[pos - 1]].rank <= w->rank)
+			break;
+	}
+	memmove(&state->queue[pos + 1], &state->queue[pos],
+			(state->queue_len - pos) * sizeof(int));
+	state->queue[pos] = procno;
+	state->queue_len++;
+	for (i = 0; i < w->nscopes; i++)
+		w->scopes[i]->waiters++;
+	/* a full barrier: see the file header */
+	pg_atomic_fetch_add_u32(&state->nqueued, 1);
+}
+
+static void
+queue_remove(int procno)
+{
+	int			pos;
+
+	for (pos = 0; pos < state->queue_len; pos++)
+	{
+		if (state->queue[pos] == procno)
+		{
+			queue_remove_at(pos);
+			return;
+		}
+	}
+}
+
+/*
+ * Hand free slots to waiters, in queue order: each waiter all of whose
+ * scopes have room gets them and is woken.  Cannot fail.
+ */
+static void
+dispatch(void)
+{
+	int			pos = 0;
+
+	while (pos < state->queue_len)
+	{
+		int			procno = state->queue[pos];
+		ProcSlot   *w = &procs[procno];
+		uint32		counts[MAX_SCOPES];
+
+		if (!take_slots(w->nscopes, w->scopes, w->limits, counts))
+		{
+			pos++;
+			continue;
+		}
+		w->role_active = w->role_index >= 0 ? (int32) counts[w->role_index] : 0;
+		w->granted = true;
+		queue_remove_at(pos);
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
+}
+
+/*----
+ * What shield.activity shows of this backend
+ *----
+ */
+static inline void
+activity_begin_write(void)
+{
+	pg_atomic_write_u32(&me->changecount,
+						pg_atomic_read_u32(&me->changecount) + 1);
+	pg_write_barrier();
+}
+
+static inline void
+activity_end_write(void)
+{
+	pg_write_barrier();
+	pg_atomic_write_u32(&me->changecount,
+						pg_atomic_read_u32(&me->changecount) + 1);
+}
+
+static void
+activity_set(int procstate, const ShieldAdmitRequest *req,
+			 TimestampTz since, TimestampTz deadline_at)
+{
+	activity_begin_write();
+	me->state = procstate;
+	if (req != NULL)
+	{
+		me->pid = MyProcPid;
+		me->dbid = MyDatabaseId;
+		me->userid = req->userid;
+		me->queryid = req->queryid;
+		me->priority = req->policy->priority;
+		me->deadline_at = deadline_at;
+	}
+	me->since = since;
+	activity_end_write();
+}
+
+/*----
+ * Release
+ *----
+ */
+
+/* Give back the slot this backend holds, if any.  Never fails. */
+void
+pgsh_admission_release(void)
+{
+	int			i;
+
+	if (!held.holding)
+		return;
+	held.holding = false;
+
+	/*
+	 * In the reverse order of taking: the instance scope comes first, so
+	 * a statement that takes the freed instance slot never finds this
+	 * backend still counted in its role scope.
+	 */
+	for (i = held.nscopes - 1; i >= 0; i--)
+		pg_atomic_fetch_sub_u32(&held.scopes[i]->active, 1);
+	held.nscopes = 0;
+	activity_set(PROC_IDLE, NULL, 0, 0);
+
+	/* after the fetch-subs (full barriers): see the file header */
+	if (pg_atomic_read_u32(&state->nqueued) > 0)
+	{
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		dispatch();
+		LWLockRelease(pgsh_state->admission_lock);
+	}
+}
+
+bool
+pgsh_admission_holding(void)
+{
+	return held.holding;
+}
+
+/*
+ * Leave the queue.  If a slot was granted meanwhile: keep it if keep,
+ * otherwise pass it on.  Returns whether the slot is now held.  Never
+ * fails.
+ */
+static bool
+leave_queue(bool keep)
+{
+	bool		granted;
+	int			i;
+
+	if (!waiting)
+		return false;
+	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+	granted = me->granted;
+	if (!granted)
+		queue_remove(MyProc->pgprocno);
+	else if (!keep)
+	{
+		for (i = me->nscopes - 1; i >= 0; i--)
+			pg_atomic_fetch_sub_u32(&me->scopes[i]->active, 1);
+		dispatch();
+	}
+	me->granted = false;
+	LWLockRelease(pgsh_state->admission_lock);
+	waiting = false;
+	if (granted && keep)
+		return true;
+	activity_set(PROC_IDLE, NULL, 0, 0);
+	return false;
+}
+
+/*
+ * Backstop: give everything back, whatever state this backend is in.
+ * Called at the end of every top-level transaction (after statement.c has
+ * finished its statements, so normally there is nothing left) and at exit.
+ */
+void
+pgsh_admission_cleanup(void)
+{
+	if (me == NULL)
+		return;
+	(void) leave_queue(false);
+	pgsh_admission_release();
+}
+
+static void
+admission_exit(int code, Datum arg)
+{
+	if (pgsh_state != NULL && LWLockHeldByMe(pgsh_state->admission_lock))
+		LWLockRelease(pgsh_state->admission_lock);
+	pgsh_admission_cleanup();
+}
+
+/*----
+ * Rejections
+ *----
+ */
+#define STATEMENTS(n) ((n) == 1 ? "statement" : "statements")
+#define ARE(n) ((n) == 1 ? "is" : "are")
+
+/* "role "app" (policy 3)", "the instance (pg_shield.max_active)", ... */
+static void
+describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
+{
+	char	   *role = NULL;
+
+	if (need->key.dbid == InvalidOid)
+	{
+		snprintf(buf, size, "%s instance (pg_shield.max_active)",
+				 capital ? "The" : "the");
+		return;
+	}
+	if (need->key.userid != InvalidOid)
+		role = GetUserNameFromId(need->key.userid, true);
+	if (need->key.queryid == 0)
+		snprintf(buf, size, "%s \"%s\" (policy " INT64_FORMAT ")",
+				 capital ? "Role" : "role", role ? role : "?",
+				 need->policy_id);
+	else if (need->key.userid == InvalidOid)
+		snprintf(buf, size, "%s " INT64_FORMAT " (policy " INT64_FORMAT ")",
+				 capital ? "Fingerprint" : "fingerprint",
+				 (int64) need->key.queryid, need->policy_id);
+	else
+		snprintf(buf, size, "%s " INT64_FORMAT " of role \"%s\" (policy " INT64_FORMAT ")",
+				 capital ? "Fingerprint" : "fingerprint",
+				 (int64) need->key.queryid, role ? role : "?",
+				 need->policy_id);
+}
+
+/* Count a rejection, or a would-be rejection in monitor mode, and log it. */
+static void
+note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
+			   bool enforced, bool queued, double queue_ms,
+			   PgshAction action, const char *detail)
+{
+	if (enforced)
+	{
+		ShieldObservation obs;
+
+		memset(&obs, 0, sizeof(obs));
+		obs.dbid = MyDatabaseId;
+		obs.userid = req->userid;
+		obs.queryid = req->queryid;
+		obs.rejected = why;
+		obs.queued = queued;
+		obs.queue_ms = queue_ms;
+		obs.cost = -1.0;
+		obs.started = req->arrived;
+		pgsh_stats_record(&obs);
+	}
+	pgsh_event_record(action, enforced, req->userid, req->queryid, detail);
+}
+
+static int
+retry_hint_ms(void)
+{
+	double		ms = state->wait_ewma_ms;
+
+	return (int) Max(10.0, Min(ms, 60000.0));
+}
+
+/*----
+ * Admission
+ *----
+ */
+static bool
+is_governed(const ShieldAdmitRequest *req)
+{
+	if (state == NULL || MyProc == NULL || MyProc->pgprocno >= MaxBackends)
+		return false;
+	if (pgsh_exempt_superuser && superuser_arg(req->userid))
+		return false;
+	return true;
+}
+
+/* The cost ceiling: the strictest max_cost of the matching policies. */
+static void
+check_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	const ShieldPolicy *p;
+	ScopeNeed	need;
+	char		scope[NAMEDATALEN + 96];
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+	bool		enforced;
+
+	if (policy->max_cost_from < 0 || req->cost < 0)
+		return;
+	p = &policy->scopes[policy->max_cost_from];
+	if (req->cost <= p->max_cost)
+		return;
+
+	memset(&need, 0, sizeof(need));
+	need.key.dbid = MyDatabaseId;
+	need.key.userid = p->role;
+	need.key.queryid = p->queryid;
+	need.policy_id = p->id;
+	describe_scope(scope, sizeof(scope), &need, true);
+	snprintf(detail, sizeof(detail),
+			 "%s sets max_cost %g; the plan's estimated total cost is %.2f.",
+			 scope, p->max_cost, req->cost);
+	enforced = pgsh_mode == PGSH_MODE_ENFORCE && !p->monitor;
+	note_rejection(req, PGSH_REJECT_COST, enforced, false, 0.0,
+				   PGSH_ACTION_COST_LIMIT, detail);
+	if (!enforced)
+	{
+		adm->would_reject = true;
+		return;
+	}
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_COST_LIMIT),
+			 errmsg("estimated statement cost exceeds the pg_shield limit"),
+			 errdetail_internal("%s", detail),
+			 errhint("Make the statement cheaper, or raise max_cost; retrying will not help.")));
+}
+
+/*
+ * Rate limits: a token from the bucket of every scope with max_rate.
+ * Caller holds the lock (either mode); scopes are resolved.  Returns the
+ * index of the scope that has no token, or -1; *retry_ms is the time
+ * until it has one.  Tokens of monitored scopes are taken too (so that
+ * monitor mode counts what enforcement would reject) but never refuse.
+ */
+static int
+take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
+			int *monitor_index)
+{
+	int			i;
+	int			refused = -1;
+	bool		taken[MAX_SCOPES];
+
+	*monitor_index = -1;
+	for (i = 0; i < n; i++)
+	{
+		volatile Scope *s = needs[i].scope;
+		double		rate = needs[i].rate;
+		double		burst = Max(1.0, rate);
+		bool		ok;
+
+		taken[i] = false;
+		if (rate < 0)
+			continue;
+		SpinLockAcquire(&s->mutex);
+		if (s->refilled_at == 0)
+			s->tokens = burst;
+		else if (now > s->refilled_at)
+			s->tokens = Min(burst, s->tokens +
+							(double) (now - s->refilled_at) / 1000000.0 * rate);
+		else
+			s->tokens = Min(burst, s->tokens);
+		s->refilled_at = Max(now, s->refilled_at);
+		ok = s->tokens >= 1.0;
+		if (ok)
+			s->tokens -= 1.0;
+		else
+		{
+			double		wait_ms = rate > 0 ?
+				ceil((1.0 - s->tokens) / rate * 1000.0) : 1000.0;
+
+			*retry_ms = (int) Max(1.0, Min(wait_ms, (double) INT_MAX));
+		}
+		SpinLockRelease(&s->mutex);
+
+		if (ok)
+			taken[i] = true;
+		else if (needs[i].monitor)
+			*monitor_index = i;
+		else
+		{
+			refused = i;
+			break;
+		}
+	}
+
+	/* refused: give back the tokens taken, all or none */
+	if (refused >= 0)
+	{
+		for (i = 0; i < refused; i++)
+		{
+			volatile Scope *s = needs[i].scope;
+
+			if (!taken[i])
+				continue;
+			SpinLockAcquire(&s->mutex);
+			s->tokens += 1.0;
+			SpinLockRelease(&s->mutex);
+		}
+	}
+	return refused;
+}
+
+/* Count and record a rate limit refusal; raise it if enforced. */
+static void
+report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
+			bool enforced, int retry_ms)
+{
+	char		scope[NAMEDATALEN + 96];
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+	describe_scope(scope, sizeof(scope), need, true);
+	snprintf(detail, sizeof(detail),
+			 "%s allows %g statements per second, in bursts of at most %g; none is left.",
+			 scope, need->rate, Max(1.0, need->rate));
+	note_rejection(req, PGSH_REJECT_RATE, enforced, false, 0.0,
+				   PGSH_ACTION_RATE_LIMIT, detail);
+	if (enforced)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_RATE_LIMIT),
+				 errmsg("rate limit exceeded"),
+				 errdetail_internal("%s", detail),
+				 errhint("Retry after %d ms.", retry_ms)));
+}
+
+/*
+ * Find or create the scopes.  Called with the lock held in *mode; may
+ * upgrade it to exclusive (released and retaken) to create missing ones.
+ */
+static void
+resolve_scopes(ScopeNeed *needs, int n, LWLockMode *mode)
+{
+	int			i;
+	bool		missing = false;
+
+	for (i = 0; i < n; i++)
+	{
+		needs[i].scope = scope_lookup(&needs[i].key, false);
+		if (needs[i].scope == NULL)
+			missing = true;
+	}
+	if (!missing)
+		return;
+
+	if (*mode != LW_EXCLUSIVE)
+	{
+		LWLockRelease(pgsh_state->admission_lock);
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		*mode = LW_EXCLUSIVE;
+	}
+	/* all again: an eviction may have moved the ones found */
+	for (i = 0; i < n; i++)
+	{
+		needs[i].scope = scope_lookup(&needs[i].key, true);
+		/* the table is sized so that this cannot happen; see above */
+		if (needs[i].scope == NULL)
+			elog(PANIC, "pg_shield scope table is full");
+	}
+}
+
+/* The scopes a statement is subject to; returns how many. */
+static int
+collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
+			   ScopeNeed *needs, int *role_index, int64 *queue_timeout_ms)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	bool		monitor_all = pgsh_mode == PGSH_MODE_MONITOR;
+	int			n = 0;
+	int			i;
+	const ShieldPolicy *role_policy = NULL;
+
+	*queue_timeout_ms = -1;
+	*role_index = -1;
+
+	if (need_slot && pgsh_max_active > 0)
+	{
+		memset(&needs[n], 0, sizeof(ScopeNeed));
+		needs[n].limit = pgsh_max_active;
+		needs[n].monitor = monitor_all;
+		needs[n].rate = -1;
+		needs[n].slot = true;
+		n++;
+	}
+
+	for (i = 0; i < policy->nscopes; i++)
+	{
+		const ShieldPolicy *p = &policy->scopes[i];
+
+		if (p->queue_timeout_ms >= 0 &&
+			(*queue_timeout_ms < 0 || p->queue_timeout_ms < *queue_timeout_ms))
+			*queue_timeout_ms = p->queue_timeout_ms;
+		if (p->queryid == 0)
+		{
+			role_policy = p;
+			continue;
+		}
+		if (!((need_slot && p->max_concurrent >= 0) || p->max_rate >= 0))
+			continue;
+		memset(&needs[n], 0, sizeof(ScopeNeed));
+		needs[n].key.dbid = MyDatabaseId;
+		needs[n].key.userid = p->role;
+		needs[n].key.queryid = p->queryid;
+		needs[n].limit = need_slot ? p->max_concurrent : -1;
+		needs[n].monitor = monitor_all || p->monitor;
+		needs[n].rate = p->max_rate;
+		needs[n].policy_id = p->id;
+		needs[n].slot = need_slot;
+		n++;
+	}
+
+	/* the role scope is counted for every statement that takes a slot */
+	if (need_slot || (role_policy != NULL && role_policy->max_rate >= 0))
+	{
+		memset(&needs[n], 0, sizeof(ScopeNeed));
+		needs[n].key.dbid = MyDatabaseId;
+		needs[n].key.userid = req->userid;
+		needs[n].limit = (need_slot && role_policy) ?
+			role_policy->max_concurrent : -1;
+		needs[n].monitor = monitor_all || (role_policy && role_policy->monitor);
+		needs[n].rate = role_policy ? role_policy->max_rate : -1;
+		needs[n].policy_id = role_policy ? role_policy->id : 0;
+		needs[n].slot = need_slot;
+		if (need_slot)
+			*role_index = n;
+		n++;
+	}
+
+	if (*queue_timeout_ms < 0)
+		*queue_timeout_ms = pgsh_queue_timeout_ms;
+	return n;
+}
+
+/* The first scope that is full for this waiter, for messages. */
+static int
+full_scope(const ScopeNeed *needs, int n, uint32 *active)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		uint32		cur;
+
+		if (!needs[i].slot || needs[i].limit < 0 || needs[i].monitor)
+			continue;
+		cur = pg_atomic_read_u32(&needs[i].scope->active);
+		if (cur >= (uint32) needs[i].limit)
+		{
+			*active = cur;
+			return i;
+		}
+	}
+	*active = 0;
+	return n > 0 ? 0 : -1;
+}
+
+/*
+ * Wait until granted or until wait_until.  Returns whether granted.
+ * Errors (cancel, terminate, statement_timeout) propagate; the caller
+ * leaves the queue in PG_CATCH.
+ */
+static bool
+wait_for_grant(TimestampTz wait_until)
+{
+	for (;;)
+	{
+		TimestampTz now;
+		long		ms;
+
+		pg_memory_barrier();
+		if (((volatile ProcSlot *) me)->granted)
+			return true;
+		now = GetCurrentTimestamp();
+		if (now >= wait_until)
+			return false;
+		ms = TimestampDifferenceMilliseconds(now, wait_until);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(ms, 1), PGSH_WAIT_EVENT_QUEUE);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Wait in the queue.  On any error (cancel, terminate, statement_timeout)
+ * leave it first, passing on a slot granted meanwhile.
+ */
+static bool
+wait_in_queue(TimestampTz wait_until)
+{
+	bool		granted = false;
+
+	PG_TRY();
+	{
+		granted = wait_for_grant(wait_until);
+	}
+	PG_CATCH();
+	{
+		(void) leave_queue(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return granted;
+}
+
+/*
+ * Decide whether the statement may run; wait in the queue if a scope is
+ * full.  Returns with *adm filled in; rejections are errors (after they
+ * have been counted and recorded).
+ */
+void
+pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	ScopeNeed	needs[MAX_SCOPES];
+	Scope	   *scopes[MAX_SCOPES];
+	int32		limits[MAX_SCOPES];
+	uint32		counts[MAX_SCOPES];
+	int			n;
+	int			nslots = 0;
+	int			role_index;
+	int			role_slot = -1;
+	int64		queue_timeout_ms;
+	bool		need_slot = !held.holding;
+	LWLockMode	mode = LW_SHARED;
+	TimestampTz now = 0;
+	TimestampTz deadline_at = 0;
+	int			rate_retry_ms = 0;
+	int			rate_would_index = -1;
+	bool		limited = false;
+	int			i;
+
+	memset(adm, 0, sizeof(*adm));
+	if (!is_governed(req))
+		return;
+	adm->governed = true;
+
+	if (me == NULL)
+		me = &procs[MyProc->pgprocno];
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(admission_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
+	check_cost(req, adm);
+
+	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_ms);
+	if (n == 0)
+		return;
+
+	if (policy->deadline_from >= 0)
+		deadline_at = req->arrived +
+			policy->scopes[policy->deadline_from].deadline_ms * INT64CONST(1000);
+
+	LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
+	resolve_scopes(needs, n, &mode);
+
+	/* rate limits */
+	for (i = 0; i < n; i++)
+	{
+		if (needs[i].rate >= 0)
+		{
+			int			refused;
+
+			now = GetCurrentTimestamp();
+			refused = take_tokens(needs, n, now, &rate_retry_ms,
+								  &rate_would_index);
+			if (refused >= 0)
+			{
+				LWLockRelease(pgsh_state->admission_lock);
+				report_rate(req, &needs[refused], true, rate_retry_ms);
+			}
+			break;
+		}
+	}
+
+	if (!need_slot)
+	{
+		LWLockRelease(pgsh_state->admission_lock);
+		if (rate_would_index >= 0)
+		{
+			adm->would_reject = true;
+			report_rate(req, &needs[rate_would_index], false, rate_retry_ms);
+		}
+		return;
+	}
+
+	/* the scopes that take a slot, and their enforced limits */
+	for (i = 0; i < n; i++)
+	{
+		if (!needs[i].slot)
+			continue;
+		if (i == role_index)
+			role_slot = nslots;
+		scopes[nslots] = needs[i].scope;
+		limits[nslots] = needs[i].monitor ? -1 : needs[i].limit;
+		if (limits[nslots] >= 0)
+			limited = true;
+		nslots++;
+	}
+
+	/*
+	 * Fast path: every scope has room and nobody waits (or nothing limits
+	 * this statement, so it can take nothing from a waiter).
+	 */
+	if ((!limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
+		take_slots(nslots, scopes, limits, counts))
+	{
+		LWLockRelease(pgsh_state->admission_lock);
+		goto admitted;
+	}
+
+	/* slow path: queue up, and let dispatch() decide */
+	if (mode != LW_EXCLUSIVE)
+	{
+		LWLockRelease(pgsh_state->admission_lock);
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		mode = LW_EXCLUSIVE;
+		resolve_scopes(needs, n, &mode);
+		for (i = 0, nslots = 0; i < n; i++)
+		{
+			if (needs[i].slot)
+				scopes[nslots++] = needs[i].scope;
+		}
+	}
+
+	{
+		bool		may_wait;
+		bool		queue_full = state->queue_len >= pgsh_max_queue;
+		TimestampTz enqueued = GetCurrentTimestamp();
+		TimestampTz wait_until;
+		PgshPriority priority = policy->priority;
+		bool		granted;
+
+		me->granted = false;
+		me->rank = priority == PGSH_PRIORITY_CRITICAL ? 0 :
+			GetTopTransactionIdIfAny() != InvalidTransactionId ? 1 :
+			priority == PGSH_PRIORITY_NORMAL ? 2 : 3;
+		me->seq = state->next_seq++;
+		me->nscopes = nslots;
+		me->role_index = role_slot;
+		memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
+		memcpy(me->limits, limits, nslots * sizeof(int32));
+		queue_insert(MyProc->pgprocno);
+		waiting = true;
+		dispatch();
+		granted = me->granted;
+
+		wait_until = enqueued + queue_timeout_ms * INT64CONST(1000);
+		if (deadline_at != 0 && deadline_at < wait_until)
+			wait_until = deadline_at;
+		may_wait = !queue_full && queue_timeout_ms > 0 && enqueued < wait_until;
+
+		if (granted)
+		{
+			me->granted = false;
+			waiting = false;
+			LWLockRelease(pgsh_state->admission_lock);
+			for (i = 0; i < nslots; i++)
+				counts[i] = i == role_slot ? (uint32) me->role_active : 0;
+			goto admitted;
+		}
+		if (!may_wait)
+		{
+			uint32		active;
+			int			full = full_scope(needs, n, &active);
+			int			queued_now = state->queue_len - 1;
+			char		scope[NAMEDATALEN + 96];
+			char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+			queue_remove(MyProc->pgprocno);
+			waiting = false;
+			LWLockRelease(pgsh_state->admission_lock);
+
+			describe_scope(scope, sizeof(scope), &needs[full], true);
+			if (queue_full)
+				snprintf(detail, sizeof(detail),
+						 "%s allows %d concurrent %s and %u %s running; the admission queue is full with %d waiting.",
+						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
+						 active, ARE(active), queued_now);
+			else if (deadline_at != 0 && deadline_at <= enqueued)
+				snprintf(detail, sizeof(detail),
+						 "%s allows %d concurrent %s and %u %s running; the statement's deadline has passed.",
+						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
+						 active, ARE(active));
+			else
+				snprintf(detail, sizeof(detail),
+						 "%s allows %d concurrent %s and %u %s running; queue_timeout is 0.",
+						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
+						 active, ARE(active));
+			note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
+						   PGSH_ACTION_QUEUE_FULL, detail);
+			ereport(ERROR,
+					(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
+					 errmsg("concurrency limit reached and the statement cannot queue"),
+					 errdetail_internal("%s", detail),
+					 errhint("Retry after %d ms.", retry_hint_ms())));
+		}
+
+		activity_set(PROC_QUEUED, req, enqueued, deadline_at);
+		LWLockRelease(pgsh_state->admission_lock);
+
+		granted = wait_in_queue(wait_until);
+		if (!granted)
+			granted = leave_queue(true);
+		else
+			waiting = false;	/* out of the queue: nobody writes me now */
+
+		now = GetCurrentTimestamp();
+		adm->queued = true;
+		adm->queue_ms = (double) (now - enqueued) / 1000.0;
+		state->wait_ewma_ms = 0.9 * state->wait_ewma_ms + 0.1 * adm->queue_ms;
+
+		if (!granted)
+		{
+			uint32		active;
+			int			full = full_scope(needs, n, &active);
+			bool		by_deadline = deadline_at != 0 &&
+				deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000);
+			char		scope[NAMEDATALEN + 96];
+			char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+			describe_scope(scope, sizeof(scope), &needs[full], true);
+			if (by_deadline)
+			{
+				const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
+
+				snprintf(detail, sizeof(detail),
+						 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s allows %d concurrent %s and %u %s running.",
+						 (long long) p->deadline_ms, p->id, adm->queue_ms,
+						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
+						 active, ARE(active));
+				note_rejection(req, PGSH_REJECT_DEADLINE, true, true,
+							   adm->queue_ms, PGSH_ACTION_DEADLINE, detail);
+				ereport(ERROR,
+						(errcode(PGSH_ERRCODE_DEADLINE),
+						 errmsg("canceling statement due to pg_shield deadline"),
+						 errdetail_internal("%s", detail)));
+			}
+			snprintf(detail, sizeof(detail),
+					 "%s allows %d concurrent %s and %u %s running; the statement waited %.0f ms (queue_timeout %lld ms).",
+					 scope, needs[full].limit, STATEMENTS(needs[full].limit),
+					 active, ARE(active), adm->queue_ms,
+					 (long long) queue_timeout_ms);
+			note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
+						   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
+			ereport(ERROR,
+					(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
+					 errmsg("timed out waiting in the pg_shield admission queue"),
+					 errdetail_internal("%s", detail),
+					 errhint("Retry after %d ms.", retry_hint_ms())));
+		}
+		for (i = 0; i < nslots; i++)
+			counts[i] = i == role_slot ? (uint32) me->role_active : 0;
+	}
+
+admitted:
+	held.holding = true;
+	held.nscopes = nslots;
+	memcpy(held.scopes, scopes, nslots * sizeof(Scope *));
+	adm->holds_slot = true;
+	if (role_slot >= 0)
+		adm->role_active = (int32) counts[role_slot];
+
+	/* monitor mode: would a limit have made it wait? */
+	for (i = 0; i < n && !adm->queued; i++)
+	{
+		if (needs[i].slot && needs[i].monitor && needs[i].limit >= 0 &&
+			pg_atomic_read_u32(&needs[i].scope->active) > (uint32) needs[i].limit)
+			adm->would_queue = true;
+	}
+
+	if (now == 0)
+		now = GetCurrentTimestamp();
+	activity_set(PROC_RUNNING, req, now, deadline_at);
+
+	if (rate_would_index >= 0)
+	{
+		adm->would_reject = true;
+		report_rate(req, &needs[rate_would_index], false, rate_retry_ms);
+	}
+}
+
+/*----
+ * Views
+ *----
+ */
+
+/* Copy the statements now admitted or queued. */
+ShieldActivity *
+pgsh_activity_copy(int *n)
+{
+	ShieldActivity *result = palloc(MaxBackends * sizeof(ShieldActivity));
+	int			count = 0;
+	int			i;
+
+	for (i = 0; i < MaxBackends; i++)
+	{
+		volatile ProcSlot *p = &procs[i];
+		ShieldActivity a;
+		int			procstate;
+
+		for (;;)
+		{
+			uint32		before = pg_atomic_read_u32(&procs[i].changecount);
+			uint32		after;
+
+			pg_read_barrier();
+			procstate = p->state;
+			a.pid = p->pid;
+			a.dbid = p->dbid;
+			a.userid = p->userid;
+			a.queryid = p->queryid;
+			a.priority = p->priority;
+			a.since = p->since;
+			a.deadline_at = p->deadline_at;
+			pg_read_barrier();
+			after = pg_atomic_read_u32(&procs[i].changecount);
+			if (before == after && (before & 1) == 0)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (procstate == PROC_IDLE)
+			continue;
+		a.queued = procstate == PROC_QUEUED;
+		result[count++] = a;
+	}
+	*n = count;
+	return result;
+}

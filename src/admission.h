@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * admission.h
+ *		Admission control: cost ceilings, rate limits, and concurrency
+ *		slots with a bounded priority queue.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/admission.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_ADMISSION_H
+#define PGSH_ADMISSION_H
+
+#include "utils/timestamp.h"
+
+#include "policy.h"
+
+/* A statement asking to run. */
+typedef struct ShieldAdmitRequest
+{
+	Oid			userid;
+	uint64		queryid;
+	double		cost;			/* estimated total cost, < 0 if none */
+	TimestampTz arrived;		/* start of the statement: deadlines count
+								 * from here */
+	const ShieldEffectivePolicy *policy;
+} ShieldAdmitRequest;
+
+/* What admission decided for a statement it let through. */
+typedef struct ShieldAdmission
+{
+	bool		governed;		/* false: exempt, or pg_shield is off */
+	bool		holds_slot;		/* this statement took the backend's slot */
+	bool		queued;			/* it waited in the queue */
+	double		queue_ms;
+	bool		would_reject;	/* monitor mode: enforce would have
+								 * rejected it */
+	bool		would_queue;	/* monitor mode: enforce would have queued
+								 * it */
+	int32		role_active;	/* its role's running statements, itself
+								 * included, once admitted */
+} ShieldAdmission;
+
+extern Size pgsh_admission_shmem_size(void);
+extern void pgsh_admission_shmem_init(void);
+
+extern void pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm);
+extern bool pgsh_admission_holding(void);
+extern void pgsh_admission_release(void);
+extern void pgsh_admission_cleanup(void);
+
+/* For the views. */
+typedef struct ShieldActivity
+{
+	int			pid;
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;
+	bool		queued;
+	PgshPriority priority;
+	TimestampTz since;
+	TimestampTz deadline_at;	/* 0: none */
+} ShieldActivity;
+
+extern ShieldActivity *pgsh_activity_copy(int *n);
+
+#endif							/* PGSH_ADMISSION_H */
