@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # pg_shield demo: start a throwaway server with pg_shield preloaded, run a
 # mixed workload from four application roles at once, and show what
-# pg_shield saw: the query shapes and roles that cost the most.
+# pg_shield saw: the query shapes and roles that cost the most.  Then
+# declare two policies, as a migration would (the reports may run one at a
+# time, at low priority; the web tier is critical), run the same workload
+# again and compare.
 #
-#   scripts/demo.sh            (as root on Debian 12; DEMO_SECONDS=20 by default)
+#   scripts/demo.sh            (as root on Debian 12; DEMO_SECONDS=15 per phase)
 #
 # Everything runs on a Unix socket in a temporary directory and is removed
 # at the end.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-seconds=${DEMO_SECONDS:-20}
+seconds=${DEMO_SECONDS:-15}
 
 "$src/scripts/install-deps.sh"
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -82,25 +85,31 @@ INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :d
 SQL
 chmod 644 "$dir"/*.sql
 
-echo "== running the workload for ${seconds}s: web_app x4, reporting x1, orm_service x2, batch_jobs x2"
 bench() {
     local role=$1 clients=$2 script=$3
     as_postgres pgbench -n -M prepared -h "$dir" -p "$port" -U "$role" -c "$clients" \
         -T "$seconds" -f "$dir/$script" shop >"$dir/$role.out" 2>&1
 }
-bench web_app 4 web.sql &
-bench reporting 1 reporting.sql &
-bench orm_service 2 orm.sql &
-bench batch_jobs 2 batch.sql &
-# a few statements that fail, as applications' do
-for i in 1 2 3; do
-    as_postgres psql -X -q -h "$dir" -p "$port" -U orm_service -d shop \
-        -c "SELECT aid / (abalance - abalance) FROM pgbench_accounts WHERE aid = $i" >/dev/null 2>&1 || true
-done
-wait
+tps() { grep -E '^tps' "$dir/$1.out" | sed 's/tps = \([0-9.]*\).*/\1/'; }
+workload() {
+    bench web_app 4 web.sql &
+    bench reporting 4 reporting.sql &
+    bench orm_service 2 orm.sql &
+    bench batch_jobs 2 batch.sql &
+    # a few statements that fail, as applications' do
+    for i in 1 2 3; do
+        as_postgres psql -X -q -h "$dir" -p "$port" -U orm_service -d shop \
+            -c "SELECT aid / (abalance - abalance) FROM pgbench_accounts WHERE aid = $i" >/dev/null 2>&1 || true
+    done
+}
 
+echo "== phase 1, no policies: ${seconds}s of web_app x4, reporting x4, orm_service x2, batch_jobs x2"
+workload
+wait
+declare -A before
 for role in web_app reporting orm_service batch_jobs; do
-    printf '   %-12s %s\n' "$role" "$(grep -E '^number of transactions actually processed' "$dir/$role.out" | sed 's/.*: //')"
+    before[$role]=$(tps "$role")
+    printf '   %-12s %8.1f transactions/s\n' "$role" "${before[$role]}"
 done
 
 echo
@@ -145,4 +154,45 @@ SELECT format('The costliest shape (%s: "%s...") used %s%% of all execution time
               'with %s%% of the statements: the one a policy should limit.',
               rolname, query, round(pct_time), round(pct_calls, 2))
 FROM q ORDER BY total_exec_ms DESC LIMIT 1;
+SQL
+
+echo
+echo "== declaring policies, as a migration would"
+psql_su -d shop -e <<'SQL'
+SELECT shield.set_role_policy('reporting', max_concurrent => 1, priority => 'low',
+                              queue_timeout => '60s');
+SELECT shield.set_role_policy('web_app', priority => 'critical');
+SQL
+psql_su -d shop -c "SELECT shield.reset()" >/dev/null
+
+echo "== phase 2, same workload under the policies (${seconds}s)"
+workload
+sleep $(( seconds / 2 ))
+echo "   halfway, statements admitted or queued (shield.activity):"
+psql_su -d shop -P pager=off <<'SQL'
+SELECT rolname AS role, state, priority, count(*) AS statements
+FROM shield.activity WHERE datname = 'shop'
+GROUP BY 1, 2, 3 ORDER BY 1, 2;
+SQL
+wait
+
+echo "== throughput before and after (pgbench transactions per second)"
+for role in web_app reporting orm_service batch_jobs; do
+    printf '   %-12s %8.1f -> %8.1f\n' "$role" "${before[$role]}" "$(tps "$role")"
+done
+echo "== admission per role in phase 2 (shield.role_stats)"
+psql_su -d shop -P pager=off <<'SQL'
+SELECT rolname AS role, calls, admitted, queued,
+       round(queue_ms::numeric / greatest(queued, 1), 1) AS mean_wait_ms,
+       rejected, peak_active, active, waiting
+FROM shield.role_stats
+WHERE datname = 'shop' AND rolname <> 'postgres'
+ORDER BY calls DESC;
+SQL
+psql_su -d shop -At <<'SQL'
+SELECT format('reporting ran at most %s at a time and waited %s ms on average; '
+              'nothing was rejected (%s), and every slot was given back (%s running now).',
+              peak_active, round(queue_ms::numeric / greatest(queued, 1)), rejected,
+              (SELECT active FROM shield.status))
+FROM shield.role_stats WHERE datname = 'shop' AND rolname = 'reporting';
 SQL

@@ -962,7 +962,8 @@ wait_for_grant(TimestampTz wait_until)
  * leave it first, passing on a slot granted meanwhile.
  */
 static bool
-wait_in_queue(TimestampTz wait_until)
+wait_in_queue(const ShieldAdmitRequest *req, TimestampTz enqueued,
+			  TimestampTz wait_until)
 {
 	bool		granted = false;
 
@@ -972,7 +973,21 @@ wait_in_queue(TimestampTz wait_until)
 	}
 	PG_CATCH();
 	{
+		ShieldObservation obs;
+
 		(void) leave_queue(false);
+
+		/* the statement failed while it waited: count it (cannot fail) */
+		memset(&obs, 0, sizeof(obs));
+		obs.dbid = MyDatabaseId;
+		obs.userid = req->userid;
+		obs.queryid = req->queryid;
+		obs.failed = true;
+		obs.queued = true;
+		obs.queue_ms = (double) (GetCurrentTimestamp() - enqueued) / 1000.0;
+		obs.cost = -1.0;
+		obs.started = req->arrived;
+		pgsh_stats_record(&obs);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1177,7 +1192,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		activity_set(PROC_QUEUED, req, enqueued, deadline_at);
 		LWLockRelease(pgsh_state->admission_lock);
 
-		granted = wait_in_queue(wait_until);
+		granted = wait_in_queue(req, enqueued, wait_until);
 		if (!granted)
 			granted = leave_queue(true);
 		else
