@@ -16,7 +16,7 @@
 
 BEGIN;
 
-SELECT plan(93);
+SELECT plan(112);
 
 -- Schema, views, function.
 SELECT has_schema('shield', 'schema shield exists');
@@ -89,6 +89,36 @@ SELECT col_type_is('shield', 'status', 'queue_delay_ms', 'double precision', 'st
 SELECT col_type_is('shield', 'status', 'fingerprints', 'bigint', 'status.fingerprints is bigint');
 SELECT col_type_is('shield', 'status', 'evictions', 'bigint', 'status.evictions is bigint');
 SELECT col_type_is('shield', 'status', 'stats_reset', 'timestamp with time zone', 'status.stats_reset is timestamptz');
+
+-- shield.activity columns (§6) and privileges.
+SELECT has_view('shield', 'activity', 'view shield.activity exists');
+SELECT col_type_is('shield', 'activity', 'pid', 'integer', 'activity.pid is integer');
+SELECT col_type_is('shield', 'activity', 'dbid', 'oid', 'activity.dbid is oid');
+SELECT col_type_is('shield', 'activity', 'datname', 'name', 'activity.datname is name');
+SELECT col_type_is('shield', 'activity', 'userid', 'oid', 'activity.userid is oid');
+SELECT col_type_is('shield', 'activity', 'rolname', 'name', 'activity.rolname is name');
+SELECT col_type_is('shield', 'activity', 'queryid', 'bigint', 'activity.queryid is bigint');
+SELECT col_type_is('shield', 'activity', 'state', 'text', 'activity.state is text');
+SELECT col_type_is('shield', 'activity', 'priority', 'text', 'activity.priority is text');
+SELECT col_type_is('shield', 'activity', 'since', 'timestamp with time zone', 'activity.since is timestamptz');
+SELECT col_type_is('shield', 'activity', 'deadline_at', 'timestamp with time zone', 'activity.deadline_at is timestamptz');
+SELECT ok(has_table_privilege('public', 'shield.activity', 'SELECT'),
+    'PUBLIC can SELECT shield.activity');
+SELECT col_type_is('shield', 'role_stats', 'would_queue', 'bigint', 'role_stats.would_queue is bigint');
+
+-- Admission settings (§4.8): contexts are contract.
+SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_shield.max_active'),
+    'sighup', 'pg_shield.max_active is reloadable (SIGHUP)');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_shield.max_queue'),
+    'sighup', 'pg_shield.max_queue is reloadable (SIGHUP)');
+SELECT is((SELECT context || '/' || unit FROM pg_settings WHERE name = 'pg_shield.queue_timeout'),
+    'superuser/ms', 'pg_shield.queue_timeout is SUSET, in milliseconds');
+SELECT is((SELECT context || '/' || vartype FROM pg_settings WHERE name = 'pg_shield.exempt_superuser'),
+    'superuser/bool', 'pg_shield.exempt_superuser is a SUSET boolean');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'pg_shield.max_active'),
+    '0', 'pg_shield.max_active defaults to 0 (unlimited)');
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'pg_shield.exempt_superuser'),
+    'on', 'pg_shield.exempt_superuser defaults to on');
 
 -- Values the contract enumerates.
 SELECT is((SELECT count(*) FROM shield.status), 1::bigint,
