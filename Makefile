@@ -17,11 +17,12 @@ PGFILEDESC  = "pg_shield - workload protection for PostgreSQL"
 PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: one topic per file, against a temporary preloaded instance.
-REGRESS      = setup accounting nesting boundaries utility privileges policies events modes eviction cleanup
+REGRESS      = setup accounting nesting boundaries utility privileges policies events modes admission eviction cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
-ISOLATION      = concurrent_accounting cursor_reset policy_visibility
+ISOLATION      = concurrent_accounting cursor_reset policy_visibility \
+                 admission_slots admission_queue admission_cancel
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 
