@@ -1262,9 +1262,9 @@ admitted:
 			adm->would_queue = true;
 	}
 
-	if (now == 0)
-		now = GetCurrentTimestamp();
-	activity_set(PROC_RUNNING, req, now, deadline_at);
+	/* running since it was let in: its arrival, unless it waited */
+	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
+				 deadline_at);
 
 	if (rate_would_index >= 0)
 	{
