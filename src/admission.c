@@ -22,8 +22,9 @@
  * policy change applies to the next statement.  The role scope of a
  * statement is always counted (it feeds shield.role_stats.active and
  * peak_active); fingerprint scopes only when a policy limits them.  The
- * table holds 4 * MaxBackends + 64 entries: a backend needs at most three
- * of them at a time, so evicting the idle ones always makes room.
+ * table holds 4 * MaxBackends + pg_shield.max_roles entries: a backend
+ * needs at most three of them at a time, so evicting the idle ones always
+ * makes room.
  *
  * The queue.  A statement that finds a scope full waits in a queue ordered
  * by rank (critical, then statements whose transaction holds a
@@ -184,6 +185,13 @@ static bool exit_callback_registered = false;
 static bool waiting = false;	/* enqueued, not yet admitted or gone */
 static struct
 {
+	Oid			userid;
+	uint64		queryid;
+	TimestampTz arrived;
+	TimestampTz enqueued;
+}			waiter;				/* what is waiting, while waiting */
+static struct
+{
 	bool		holding;
 	int			nscopes;
 	Scope	   *scopes[MAX_SCOPES];
@@ -198,10 +206,14 @@ static struct
 	Scope	   *scope;
 }			scope_cache[SCOPE_CACHE_SLOTS];
 
+/*
+ * Busy scopes never exceed 3 * MaxBackends; the rest is room for idle
+ * scopes to keep their rate buckets (an evicted bucket starts full again).
+ */
 static int
 scope_capacity(void)
 {
-	return 4 * MaxBackends + 64;
+	return 4 * MaxBackends + pgsh_max_roles;
 }
 
 Size
@@ -576,6 +588,25 @@ admission_exit(int code, Datum arg)
 {
 	if (pgsh_state != NULL && LWLockHeldByMe(pgsh_state->admission_lock))
 		LWLockRelease(pgsh_state->admission_lock);
+
+	/* terminated while it waited (FATAL skips PG_CATCH): count it */
+	if (waiting)
+	{
+		ShieldObservation obs;
+
+		memset(&obs, 0, sizeof(obs));
+		obs.dbid = MyDatabaseId;
+		obs.userid = waiter.userid;
+		obs.queryid = waiter.queryid;
+		obs.failed = true;
+		obs.queued = true;
+		obs.queue_ms = (double) (GetCurrentTimestamp() - waiter.enqueued) / 1000.0;
+		obs.cost = -1.0;
+		obs.started = waiter.arrived;
+		pgsh_admission_cleanup();
+		pgsh_stats_record(&obs);
+		return;
+	}
 	pgsh_admission_cleanup();
 }
 
@@ -1191,6 +1222,10 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 		activity_set(PROC_QUEUED, req, enqueued, deadline_at);
 		LWLockRelease(pgsh_state->admission_lock);
+		waiter.userid = req->userid;
+		waiter.queryid = req->queryid;
+		waiter.arrived = req->arrived;
+		waiter.enqueued = enqueued;
 
 		granted = wait_in_queue(req, enqueued, wait_until);
 		if (!granted)

@@ -304,6 +304,7 @@ pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	INSTR_TIME_SET_CURRENT(start);
 	PG_TRY();
 	{
+		pgsh_frame_admit();
 		call_process_utility(pstmt, queryString, readOnlyTree, context,
 							 params, queryEnv, dest, qc);
 	}

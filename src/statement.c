@@ -106,6 +106,9 @@ static struct
 	int			stmt_len;
 	const char *expect_source;	/* sourceText of the executor run it
 								 * delegates to, NULL if none can match */
+	bool		admit;			/* CALL or DO: admitted as a statement */
+	ShieldAdmission adm;		/* what admission decided for it */
+	ShieldEffectivePolicy policy;
 	QueryDesc  *delegated_qd;	/* that executor run */
 	bool		stashed;		/* it ended: its outcome waits in stash */
 	ShieldObservation stash;
@@ -789,6 +792,49 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.delegated_qd = NULL;
 	frame.stashed = false;
 	frame.own_text = frame.expect_source == queryString;
+
+	/*
+	 * CALL and DO run no executor of their own, and the statements they run
+	 * are nested: they are admitted as one statement, so that a procedure
+	 * cannot escape the limits of its caller.
+	 */
+	frame.admit = !delegate &&
+		(IsA(pstmt->utilityStmt, CallStmt) || IsA(pstmt->utilityStmt, DoStmt));
+	memset(&frame.adm, 0, sizeof(frame.adm));
+}
+
+/*
+ * Admit a CALL or DO (see pgsh_frame_begin); called inside the utility's
+ * PG_TRY, so that a rejection ends the frame.  Admission counts a
+ * rejection itself: it must not be counted again as a failure.
+ */
+void
+pgsh_frame_admit(void)
+{
+	ShieldAdmitRequest req;
+
+	if (!frame.active || !frame.admit)
+		return;
+	(void) pgsh_policy_resolve(frame.userid, frame.queryid, &frame.policy);
+	req.userid = frame.userid;
+	req.queryid = frame.queryid;
+	req.cost = -1.0;
+	req.arrived = GetCurrentStatementStartTimestamp();
+	req.policy = &frame.policy;
+	frame.error_noted = true;
+	pgsh_admit(&req, &frame.adm);
+	frame.error_noted = false;
+}
+
+/* Give back the slot of an admitted CALL or DO.  Cannot fail. */
+static inline void
+frame_release(void)
+{
+	if (frame.adm.holds_slot)
+	{
+		frame.adm.holds_slot = false;
+		pgsh_admission_release();
+	}
 }
 
 /* Normal end of a top-level utility statement. */
@@ -798,6 +844,7 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 	ShieldObservation obs;
 
 	frame.active = false;
+	frame_release();
 	if (frame.delegated)
 	{
 		/* its executor run is the statement; recorded now if it ended */
@@ -821,6 +868,7 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 	obs.source = frame.source;
 	obs.location = frame.stmt_location;
 	obs.len = frame.stmt_len;
+	observe_admission(&obs, &frame.adm);
 	frame.source = NULL;
 	pgsh_stats_record(&obs);
 }
@@ -835,6 +883,7 @@ void
 pgsh_frame_failed(void)
 {
 	frame.active = false;
+	frame_release();
 	if (frame.stashed)
 	{
 		/* its executor run completed, then the utility failed */
@@ -856,6 +905,17 @@ pgsh_frame_failed(void)
  * Transaction callbacks
  *----
  */
+
+/*
+ * A procedure's COMMIT or ROLLBACK ends transactions while its CALL runs
+ * and keeps its slot.  (A CALL that fails has released it in PG_CATCH,
+ * before the abort.)
+ */
+static inline bool
+frame_holds_slot(void)
+{
+	return frame.active && frame.adm.holds_slot;
+}
 static void
 pgsh_xact_callback(XactEvent event, void *arg)
 {
@@ -865,7 +925,8 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
 			/* every unit has ended: nothing may be held or queued */
-			pgsh_admission_cleanup();
+			if (!frame_holds_slot())
+				pgsh_admission_cleanup();
 			break;
 
 		case XACT_EVENT_COMMIT:
@@ -877,7 +938,8 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 */
 			finish_units(InvalidSubTransactionId);
 			finish_pending_error(InvalidSubTransactionId);
-			pgsh_admission_cleanup();
+			if (!frame_holds_slot())
+				pgsh_admission_cleanup();
 			break;
 
 		default:

@@ -55,6 +55,7 @@ extern void pgsh_unit_end(QueryDesc *queryDesc);
 extern PgshUtilityKind pgsh_utility_kind(PlannedStmt *pstmt);
 extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
 							 bool delegate);
+extern void pgsh_frame_admit(void);
 extern void pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc);
 extern void pgsh_frame_failed(void);
 
