@@ -161,3 +161,119 @@ bench_pg_shield_version() {
             -o -name '*.control' -o -name Makefile \) -print | LC_ALL=C sort | xargs cat | sha1sum | cut -c1-12)
     echo "$v, sources $d"
 }
+
+# ---------------------------------------------------------------- callgrind
+# Instructions per statement of a configuration, for benchmarks other than
+# instructions.sh (which has its own copy of this method and documents it):
+# the postmaster runs under callgrind (collecting inside PostgresMain only),
+# one pgbench client runs N1 and then N2 transactions of -S -M prepared, and
+#
+#     instructions per statement = (I(N2) - I(N1)) / (N2 - N1)
+#
+# less the instructions spent in WaitEventSetWait (waiting for the client's
+# next message, which depends on timing, not on the statement).
+
+# bench_cg_start DATADIR PORT OUTDIR LOGFILE: start the (stopped) cluster
+# under callgrind; every backend writes OUTDIR/cg.<pid> when it exits.
+bench_cg_start() {
+    local data=$1 port=$2 out=$3 logf=$4 i
+    as_pg mkdir -p "$out"
+    as_pg valgrind --tool=callgrind --trace-children=yes --toggle-collect=PostgresMain \
+        --callgrind-out-file="$out/cg.%p" --log-file="$out/valgrind.%p.log" \
+        "$bindir/postgres" -D "$data" </dev/null >>"$logf" 2>&1 &
+    bench_cg_pid=$!
+    clusters_started+=("$data")
+    for ((i = 0; i < 600; i++)); do
+        as_pg pg_isready -q -h "$tmp" -p "$port" && return 0
+        sleep 0.5
+    done
+    echo "$(basename "$0"): the server did not start under valgrind" >&2
+    exit 1
+}
+
+bench_cg_stop() {   # DATADIR
+    as_pg pg_ctl -D "$1" -m fast -w -t 300 stop >/dev/null
+    wait "$bench_cg_pid" 2>/dev/null || true
+}
+
+# bench_cg_pgbench PORT DB USER N LOGFILE: N transactions, one client.
+bench_cg_pgbench() {
+    as_pg pgbench -h "$tmp" -p "$1" -U "$3" -S -M prepared -c 1 -j 1 -n \
+        --random-seed=1 -t "$4" "$2" >"$5" 2>&1 || { cat "$5" >&2; exit 1; }
+    grep -q "number of transactions actually processed: $4/$4" "$5" ||
+        { echo "$(basename "$0"): pgbench did not complete $4 transactions:" >&2; cat "$5" >&2; exit 1; }
+}
+
+# bench_cg_executor_starts FILE: calls of standard_ExecutorStart in the
+# profile (one per statement of pgbench -S, whatever hook wraps it).
+bench_cg_executor_starts() {
+    callgrind_annotate --auto=no --tree=caller "$1" | awk '
+        /^ *$/ { n = 0; next }
+        /^ *[0-9,]+ +\( *[0-9.]+%\) +< / {
+            if (match($0, /\([0-9,]+x\)/)) { c = substr($0, RSTART + 1, RLENGTH - 3); gsub(/,/, "", c); n += c }
+            next
+        }
+        /\*  [^ ]*:standard_ExecutorStart \[/ { total += n }
+        { n = 0 }
+        END { print total + 0 }'
+}
+
+# bench_cg_inclusive FILE FUNCTION: inclusive instructions of FUNCTION.
+bench_cg_inclusive() {
+    callgrind_annotate --auto=no --threshold=100 --inclusive=yes "$1" | awk -v fn="$2" '
+        /^ *[0-9,]+ +\( *[0-9.]+%\) +/ && index($0, ":" fn " [") && !done {
+            s = $1; gsub(/,/, "", s); print s; done = 1 }
+        END { if (!done) print 0 }'
+}
+
+# bench_cg_measure OUTDIR PORT DB USER N: run N transactions; print the
+# profile of the client's backend (the new, complete profile that shows
+# exactly N statements; pgbench's setup connection leaves another).
+bench_cg_measure() {
+    local out=$1 n=$5 before files f pid c i found=""
+    local -A examined=()
+    before=$(ls -d "$out"/cg.* 2>/dev/null || true)
+    bench_cg_pgbench "$2" "$3" "$4" "$n" "$out/pgbench-$n.log"
+    for ((i = 0; i < 600; i++)); do
+        for f in "$out"/cg.*; do
+            [ -e "$f" ] || continue
+            grep -qx "$f" <<<"$before" && continue
+            [ -n "${examined[$f]:-}" ] && continue
+            pid=${f##*.}
+            [ -d "/proc/$pid" ] && continue
+            tail -n 1 "$f" | grep -q '^totals:' || continue
+            c=$(bench_cg_executor_starts "$f")
+            examined[$f]=$c
+            if [ "$c" -eq "$n" ]; then found=$f; break; fi
+        done
+        [ -n "$found" ] && break
+        sleep 0.2
+    done
+    if [ -z "$found" ]; then
+        echo "$(basename "$0"): no backend profile with $n statements after pgbench -t $n; seen:" >&2
+        for f in "${!examined[@]}"; do echo "  $f: ${examined[$f]} statements" >&2; done
+        exit 1
+    fi
+    echo "$found"
+}
+
+# bench_cg_per_statement DATADIR PORT DB USER N1 N2 WARMUP OUTDIR LOGFILE:
+# the cluster must be stopped; it is started under callgrind, prewarmed
+# (pg_prewarm of the pgbench tables, the extension must exist in DB), warmed
+# up with WARMUP transactions, measured, and stopped again.  Prints
+# "all wait net": instructions per statement, those in WaitEventSetWait,
+# and the difference (the figure to compare).
+bench_cg_per_statement() {
+    local data=$1 port=$2 db=$3 user=$4 n1=$5 n2=$6 warm=$7 out=$8 logf=$9 f1 f2 t1 t2 w1 w2
+    bench_cg_start "$data" "$port" "$out" "$logf"
+    bench_psql "$port" "$db" -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
+        'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
+    bench_cg_pgbench "$port" "$db" "$user" "$warm" "$out/pgbench-warmup.log"
+    f1=$(bench_cg_measure "$out" "$port" "$db" "$user" "$n1")
+    f2=$(bench_cg_measure "$out" "$port" "$db" "$user" "$n2")
+    bench_cg_stop "$data"
+    t1=$(sed -n 's/^totals: //p' "$f1"); t2=$(sed -n 's/^totals: //p' "$f2")
+    w1=$(bench_cg_inclusive "$f1" WaitEventSetWait); w2=$(bench_cg_inclusive "$f2" WaitEventSetWait)
+    awk -v t1="$t1" -v t2="$t2" -v w1="$w1" -v w2="$w2" -v d=$((n2 - n1)) 'BEGIN {
+        a = (t2 - t1) / d; w = (w2 - w1) / d; printf "%.1f %.1f %.1f\n", a, w, a - w }'
+}
