@@ -989,6 +989,33 @@ wait_for_grant(TimestampTz wait_until)
 }
 
 /*
+ * The statement's deadline (policy "deadline", counted from its arrival)
+ * expired before it could be admitted: cancel it as a deadline would.
+ */
+static void
+reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *full_need,
+				uint32 active, bool queued, double queue_ms)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
+	char		scope[NAMEDATALEN + 96];
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+	describe_scope(scope, sizeof(scope), full_need, true);
+	snprintf(detail, sizeof(detail),
+			 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s allows %d concurrent %s and %u %s running.",
+			 (long long) p->deadline_ms, p->id, queue_ms,
+			 scope, full_need->limit, STATEMENTS(full_need->limit),
+			 active, ARE(active));
+	note_rejection(req, PGSH_REJECT_DEADLINE, true, queued, queue_ms,
+				   PGSH_ACTION_DEADLINE, detail);
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_DEADLINE),
+			 errmsg("canceling statement due to pg_shield deadline"),
+			 errdetail_internal("%s", detail)));
+}
+
+/*
  * Wait in the queue.  On any error (cancel, terminate, statement_timeout)
  * leave it first, passing on a slot granted meanwhile.
  */
@@ -1195,17 +1222,16 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			waiting = false;
 			LWLockRelease(pgsh_state->admission_lock);
 
+			/* it may not wait because its deadline has passed already */
+			if (!queue_full && queue_timeout_ms > 0)
+				reject_deadline(req, &needs[full], active, false, 0.0);
+
 			describe_scope(scope, sizeof(scope), &needs[full], true);
 			if (queue_full)
 				snprintf(detail, sizeof(detail),
 						 "%s allows %d concurrent %s and %u %s running; the admission queue is full with %d waiting.",
 						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
 						 active, ARE(active), queued_now);
-			else if (deadline_at != 0 && deadline_at <= enqueued)
-				snprintf(detail, sizeof(detail),
-						 "%s allows %d concurrent %s and %u %s running; the statement's deadline has passed.",
-						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
-						 active, ARE(active));
 			else
 				snprintf(detail, sizeof(detail),
 						 "%s allows %d concurrent %s and %u %s running; queue_timeout is 0.",
@@ -1247,23 +1273,9 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			char		scope[NAMEDATALEN + 96];
 			char		detail[PGSH_EVENT_DETAIL_SIZE];
 
-			describe_scope(scope, sizeof(scope), &needs[full], true);
 			if (by_deadline)
-			{
-				const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
-
-				snprintf(detail, sizeof(detail),
-						 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s allows %d concurrent %s and %u %s running.",
-						 (long long) p->deadline_ms, p->id, adm->queue_ms,
-						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
-						 active, ARE(active));
-				note_rejection(req, PGSH_REJECT_DEADLINE, true, true,
-							   adm->queue_ms, PGSH_ACTION_DEADLINE, detail);
-				ereport(ERROR,
-						(errcode(PGSH_ERRCODE_DEADLINE),
-						 errmsg("canceling statement due to pg_shield deadline"),
-						 errdetail_internal("%s", detail)));
-			}
+				reject_deadline(req, &needs[full], active, true, adm->queue_ms);
+			describe_scope(scope, sizeof(scope), &needs[full], true);
 			snprintf(detail, sizeof(detail),
 					 "%s allows %d concurrent %s and %u %s running; the statement waited %.0f ms (queue_timeout %lld ms).",
 					 scope, needs[full].limit, STATEMENTS(needs[full].limit),
