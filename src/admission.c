@@ -42,14 +42,16 @@
  * LOCKING.  pgsh_state->admission_lock guards the scope hash's structure,
  * the queue and the queue fields of every ProcSlot:
  *
- *	- LW_SHARED to look scopes up and to take slots on the fast path;
+ *	- LW_SHARED to look scopes up and pin them;
  *	- LW_EXCLUSIVE to create or evict scopes, to enqueue, dequeue and
  *	  dispatch.
  *
- * Scope slot counts are atomics, changed with compare-and-swap when taking
- * (so a limit is never exceeded) and with fetch-sub when releasing, which
- * needs no lock at all: a slot pins its scope (only idle scopes are
- * evicted).  The lost-wakeup race between a releaser and a new waiter is
+ * A backend memoizes the scopes of its last statement and pins them
+ * (Scope.pins, incremented under the lock): a scope is evicted only when
+ * nobody pins it, holds a slot in it or waits for it, so the fast path
+ * uses the memo's pointers without taking the lock at all.  Scope slot
+ * counts are atomics, changed with compare-and-swap when taking (so a
+ * limit is never exceeded) and with fetch-sub when releasing.  The lost-wakeup race between a releaser and a new waiter is
  * closed by the order of operations, both full barriers: a waiter first
  * increments nqueued, then (under the lock) tries the scopes; a releaser
  * first decrements the scope, then reads nqueued and dispatches if it is
@@ -110,6 +112,7 @@ typedef struct Scope
 {
 	ScopeKey	key;			/* hash key; must be first */
 	pg_atomic_uint32 active;	/* slots held */
+	pg_atomic_uint32 pins;		/* backends whose memo points to it */
 	int32		waiters;		/* queued statements needing it; lock */
 	slock_t		mutex;			/* protects the rate bucket */
 	double		tokens;
@@ -157,7 +160,6 @@ typedef struct AdmissionState
 	Scope		instance;		/* pg_shield.max_active */
 	pg_atomic_uint32 nqueued;	/* queue_len, readable without the lock */
 	uint64		next_seq;
-	uint64		generation;		/* bumped when scopes are evicted */
 	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
 	int			queue_len;
 	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
@@ -190,6 +192,8 @@ static struct
 	TimestampTz arrived;
 	TimestampTz enqueued;
 }			waiter;				/* what is waiting, while waiting */
+
+static void memo_unpin(void);
 static struct
 {
 	bool		holding;
@@ -197,23 +201,16 @@ static struct
 	Scope	   *scopes[MAX_SCOPES];
 }			held;
 
-/* Backend-local cache of scope pointers, valid for one generation. */
-#define SCOPE_CACHE_SLOTS 16
-static struct
-{
-	uint64		generation;
-	ScopeKey	key;
-	Scope	   *scope;
-}			scope_cache[SCOPE_CACHE_SLOTS];
-
 /*
- * Busy scopes never exceed 3 * MaxBackends; the rest is room for idle
- * scopes to keep their rate buckets (an evicted bucket starts full again).
+ * A backend keeps at most 2 * MAX_SCOPES scopes from being evicted (those
+ * of its memo, those it holds slots in or waits for); the rest is room for
+ * idle scopes to keep their rate buckets (an evicted bucket starts full
+ * again).
  */
 static int
 scope_capacity(void)
 {
-	return 4 * MaxBackends + pgsh_max_roles;
+	return 2 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
 }
 
 Size
@@ -232,6 +229,7 @@ static void
 scope_init(Scope *scope)
 {
 	pg_atomic_init_u32(&scope->active, 0);
+	pg_atomic_init_u32(&scope->pins, 0);
 	scope->waiters = 0;
 	SpinLockInit(&scope->mutex);
 	scope->tokens = 0.0;
@@ -255,7 +253,6 @@ pgsh_admission_shmem_init(void)
 		scope_init(&state->instance);
 		pg_atomic_init_u32(&state->nqueued, 0);
 		state->next_seq = 0;
-		state->generation = 1;
 		state->wait_ewma_ms = 0.0;
 		state->queue_len = 0;
 	}
@@ -295,10 +292,10 @@ evict_idle_scopes(void)
 	hash_seq_init(&hstat, scope_hash);
 	while ((scope = hash_seq_search(&hstat)) != NULL)
 	{
-		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0)
+		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0 &&
+			pg_atomic_read_u32(&scope->pins) == 0)
 			hash_search(scope_hash, &scope->key, HASH_REMOVE, NULL);
 	}
-	state->generation++;
 }
 
 /*
@@ -308,18 +305,11 @@ evict_idle_scopes(void)
 static Scope *
 scope_lookup(const ScopeKey *key, bool create)
 {
-	int			slot = (int) ((key->userid ^ key->queryid ^ key->dbid) %
-							  SCOPE_CACHE_SLOTS);
 	Scope	   *scope;
 	bool		found;
 
 	if (key->dbid == InvalidOid)
 		return &state->instance;
-	if (scope_cache[slot].scope != NULL &&
-		scope_cache[slot].generation == state->generation &&
-		memcmp(&scope_cache[slot].key, key, sizeof(ScopeKey)) == 0)
-		return scope_cache[slot].scope;
-
 	scope = hash_search(scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
 						&found);
 	if (scope == NULL && create)
@@ -327,14 +317,8 @@ scope_lookup(const ScopeKey *key, bool create)
 		evict_idle_scopes();
 		scope = hash_search(scope_hash, key, HASH_ENTER_NULL, &found);
 	}
-	if (scope == NULL)
-		return NULL;
-	if (!found)
+	if (scope != NULL && !found)
 		scope_init(scope);
-
-	scope_cache[slot].generation = state->generation;
-	scope_cache[slot].key = *key;
-	scope_cache[slot].scope = scope;
 	return scope;
 }
 
@@ -588,6 +572,7 @@ admission_exit(int code, Datum arg)
 {
 	if (pgsh_state != NULL && LWLockHeldByMe(pgsh_state->admission_lock))
 		LWLockRelease(pgsh_state->admission_lock);
+	memo_unpin();
 
 	/* terminated while it waited (FATAL skips PG_CATCH): count it */
 	if (waiting)
@@ -937,6 +922,107 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 	return n;
 }
 
+/*----
+ * The scopes of the statements a session runs are mostly the same: the
+ * last set is memoized, keyed by what determines it, with its scope
+ * pointers.  The memo pins its scopes (Scope.pins), so that they are not
+ * evicted and the fast path can use them without the lock.
+ *----
+ */
+static struct
+{
+	bool		valid;
+	Oid			userid;
+	bool		need_slot;
+	int			max_active;
+	int			mode;
+	int			queue_timeout_guc;
+	uint64		policy_version;
+	int			nscopes;
+	int64		policy_ids[3];
+	int			n;
+	int			role_index;
+	int64		queue_timeout_ms;
+	ScopeNeed	needs[MAX_SCOPES];
+}			memo;
+
+static bool
+memo_matches(const ShieldAdmitRequest *req, bool need_slot)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	int			i;
+
+	if (!memo.valid || memo.userid != req->userid ||
+		memo.need_slot != need_slot || memo.max_active != pgsh_max_active ||
+		memo.mode != pgsh_mode ||
+		memo.queue_timeout_guc != pgsh_queue_timeout_ms ||
+		memo.policy_version != pgsh_policy_cache_version ||
+		memo.nscopes != policy->nscopes)
+		return false;
+	for (i = 0; i < policy->nscopes; i++)
+	{
+		if (memo.policy_ids[i] != policy->scopes[i].id)
+			return false;
+	}
+	return true;
+}
+
+static void
+memo_unpin(void)
+{
+	int			i;
+
+	for (i = 0; memo.valid && i < memo.n; i++)
+	{
+		if (memo.needs[i].scope != &state->instance)
+			pg_atomic_fetch_sub_u32(&memo.needs[i].scope->pins, 1);
+	}
+	memo.valid = false;
+}
+
+static void
+memo_build(const ShieldAdmitRequest *req, bool need_slot)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	ScopeNeed	needs[MAX_SCOPES];
+	int			role_index;
+	int64		queue_timeout_ms;
+	int			n;
+	int			i;
+
+	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_ms);
+	if (n > 0)
+	{
+		LWLockMode	mode = LW_SHARED;
+
+		/* pinned under the lock: eviction holds it exclusively */
+		LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
+		resolve_scopes(needs, n, &mode);
+		for (i = 0; i < n; i++)
+		{
+			if (needs[i].scope != &state->instance)
+				pg_atomic_fetch_add_u32(&needs[i].scope->pins, 1);
+		}
+		LWLockRelease(pgsh_state->admission_lock);
+	}
+
+	memo_unpin();
+	memo.userid = req->userid;
+	memo.need_slot = need_slot;
+	memo.max_active = pgsh_max_active;
+	memo.mode = pgsh_mode;
+	memo.queue_timeout_guc = pgsh_queue_timeout_ms;
+	memo.policy_version = pgsh_policy_cache_version;
+	memo.nscopes = policy->nscopes;
+	for (i = 0; i < policy->nscopes; i++)
+		memo.policy_ids[i] = policy->scopes[i].id;
+	memo.n = n;
+	memo.role_index = role_index;
+	memo.queue_timeout_ms = queue_timeout_ms;
+	memcpy(memo.needs, needs, n * sizeof(ScopeNeed));
+	memo.valid = true;
+}
+
 /* The first scope that is full for this waiter, for messages. */
 static int
 full_scope(const ScopeNeed *needs, int n, uint32 *active)
@@ -1061,7 +1147,7 @@ void
 pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
-	ScopeNeed	needs[MAX_SCOPES];
+	ScopeNeed  *needs;
 	Scope	   *scopes[MAX_SCOPES];
 	int32		limits[MAX_SCOPES];
 	uint32		counts[MAX_SCOPES];
@@ -1071,7 +1157,6 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	int			role_slot = -1;
 	int64		queue_timeout_ms;
 	bool		need_slot = !held.holding;
-	LWLockMode	mode = LW_SHARED;
 	TimestampTz now = 0;
 	TimestampTz deadline_at = 0;
 	int			rate_retry_ms = 0;
@@ -1094,18 +1179,20 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 	check_cost(req, adm);
 
-	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_ms);
+	if (!memo_matches(req, need_slot))
+		memo_build(req, need_slot);
+	n = memo.n;
 	if (n == 0)
 		return;
+	needs = memo.needs;
+	role_index = memo.role_index;
+	queue_timeout_ms = memo.queue_timeout_ms;
 
 	if (policy->deadline_from >= 0)
 		deadline_at = req->arrived +
 			policy->scopes[policy->deadline_from].deadline_ms * INT64CONST(1000);
 
-	LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
-	resolve_scopes(needs, n, &mode);
-
-	/* rate limits */
+	/* rate limits; the memo's scopes are pinned: no lock needed */
 	for (i = 0; i < n; i++)
 	{
 		if (needs[i].rate >= 0)
@@ -1116,17 +1203,13 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			refused = take_tokens(needs, n, now, &rate_retry_ms,
 								  &rate_would_index);
 			if (refused >= 0)
-			{
-				LWLockRelease(pgsh_state->admission_lock);
 				report_rate(req, &needs[refused], true, rate_retry_ms);
-			}
 			break;
 		}
 	}
 
 	if (!need_slot)
 	{
-		LWLockRelease(pgsh_state->admission_lock);
 		if (rate_would_index >= 0)
 		{
 			adm->would_reject = true;
@@ -1155,24 +1238,10 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	 */
 	if ((!limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
 		take_slots(nslots, scopes, limits, counts))
-	{
-		LWLockRelease(pgsh_state->admission_lock);
 		goto admitted;
-	}
 
 	/* slow path: queue up, and let dispatch() decide */
-	if (mode != LW_EXCLUSIVE)
-	{
-		LWLockRelease(pgsh_state->admission_lock);
-		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		mode = LW_EXCLUSIVE;
-		resolve_scopes(needs, n, &mode);
-		for (i = 0, nslots = 0; i < n; i++)
-		{
-			if (needs[i].slot)
-				scopes[nslots++] = needs[i].scope;
-		}
-	}
+	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 
 	{
 		bool		may_wait;

@@ -112,6 +112,9 @@ static Oid	policy_cache_relid = InvalidOid;
 static bool policy_cache_loaded = false;
 static uint64 policy_invalidations = 0;
 static uint64 policy_loaded_at = 0;
+
+/* Bumped at every load: a policy id names the same limits until it moves. */
+uint64		pgsh_policy_cache_version = 0;
 static int	n_role_policies = 0;
 static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
@@ -281,6 +284,7 @@ policy_cache_load(void)
 
 	policy_loaded_at = started_at;
 	policy_cache_loaded = true;
+	pgsh_policy_cache_version++;
 }
 
 static const ShieldPolicy *

@@ -78,6 +78,8 @@ typedef struct ShieldEffectivePolicy
 } ShieldEffectivePolicy;
 
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
+extern uint64 pgsh_policy_cache_version;
+
 extern Oid	pgsh_policy_relid(void);
 extern Oid	pgsh_policy_owner(Oid relid);
 
