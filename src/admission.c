@@ -113,6 +113,9 @@ typedef struct Scope
 	ScopeKey	key;			/* hash key; must be first */
 	pg_atomic_uint32 active;	/* slots held */
 	pg_atomic_uint32 pins;		/* backends whose memo points to it */
+	volatile int32 limit;		/* max_concurrent last enforced in it, -1:
+								 * none; what dispatch() applies, so that a
+								 * changed limit reaches the waiters */
 	int32		waiters;		/* queued statements needing it; lock */
 	slock_t		mutex;			/* protects the rate bucket */
 	double		tokens;
@@ -213,6 +216,9 @@ scope_capacity(void)
 	return 2 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
 }
 
+/* Scopes a backend may need to create at once: all of a statement's. */
+#define SCOPE_ROOM MAX_SCOPES
+
 Size
 pgsh_admission_shmem_size(void)
 {
@@ -230,6 +236,7 @@ scope_init(Scope *scope)
 {
 	pg_atomic_init_u32(&scope->active, 0);
 	pg_atomic_init_u32(&scope->pins, 0);
+	scope->limit = -1;
 	scope->waiters = 0;
 	SpinLockInit(&scope->mutex);
 	scope->tokens = 0.0;
@@ -274,7 +281,7 @@ pgsh_admission_shmem_init(void)
 	info.entrysize = sizeof(Scope);
 	scope_hash = ShmemInitHash("pg_shield scopes",
 							   scope_capacity(), scope_capacity(),
-							   &info, HASH_ELEM | HASH_BLOBS);
+							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 /*----
@@ -299,8 +306,9 @@ evict_idle_scopes(void)
 }
 
 /*
- * Find a scope, creating it if create (the lock held exclusively);
- * otherwise the lock is held in either mode.  NULL if missing.
+ * Find a scope, creating it if create (the lock held exclusively; the
+ * caller made room, see resolve_scopes); otherwise the lock is held in
+ * either mode.  NULL if missing.
  */
 static Scope *
 scope_lookup(const ScopeKey *key, bool create)
@@ -312,11 +320,6 @@ scope_lookup(const ScopeKey *key, bool create)
 		return &state->instance;
 	scope = hash_search(scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
 						&found);
-	if (scope == NULL && create)
-	{
-		evict_idle_scopes();
-		scope = hash_search(scope_hash, key, HASH_ENTER_NULL, &found);
-	}
 	if (scope != NULL && !found)
 		scope_init(scope);
 	return scope;
@@ -429,8 +432,14 @@ dispatch(void)
 		int			procno = state->queue[pos];
 		ProcSlot   *w = &procs[procno];
 		uint32		counts[MAX_SCOPES];
+		int32		limits[MAX_SCOPES];
+		int			i;
 
-		if (!take_slots(w->nscopes, w->scopes, w->limits, counts))
+		/* the limits in force now, which a reload or policy may have moved */
+		for (i = 0; i < w->nscopes; i++)
+			limits[i] = w->limits[i] >= 0 && w->scopes[i]->limit >= 0 ?
+				w->scopes[i]->limit : w->limits[i];
+		if (!take_slots(w->nscopes, w->scopes, limits, counts))
 		{
 			pos++;
 			continue;
@@ -599,8 +608,6 @@ admission_exit(int code, Datum arg)
  * Rejections
  *----
  */
-#define STATEMENTS(n) ((n) == 1 ? "statement" : "statements")
-#define ARE(n) ((n) == 1 ? "is" : "are")
 
 /* "role "app" (policy 3)", "the instance (pg_shield.max_active)", ... */
 static void
@@ -840,13 +847,20 @@ resolve_scopes(ScopeNeed *needs, int n, LWLockMode *mode)
 		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 		*mode = LW_EXCLUSIVE;
 	}
-	/* all again: an eviction may have moved the ones found */
+
+	/*
+	 * Make room first, then look every scope up again: evicting in the
+	 * middle could remove one found a moment ago (it is not pinned yet).
+	 * The table is sized so that evicting the idle scopes always leaves
+	 * room for a statement's scopes.
+	 */
+	if (hash_get_num_entries(scope_hash) + SCOPE_ROOM > scope_capacity())
+		evict_idle_scopes();
 	for (i = 0; i < n; i++)
 	{
 		needs[i].scope = scope_lookup(&needs[i].key, true);
-		/* the table is sized so that this cannot happen; see above */
 		if (needs[i].scope == NULL)
-			elog(PANIC, "pg_shield scope table is full");
+			elog(ERROR, "pg_shield scope table is full");
 	}
 }
 
@@ -1043,7 +1057,49 @@ full_scope(const ScopeNeed *needs, int n, uint32 *active)
 		}
 	}
 	*active = 0;
-	return n > 0 ? 0 : -1;
+	return -1;
+}
+
+/*
+ * "Role "app" (policy 3) limits concurrent statements to 2 (running: 2)":
+ * the first full scope, for the DETAIL of a concurrency rejection.
+ */
+static void
+describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
+{
+	uint32		active;
+	int			full = full_scope(needs, n, &active);
+	char		scope[NAMEDATALEN + 96];
+
+	if (full < 0)
+	{
+		snprintf(buf, size, "Its concurrency limits have room again");
+		return;
+	}
+	describe_scope(scope, sizeof(scope), &needs[full], true);
+	snprintf(buf, size, "%s limits concurrent statements to %d (running: %u)",
+			 scope, needs[full].limit, active);
+}
+
+/*
+ * Give back the rate tokens of a statement that concurrency turned away:
+ * it did not run.  Its scopes are pinned by the memo.
+ */
+static void
+refund_tokens(const ScopeNeed *needs, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		volatile Scope *s = needs[i].scope;
+
+		if (needs[i].rate < 0 || needs[i].monitor)
+			continue;
+		SpinLockAcquire(&s->mutex);
+		s->tokens = Min(Max(1.0, needs[i].rate), s->tokens + 1.0);
+		SpinLockRelease(&s->mutex);
+	}
 }
 
 /*
@@ -1061,7 +1117,11 @@ wait_for_grant(TimestampTz wait_until)
 
 		pg_memory_barrier();
 		if (((volatile ProcSlot *) me)->granted)
+		{
+			/* what the dispatcher wrote before granting (role_active) */
+			pg_read_barrier();
 			return true;
+		}
 		now = GetCurrentTimestamp();
 		if (now >= wait_until)
 			return false;
@@ -1079,20 +1139,24 @@ wait_for_grant(TimestampTz wait_until)
  * expired before it could be admitted: cancel it as a deadline would.
  */
 static void
-reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *full_need,
-				uint32 active, bool queued, double queue_ms)
+reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
+				bool queued, double queue_ms)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
-	char		scope[NAMEDATALEN + 96];
-	char		detail[PGSH_EVENT_DETAIL_SIZE];
+	char		limit[NAMEDATALEN + 160];
+	char		detail[512];
 
-	describe_scope(scope, sizeof(scope), full_need, true);
-	snprintf(detail, sizeof(detail),
-			 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s allows %d concurrent %s and %u %s running.",
-			 (long long) p->deadline_ms, p->id, queue_ms,
-			 scope, full_need->limit, STATEMENTS(full_need->limit),
-			 active, ARE(active));
+	describe_limit(limit, sizeof(limit), needs, n);
+	if (queued)
+		snprintf(detail, sizeof(detail),
+				 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s.",
+				 (long long) p->deadline_ms, p->id, queue_ms, limit);
+	else
+		snprintf(detail, sizeof(detail),
+				 "The deadline of %lld ms (policy " INT64_FORMAT ") expired before the statement could be admitted.  %s.",
+				 (long long) p->deadline_ms, p->id, limit);
+	refund_tokens(needs, n);
 	note_rejection(req, PGSH_REJECT_DEADLINE, true, queued, queue_ms,
 				   PGSH_ACTION_DEADLINE, detail);
 	ereport(ERROR,
@@ -1228,7 +1292,11 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		scopes[nslots] = needs[i].scope;
 		limits[nslots] = needs[i].monitor ? -1 : needs[i].limit;
 		if (limits[nslots] >= 0)
+		{
 			limited = true;
+			if (needs[i].scope->limit != limits[nslots])
+				needs[i].scope->limit = limits[nslots];
+		}
 		nslots++;
 	}
 
@@ -1281,11 +1349,9 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		}
 		if (!may_wait)
 		{
-			uint32		active;
-			int			full = full_scope(needs, n, &active);
 			int			queued_now = state->queue_len - 1;
-			char		scope[NAMEDATALEN + 96];
-			char		detail[PGSH_EVENT_DETAIL_SIZE];
+			char		limit[NAMEDATALEN + 160];
+			char		detail[512];
 
 			queue_remove(MyProc->pgprocno);
 			waiting = false;
@@ -1293,19 +1359,17 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 			/* it may not wait because its deadline has passed already */
 			if (!queue_full && queue_timeout_ms > 0)
-				reject_deadline(req, &needs[full], active, false, 0.0);
+				reject_deadline(req, needs, n, false, 0.0);
 
-			describe_scope(scope, sizeof(scope), &needs[full], true);
+			describe_limit(limit, sizeof(limit), needs, n);
 			if (queue_full)
 				snprintf(detail, sizeof(detail),
-						 "%s allows %d concurrent %s and %u %s running; the admission queue is full with %d waiting.",
-						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
-						 active, ARE(active), queued_now);
+						 "%s; the admission queue is full (waiting: %d).",
+						 limit, queued_now);
 			else
 				snprintf(detail, sizeof(detail),
-						 "%s allows %d concurrent %s and %u %s running; queue_timeout is 0.",
-						 scope, needs[full].limit, STATEMENTS(needs[full].limit),
-						 active, ARE(active));
+						 "%s; its queue_timeout is 0.", limit);
+			refund_tokens(needs, n);
 			note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
 						   PGSH_ACTION_QUEUE_FULL, detail);
 			ereport(ERROR,
@@ -1335,21 +1399,17 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 		if (!granted)
 		{
-			uint32		active;
-			int			full = full_scope(needs, n, &active);
-			bool		by_deadline = deadline_at != 0 &&
-				deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000);
-			char		scope[NAMEDATALEN + 96];
-			char		detail[PGSH_EVENT_DETAIL_SIZE];
+			char		limit[NAMEDATALEN + 160];
+			char		detail[512];
 
-			if (by_deadline)
-				reject_deadline(req, &needs[full], active, true, adm->queue_ms);
-			describe_scope(scope, sizeof(scope), &needs[full], true);
+			if (deadline_at != 0 &&
+				deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000))
+				reject_deadline(req, needs, n, true, adm->queue_ms);
+			describe_limit(limit, sizeof(limit), needs, n);
 			snprintf(detail, sizeof(detail),
-					 "%s allows %d concurrent %s and %u %s running; the statement waited %.0f ms (queue_timeout %lld ms).",
-					 scope, needs[full].limit, STATEMENTS(needs[full].limit),
-					 active, ARE(active), adm->queue_ms,
-					 (long long) queue_timeout_ms);
+					 "%s; the statement waited %.0f ms (queue_timeout: %lld ms).",
+					 limit, adm->queue_ms, (long long) queue_timeout_ms);
+			refund_tokens(needs, n);
 			note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
 						   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
 			ereport(ERROR,
