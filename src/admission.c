@@ -181,7 +181,22 @@ typedef struct ScopeNeed
 } ScopeNeed;
 
 static AdmissionState *state = NULL;
-static ProcSlot *procs = NULL;
+/*
+ * Each backend writes its own slot at every statement: pad the slots to
+ * whole cache lines, so that neighbours do not share (and bounce) a line.
+ */
+typedef union ProcSlotPadded
+{
+	ProcSlot	slot;
+	char		pad[2 * PG_CACHE_LINE_SIZE];
+} ProcSlotPadded;
+
+StaticAssertDecl(sizeof(ProcSlot) <= 2 * PG_CACHE_LINE_SIZE,
+				 "ProcSlot must fit its padding");
+
+static ProcSlotPadded *procs = NULL;
+
+#define PROC(i) (&procs[(i)].slot)
 static HTAB *scope_hash = NULL;
 
 /* This backend. */
@@ -226,7 +241,7 @@ pgsh_admission_shmem_size(void)
 
 	size = MAXALIGN(add_size(offsetof(AdmissionState, queue),
 							 mul_size(MaxBackends + 1, sizeof(int))));
-	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ProcSlot))));
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ProcSlotPadded))));
 	size = add_size(size, hash_estimate_size(scope_capacity(), sizeof(Scope)));
 	return size;
 }
@@ -265,14 +280,14 @@ pgsh_admission_shmem_init(void)
 	}
 
 	procs = ShmemInitStruct("pg_shield backends",
-							MaxBackends * sizeof(ProcSlot), &found);
+							MaxBackends * sizeof(ProcSlotPadded), &found);
 	if (!found)
 	{
 		for (i = 0; i < MaxBackends; i++)
 		{
-			memset(&procs[i], 0, sizeof(ProcSlot));
-			pg_atomic_init_u32(&procs[i].changecount, 0);
-			procs[i].state = PROC_IDLE;
+			memset(&procs[i], 0, sizeof(ProcSlotPadded));
+			pg_atomic_init_u32(&PROC(i)->changecount, 0);
+			PROC(i)->state = PROC_IDLE;
 		}
 	}
 
@@ -369,7 +384,7 @@ take_slots(int n, Scope *const *scopes, const int32 *limits, uint32 *counts)
 static void
 queue_remove_at(int pos)
 {
-	ProcSlot   *w = &procs[state->queue[pos]];
+	ProcSlot   *w = PROC(state->queue[pos]);
 	int			i;
 
 	for (i = 0; i < w->nscopes; i++)
@@ -383,14 +398,14 @@ queue_remove_at(int pos)
 static void
 queue_insert(int procno)
 {
-	ProcSlot   *w = &procs[procno];
+	ProcSlot   *w = PROC(procno);
 	int			pos;
 	int			i;
 
 	/* behind every waiter of the same or a better rank: arrival order */
 	for (pos = state->queue_len; pos > 0; pos--)
 	{
-		if (procs[state->queue[pos - 1]].rank <= w->rank)
+		if (PROC(state->queue[pos - 1])->rank <= w->rank)
 			break;
 	}
 	memmove(&state->queue[pos + 1], &state->queue[pos],
@@ -430,7 +445,7 @@ dispatch(void)
 	while (pos < state->queue_len)
 	{
 		int			procno = state->queue[pos];
-		ProcSlot   *w = &procs[procno];
+		ProcSlot   *w = PROC(procno);
 		uint32		counts[MAX_SCOPES];
 		int32		limits[MAX_SCOPES];
 		int			i;
@@ -1234,7 +1249,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	adm->governed = true;
 
 	if (me == NULL)
-		me = &procs[MyProc->pgprocno];
+		me = PROC(MyProc->pgprocno);
 	if (!exit_callback_registered)
 	{
 		before_shmem_exit(admission_exit, (Datum) 0);
@@ -1464,13 +1479,13 @@ pgsh_activity_copy(int *n)
 
 	for (i = 0; i < MaxBackends; i++)
 	{
-		volatile ProcSlot *p = &procs[i];
+		volatile ProcSlot *p = PROC(i);
 		ShieldActivity a;
 		int			procstate;
 
 		for (;;)
 		{
-			uint32		before = pg_atomic_read_u32(&procs[i].changecount);
+			uint32		before = pg_atomic_read_u32(&PROC(i)->changecount);
 			uint32		after;
 
 			pg_read_barrier();
@@ -1483,7 +1498,7 @@ pgsh_activity_copy(int *n)
 			a.since = p->since;
 			a.deadline_at = p->deadline_at;
 			pg_read_barrier();
-			after = pg_atomic_read_u32(&procs[i].changecount);
+			after = pg_atomic_read_u32(&PROC(i)->changecount);
 			if (before == after && (before & 1) == 0)
 				break;
 			CHECK_FOR_INTERRUPTS();
