@@ -973,6 +973,14 @@ static struct
 	int			role_index;
 	int64		queue_timeout_ms;
 	ScopeNeed	needs[MAX_SCOPES];
+	/* derived from needs[], so that pgsh_admit need not rebuild them */
+	bool		any_rate;		/* some scope has max_rate */
+	bool		limited;		/* some slot scope has an enforced limit */
+	bool		monitor_limit;	/* some slot scope has a monitored limit */
+	int			nslots;			/* scopes that take a slot */
+	int			role_slot;		/* the role's index in slot_scopes, or -1 */
+	Scope	   *slot_scopes[MAX_SCOPES];
+	int32		slot_limits[MAX_SCOPES];	/* enforced; -1: counted only */
 }			memo;
 
 static bool
@@ -1049,6 +1057,29 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	memo.role_index = role_index;
 	memo.queue_timeout_ms = queue_timeout_ms;
 	memcpy(memo.needs, needs, n * sizeof(ScopeNeed));
+
+	/* the scopes that take a slot, and their enforced limits */
+	memo.any_rate = false;
+	memo.limited = false;
+	memo.monitor_limit = false;
+	memo.nslots = 0;
+	memo.role_slot = -1;
+	for (i = 0; i < n; i++)
+	{
+		if (needs[i].rate >= 0)
+			memo.any_rate = true;
+		if (!needs[i].slot)
+			continue;
+		if (i == role_index)
+			memo.role_slot = memo.nslots;
+		memo.slot_scopes[memo.nslots] = needs[i].scope;
+		memo.slot_limits[memo.nslots] = needs[i].monitor ? -1 : needs[i].limit;
+		if (memo.slot_limits[memo.nslots] >= 0)
+			memo.limited = true;
+		else if (needs[i].monitor && needs[i].limit >= 0)
+			memo.monitor_limit = true;
+		memo.nslots++;
+	}
 	memo.valid = true;
 }
 
@@ -1227,20 +1258,18 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	ScopeNeed  *needs;
-	Scope	   *scopes[MAX_SCOPES];
-	int32		limits[MAX_SCOPES];
+	Scope	   *const *scopes;
+	const int32 *limits;
 	uint32		counts[MAX_SCOPES];
 	int			n;
-	int			nslots = 0;
-	int			role_index;
-	int			role_slot = -1;
+	int			nslots;
+	int			role_slot;
 	int64		queue_timeout_ms;
 	bool		need_slot = !held.holding;
 	TimestampTz now = 0;
 	TimestampTz deadline_at = 0;
 	int			rate_retry_ms = 0;
 	int			rate_would_index = -1;
-	bool		limited = false;
 	int			i;
 
 	memset(adm, 0, sizeof(*adm));
@@ -1264,7 +1293,6 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	if (n == 0)
 		return;
 	needs = memo.needs;
-	role_index = memo.role_index;
 	queue_timeout_ms = memo.queue_timeout_ms;
 
 	if (policy->deadline_from >= 0)
@@ -1272,19 +1300,15 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			policy->scopes[policy->deadline_from].deadline_ms * INT64CONST(1000);
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
-	for (i = 0; i < n; i++)
+	if (memo.any_rate)
 	{
-		if (needs[i].rate >= 0)
-		{
-			int			refused;
+		int			refused;
 
-			now = GetCurrentTimestamp();
-			refused = take_tokens(needs, n, now, &rate_retry_ms,
-								  &rate_would_index);
-			if (refused >= 0)
-				report_rate(req, &needs[refused], true, rate_retry_ms);
-			break;
-		}
+		now = GetCurrentTimestamp();
+		refused = take_tokens(needs, n, now, &rate_retry_ms,
+							  &rate_would_index);
+		if (refused >= 0)
+			report_rate(req, &needs[refused], true, rate_retry_ms);
 	}
 
 	if (!need_slot)
@@ -1297,29 +1321,26 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		return;
 	}
 
-	/* the scopes that take a slot, and their enforced limits */
-	for (i = 0; i < n; i++)
+	/* the scopes that take a slot, and their enforced limits (memoized) */
+	nslots = memo.nslots;
+	role_slot = memo.role_slot;
+	scopes = memo.slot_scopes;
+	limits = memo.slot_limits;
+	if (memo.limited)
 	{
-		if (!needs[i].slot)
-			continue;
-		if (i == role_index)
-			role_slot = nslots;
-		scopes[nslots] = needs[i].scope;
-		limits[nslots] = needs[i].monitor ? -1 : needs[i].limit;
-		if (limits[nslots] >= 0)
+		/* the limits in force, for dispatch() */
+		for (i = 0; i < nslots; i++)
 		{
-			limited = true;
-			if (needs[i].scope->limit != limits[nslots])
-				needs[i].scope->limit = limits[nslots];
+			if (limits[i] >= 0 && scopes[i]->limit != limits[i])
+				scopes[i]->limit = limits[i];
 		}
-		nslots++;
 	}
 
 	/*
 	 * Fast path: every scope has room and nobody waits (or nothing limits
 	 * this statement, so it can take nothing from a waiter).
 	 */
-	if ((!limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
+	if ((!memo.limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
 		take_slots(nslots, scopes, limits, counts))
 		goto admitted;
 
@@ -1446,7 +1467,7 @@ admitted:
 		adm->role_active = (int32) counts[role_slot];
 
 	/* monitor mode: would a limit have made it wait? */
-	for (i = 0; i < n && !adm->queued; i++)
+	for (i = 0; memo.monitor_limit && i < n && !adm->queued; i++)
 	{
 		if (needs[i].slot && needs[i].monitor && needs[i].limit >= 0 &&
 			pg_atomic_read_u32(&needs[i].scope->active) > (uint32) needs[i].limit)
