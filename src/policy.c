@@ -124,6 +124,8 @@ static bool last_valid = false;
 static Oid	last_userid;
 static uint64 last_queryid;
 static ShieldEffectivePolicy last_result;
+static uint64 last_tag = 0;		/* names last_result; never 0 once valid */
+static uint64 last_tag_counter = 0;
 
 /*
  * Relcache invalidation: shield.policy changed, or everything must go
@@ -308,6 +310,23 @@ policy_lookup(Oid role, uint64 queryid)
 bool
 pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 {
+	uint64		tag = 0;
+
+	return pgsh_policy_resolve_tagged(userid, queryid, result, &tag);
+}
+
+/*
+ * pgsh_policy_resolve for a caller that keeps its result between
+ * statements: *tag names the resolution *result holds (0: none, or
+ * unknown).  When this statement resolves to that same resolution, *result
+ * is left as it is instead of being copied again.  The caller must not
+ * change *result, and must set *tag to 0 whenever it stops holding what
+ * this function wrote.
+ */
+bool
+pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
+						   ShieldEffectivePolicy *result, uint64 *tag)
+{
 	const ShieldPolicy *candidates[3];
 	int			i;
 
@@ -330,9 +349,15 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	/* a session mostly runs the same few statements as the same role */
 	if (last_valid && last_userid == userid && last_queryid == queryid)
 	{
-		*result = last_result;
-		return result->nscopes > 0;
+		if (*tag != last_tag)
+		{
+			*result = last_result;
+			*tag = last_tag;
+		}
+		return last_result.nscopes > 0;
 	}
+
+	*tag = 0;
 
 	result->nscopes = 0;
 	result->max_cost_from = -1;
@@ -380,5 +405,7 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 	last_userid = userid;
 	last_queryid = queryid;
 	last_valid = true;
+	last_tag = ++last_tag_counter;
+	*tag = last_tag;
 	return result->nscopes > 0;
 }

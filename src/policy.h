@@ -87,6 +87,9 @@ extern void pgsh_policy_init(void);
 extern void pgsh_policy_funcs_init(void);
 extern bool pgsh_policy_resolve(Oid userid, uint64 queryid,
 								ShieldEffectivePolicy *result);
+extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
+									   ShieldEffectivePolicy *result,
+									   uint64 *tag);
 extern const char *pgsh_priority_name(PgshPriority priority);
 
 #endif							/* PGSH_POLICY_H */

@@ -84,6 +84,8 @@ typedef struct ShieldUnit
 	bool		failed;			/* an error escaped one of its executor calls */
 	ShieldAdmission adm;		/* what admission decided */
 	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
+	uint64		policy_tag;		/* names the resolution policy holds, 0 if
+								 * none (see pgsh_policy_resolve_tagged) */
 } ShieldUnit;
 
 static ShieldUnit *units = NULL;
@@ -109,6 +111,7 @@ static struct
 	bool		admit;			/* CALL or DO: admitted as a statement */
 	ShieldAdmission adm;		/* what admission decided for it */
 	ShieldEffectivePolicy policy;
+	uint64		policy_tag;		/* see ShieldUnit */
 	QueryDesc  *delegated_qd;	/* that executor run */
 	bool		stashed;		/* it ended: its outcome waits in stash */
 	ShieldObservation stash;
@@ -389,6 +392,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 										   newsize * sizeof(ShieldUnit));
 			else
 				units = repalloc(units, newsize * sizeof(ShieldUnit));
+			for (i = units_allocated; i < newsize; i++)
+				units[i].policy_tag = 0;
 			units_allocated = newsize;
 		}
 		unit = &units[units_used++];
@@ -438,7 +443,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * The policies that govern it, merged once here, at admission; the
 	 * cache makes this a few local lookups.
 	 */
-	(void) pgsh_policy_resolve(unit->userid, unit->queryid, &unit->policy);
+	(void) pgsh_policy_resolve_tagged(unit->userid, unit->queryid,
+									  &unit->policy, &unit->policy_tag);
 
 	/*
 	 * Admission: may wait, and may reject the statement with an error,
@@ -815,7 +821,8 @@ pgsh_frame_admit(void)
 
 	if (!frame.active || !frame.admit)
 		return;
-	(void) pgsh_policy_resolve(frame.userid, frame.queryid, &frame.policy);
+	(void) pgsh_policy_resolve_tagged(frame.userid, frame.queryid,
+									  &frame.policy, &frame.policy_tag);
 	req.userid = frame.userid;
 	req.queryid = frame.queryid;
 	req.cost = -1.0;
