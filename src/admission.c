@@ -585,7 +585,8 @@ leave_queue(bool keep)
 void
 pgsh_admission_cleanup(void)
 {
-	if (me == NULL)
+	/* the usual case, at the end of every transaction: nothing to give back */
+	if (me == NULL || (!waiting && !held.holding))
 		return;
 	(void) leave_queue(false);
 	pgsh_admission_release();

@@ -392,6 +392,10 @@ policy_xact_callback(XactEvent event, void *arg)
 	PendingEvent *e;
 	PendingEvent *oldest_first = NULL;
 
+	/* the usual case: no policy changed in this transaction */
+	if (pending_events == NULL)
+		return;
+
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:

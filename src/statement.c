@@ -929,22 +929,20 @@ pgsh_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
-			finish_units(InvalidSubTransactionId);
-			finish_pending_error(InvalidSubTransactionId);
-			/* every unit has ended: nothing may be held or queued */
-			if (!frame_holds_slot())
-				pgsh_admission_cleanup();
-			break;
-
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 
 			/*
-			 * Portals are closed before commit, so normally no unit is left.
-			 * Account any leftover as completed rather than lose it.
+			 * Abort: finish the failed and abandoned units.  Commit: portals
+			 * are closed before commit, so normally no unit is left; account
+			 * any leftover as completed rather than lose it.  Then every
+			 * unit has ended: nothing may be held or queued.  The checks
+			 * before the calls only skip what would do nothing.
 			 */
-			finish_units(InvalidSubTransactionId);
-			finish_pending_error(InvalidSubTransactionId);
+			if (units_used > 0)
+				finish_units(InvalidSubTransactionId);
+			if (pending_error.active)
+				finish_pending_error(InvalidSubTransactionId);
 			if (!frame_holds_slot())
 				pgsh_admission_cleanup();
 			break;
