@@ -115,8 +115,8 @@ pgsh_stats_shmem_init(void)
 /*
  * Histogram bucket of a duration.  See stats.h for the bucket layout.
  */
-int
-pgsh_hist_bucket(double ms)
+static inline int
+hist_bucket(double ms)
 {
 	uint64		us;
 	int			msb;
@@ -132,6 +132,12 @@ pgsh_hist_bucket(double ms)
 	msb = pg_leftmost_one_pos64(us);	/* >= 2 */
 	idx = 4 * (msb - 1) + (int) ((us >> (msb - 2)) & 3);
 	return Min(idx, PGSH_HIST_BUCKETS - 1);
+}
+
+int
+pgsh_hist_bucket(double ms)
+{
+	return hist_bucket(ms);
 }
 
 /* Bounds of a bucket, in microseconds: [*lo, *hi). */
@@ -358,52 +364,68 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 	entry->query_len = len;
 }
 
-/* Add one statement to a set of counters.  Caller holds the entry's mutex. */
-static inline void
+/*
+ * Add one statement to a set of counters.  Caller holds the entry's mutex.
+ * Ordered for the usual case: a statement that completed, without queueing
+ * or rejection.
+ */
+static pg_attribute_always_inline void
 counters_add(ShieldCounters *c, const ShieldObservation *obs)
 {
 	if (obs->started > c->last_exec)
 		c->last_exec = obs->started;
 	if (obs->admitted)
 		c->admitted++;
-	if (obs->queued)
+	if (unlikely(obs->queued))
 	{
 		c->queued++;
 		c->queue_ms += obs->queue_ms;
 	}
-	if (obs->would_reject)
+	if (unlikely(obs->would_reject))
 		c->would_reject++;
-	if (obs->would_queue)
+	if (unlikely(obs->would_queue))
 		c->would_queue++;
-	switch (obs->rejected)
+	if (unlikely(obs->rejected != PGSH_REJECT_NONE))
 	{
-		case PGSH_REJECT_NONE:
-			break;
-		case PGSH_REJECT_QUEUE_FULL:
-			c->rejected_queue_full++;
-			return;
-		case PGSH_REJECT_QUEUE_TIMEOUT:
-			c->rejected_queue_timeout++;
-			return;
-		case PGSH_REJECT_COST:
-			c->rejected_cost++;
-			return;
-		case PGSH_REJECT_RATE:
-			c->rejected_rate++;
-			return;
-		case PGSH_REJECT_DEADLINE:
-			c->deadline_cancels++;
-			return;
+		switch (obs->rejected)
+		{
+			case PGSH_REJECT_NONE:
+				break;
+			case PGSH_REJECT_QUEUE_FULL:
+				c->rejected_queue_full++;
+				break;
+			case PGSH_REJECT_QUEUE_TIMEOUT:
+				c->rejected_queue_timeout++;
+				break;
+			case PGSH_REJECT_COST:
+				c->rejected_cost++;
+				break;
+			case PGSH_REJECT_RATE:
+				c->rejected_rate++;
+				break;
+			case PGSH_REJECT_DEADLINE:
+				c->deadline_cancels++;
+				break;
+		}
+		return;
 	}
-	if (obs->failed)
+	if (unlikely(obs->failed))
 	{
 		c->errors++;
 		return;
 	}
-	if (c->calls == 0 || obs->exec_ms < c->min_exec_ms)
+	if (c->calls == 0)
+	{
 		c->min_exec_ms = obs->exec_ms;
-	if (c->calls == 0 || obs->exec_ms > c->max_exec_ms)
 		c->max_exec_ms = obs->exec_ms;
+	}
+	else
+	{
+		if (obs->exec_ms < c->min_exec_ms)
+			c->min_exec_ms = obs->exec_ms;
+		if (obs->exec_ms > c->max_exec_ms)
+			c->max_exec_ms = obs->exec_ms;
+	}
 	c->calls++;
 	c->rows += obs->rows;
 	c->total_exec_ms += obs->exec_ms;
@@ -491,7 +513,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 	ShieldFpKey fkey;
 	ShieldRoleEntry *role;
 	ShieldFpEntry *fp = NULL;
-	int			bucket = obs->failed ? -1 : pgsh_hist_bucket(obs->exec_ms);
+	int			bucket = obs->failed ? -1 : hist_bucket(obs->exec_ms);
 
 	if (pgsh_state == NULL)
 		return;
