@@ -970,6 +970,8 @@ static struct
 	uint64		policy_version;
 	int			nscopes;
 	int64		policy_ids[3];
+	uint64		policy_tag;		/* the resolution they come from, 0 if
+								 * unknown */
 	int			n;
 	int			role_index;
 	int64		queue_timeout_ms;
@@ -994,8 +996,12 @@ memo_matches(const ShieldAdmitRequest *req, bool need_slot)
 		memo.need_slot != need_slot || memo.max_active != pgsh_max_active ||
 		memo.mode != pgsh_mode ||
 		memo.queue_timeout_guc != pgsh_queue_timeout_ms ||
-		memo.policy_version != pgsh_policy_cache_version ||
-		memo.nscopes != policy->nscopes)
+		memo.policy_version != pgsh_policy_cache_version)
+		return false;
+	/* the same resolution has the same policies */
+	if (req->policy_tag != 0 && req->policy_tag == memo.policy_tag)
+		return true;
+	if (memo.nscopes != policy->nscopes)
 		return false;
 	for (i = 0; i < policy->nscopes; i++)
 	{
@@ -1054,6 +1060,7 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	memo.nscopes = policy->nscopes;
 	for (i = 0; i < policy->nscopes; i++)
 		memo.policy_ids[i] = policy->scopes[i].id;
+	memo.policy_tag = req->policy_tag;
 	memo.n = n;
 	memo.role_index = role_index;
 	memo.queue_timeout_ms = queue_timeout_ms;

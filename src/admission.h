@@ -27,6 +27,8 @@ typedef struct ShieldAdmitRequest
 	TimestampTz arrived;		/* start of the statement: deadlines count
 								 * from here */
 	const ShieldEffectivePolicy *policy;
+	uint64		policy_tag;		/* names that resolution, 0 if unknown (see
+								 * pgsh_policy_resolve_tagged) */
 } ShieldAdmitRequest;
 
 /* What admission decided for a statement it let through. */

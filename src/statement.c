@@ -459,6 +459,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		req.cost = unit->cost;
 		req.arrived = unit->started;
 		req.policy = &unit->policy;
+		req.policy_tag = unit->policy_tag;
 		if (frame.active)
 			frame.error_noted = true;
 		pgsh_admit(&req, &unit->adm);
@@ -828,6 +829,7 @@ pgsh_frame_admit(void)
 	req.cost = -1.0;
 	req.arrived = GetCurrentStatementStartTimestamp();
 	req.policy = &frame.policy;
+	req.policy_tag = frame.policy_tag;
 	frame.error_noted = true;
 	pgsh_admit(&req, &frame.adm);
 	frame.error_noted = false;
