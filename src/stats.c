@@ -366,26 +366,28 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 
 /*
  * Add one statement to a set of counters.  Caller holds the entry's mutex.
- * Ordered for the usual case: a statement that completed, without queueing
- * or rejection.
+ * plain: the statement completed, and was neither queued, rejected nor
+ * flagged by monitor mode, the usual case (see pgsh_stats_record).
  */
 static pg_attribute_always_inline void
-counters_add(ShieldCounters *c, const ShieldObservation *obs)
+counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 {
 	if (obs->started > c->last_exec)
 		c->last_exec = obs->started;
 	if (obs->admitted)
 		c->admitted++;
-	if (unlikely(obs->queued))
+	if (plain)
+		goto completed;
+	if (obs->queued)
 	{
 		c->queued++;
 		c->queue_ms += obs->queue_ms;
 	}
-	if (unlikely(obs->would_reject))
+	if (obs->would_reject)
 		c->would_reject++;
-	if (unlikely(obs->would_queue))
+	if (obs->would_queue)
 		c->would_queue++;
-	if (unlikely(obs->rejected != PGSH_REJECT_NONE))
+	if (obs->rejected != PGSH_REJECT_NONE)
 	{
 		switch (obs->rejected)
 		{
@@ -409,11 +411,13 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs)
 		}
 		return;
 	}
-	if (unlikely(obs->failed))
+	if (obs->failed)
 	{
 		c->errors++;
 		return;
 	}
+
+completed:
 	if (c->calls == 0)
 	{
 		c->min_exec_ms = obs->exec_ms;
@@ -463,7 +467,7 @@ static struct
 }			role_cache;
 
 /* Caller holds stats_lock (either mode). */
-static ShieldFpEntry *
+static pg_attribute_always_inline ShieldFpEntry *
 fp_find(const ShieldFpKey *key)
 {
 	FpCacheSlot *slot = &fp_cache[key->queryid % FP_CACHE_SLOTS];
@@ -514,6 +518,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	ShieldRoleEntry *role;
 	ShieldFpEntry *fp = NULL;
 	int			bucket = obs->failed ? -1 : hist_bucket(obs->exec_ms);
+	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
+		!obs->queued && !obs->would_reject && !obs->would_queue;
 
 	if (pgsh_state == NULL)
 		return;
@@ -565,7 +571,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 
 		SpinLockAcquire(&r->mutex);
 		r->usage += USAGE_PER_CALL;
-		counters_add((ShieldCounters *) &r->counters, obs);
+		counters_add((ShieldCounters *) &r->counters, obs, plain);
 		if (obs->role_active > r->peak_active)
 			r->peak_active = obs->role_active;
 		SpinLockRelease(&r->mutex);
@@ -576,7 +582,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 
 		SpinLockAcquire(&f->mutex);
 		f->usage += USAGE_PER_CALL;
-		counters_add((ShieldCounters *) &f->counters, obs);
+		counters_add((ShieldCounters *) &f->counters, obs, plain);
 		if (bucket >= 0)
 			f->hist[bucket]++;
 		SpinLockRelease(&f->mutex);
