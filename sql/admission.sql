@@ -317,6 +317,28 @@ SELECT v AS slot_free FROM adm_t WHERE id = 8;
 RESET ROLE;
 
 --
+-- rejected statements have no latency: they do not move the percentiles
+-- (one completed call of at least 50 ms, then rejections by a rate limit
+-- whose bucket is empty after it)
+--
+CREATE ROLE regress_shield_carol;
+SELECT shield.set_role_policy('regress_shield_carol', max_rate => 1e-7);
+SET ROLE regress_shield_carol;
+SELECT pg_sleep(0.05) AS slept;
+\set VERBOSITY terse
+SELECT pg_sleep(0.05) AS slept;
+SELECT pg_sleep(0.05) AS slept;
+SELECT pg_sleep(0.05) AS slept;
+\set VERBOSITY default
+RESET ROLE;
+SELECT calls, rejected, p50_exec_ms >= 40 AS p50_is_the_completed_call,
+       p99_exec_ms >= 40 AS p99_is_the_completed_call
+FROM shield.query_stats
+WHERE rolname = 'regress_shield_carol' AND query = 'SELECT pg_sleep(0.05) AS slept';
+SELECT shield.drop_role_policy('regress_shield_carol') AS dropped;
+DROP ROLE regress_shield_carol;
+
+--
 -- settings
 --
 SET pg_shield.queue_timeout = -1;

@@ -517,7 +517,9 @@ pgsh_stats_record(const ShieldObservation *obs)
 	ShieldFpKey fkey;
 	ShieldRoleEntry *role;
 	ShieldFpEntry *fp = NULL;
-	int			bucket = obs->failed ? -1 : hist_bucket(obs->exec_ms);
+	/* only completed statements have a latency: not failed or rejected ones */
+	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
+		-1 : hist_bucket(obs->exec_ms);
 	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
 		!obs->queued && !obs->would_reject && !obs->would_queue;
 
