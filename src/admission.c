@@ -22,9 +22,8 @@
  * policy change applies to the next statement.  The role scope of a
  * statement is always counted (it feeds shield.role_stats.active and
  * peak_active); fingerprint scopes only when a policy limits them.  The
- * table holds 4 * MaxBackends + pg_shield.max_roles entries: a backend
- * needs at most three of them at a time, so evicting the idle ones always
- * makes room.
+ * table holds 12 * MaxBackends + pg_shield.max_roles entries (see
+ * scope_capacity), so evicting the idle ones always makes room.
  *
  * The queue.  A statement that finds a scope full waits in a queue ordered
  * by rank (critical, then statements whose transaction holds a
@@ -220,15 +219,16 @@ static struct
 }			held;
 
 /*
- * A backend keeps at most 2 * MAX_SCOPES scopes from being evicted (those
- * of its memo, those it holds slots in or waits for); the rest is room for
- * idle scopes to keep their rate buckets (an evicted bucket starts full
- * again).
+ * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
+ * its memo, those of the memo it is building (pinned before the old one is
+ * dropped), and those it holds a slot in (waiting ones are the memo's).
+ * The rest is room for idle scopes to keep their rate buckets (an evicted
+ * bucket starts full again).
  */
 static int
 scope_capacity(void)
 {
-	return 2 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
+	return 3 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
 }
 
 /* Scopes a backend may need to create at once: all of a statement's. */
