@@ -450,10 +450,20 @@ dispatch(void)
 		int32		limits[MAX_SCOPES];
 		int			i;
 
-		/* the limits in force now, which a reload or policy may have moved */
+		/*
+		 * The limits in force now, as the latest statement of each scope
+		 * saw them (a policy change or a reload may have moved them); the
+		 * instance's is this backend's pg_shield.max_active.
+		 */
 		for (i = 0; i < w->nscopes; i++)
-			limits[i] = w->limits[i] >= 0 && w->scopes[i]->limit >= 0 ?
-				w->scopes[i]->limit : w->limits[i];
+		{
+			if (w->limits[i] < 0)
+				limits[i] = -1;
+			else if (w->scopes[i] == &state->instance)
+				limits[i] = pgsh_max_active > 0 ? pgsh_max_active : -1;
+			else
+				limits[i] = w->scopes[i]->limit;
+		}
 		if (!take_slots(w->nscopes, w->scopes, limits, counts))
 		{
 			pos++;
@@ -984,6 +994,7 @@ static struct
 	int			role_slot;		/* the role's index in slot_scopes, or -1 */
 	Scope	   *slot_scopes[MAX_SCOPES];
 	int32		slot_limits[MAX_SCOPES];	/* enforced; -1: counted only */
+	bool		slot_monitor[MAX_SCOPES];	/* monitored: its limit is not published */
 }			memo;
 
 static bool
@@ -1082,6 +1093,7 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 			memo.role_slot = memo.nslots;
 		memo.slot_scopes[memo.nslots] = needs[i].scope;
 		memo.slot_limits[memo.nslots] = needs[i].monitor ? -1 : needs[i].limit;
+		memo.slot_monitor[memo.nslots] = needs[i].monitor;
 		if (memo.slot_limits[memo.nslots] >= 0)
 			memo.limited = true;
 		else if (needs[i].monitor && needs[i].limit >= 0)
@@ -1278,6 +1290,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	TimestampTz deadline_at = 0;
 	int			rate_retry_ms = 0;
 	int			rate_would_index = -1;
+	bool		limit_moved = false;
 	int			i;
 
 	memset(adm, 0, sizeof(*adm));
@@ -1334,13 +1347,18 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	role_slot = memo.role_slot;
 	scopes = memo.slot_scopes;
 	limits = memo.slot_limits;
-	if (memo.limited)
+	/*
+	 * Publish the limits in force (-1: none) for dispatch(): a statement
+	 * that finds one moved makes the waiters look again, so that a raised
+	 * or removed limit reaches them.  A monitored limit is not published:
+	 * a session in monitor mode must not let others' waiters through.
+	 */
+	for (i = 0; i < nslots; i++)
 	{
-		/* the limits in force, for dispatch() */
-		for (i = 0; i < nslots; i++)
+		if (!memo.slot_monitor[i] && scopes[i]->limit != limits[i])
 		{
-			if (limits[i] >= 0 && scopes[i]->limit != limits[i])
-				scopes[i]->limit = limits[i];
+			scopes[i]->limit = limits[i];
+			limit_moved = true;
 		}
 	}
 
@@ -1348,6 +1366,12 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	 * Fast path: every scope has room and nobody waits (or nothing limits
 	 * this statement, so it can take nothing from a waiter).
 	 */
+	if (limit_moved && pg_atomic_read_u32(&state->nqueued) > 0)
+	{
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		dispatch();
+		LWLockRelease(pgsh_state->admission_lock);
+	}
 	if ((!memo.limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
 		take_slots(nslots, scopes, limits, counts))
 		goto admitted;
