@@ -17,9 +17,11 @@
  * Scopes.  Every scope that can be counted lives in a shared hash
  * (scope_hash), keyed by (database, role, fingerprint); the instance scope
  * lives in AdmissionState.  A scope counts its slots in an atomic (active)
- * and carries a token bucket for rate limits.  Limits are not stored in
- * shared memory: they come from each statement's resolved policy, so a
- * policy change applies to the next statement.  The role scope of a
+ * and carries a token bucket for rate limits.  Limits come from each
+ * statement's resolved policy, so a policy change applies to the next
+ * statement; each statement also publishes the limits it found in its
+ * scopes (Scope.limit), which dispatch() applies to the statements already
+ * waiting, so that a raised or removed limit reaches them.  The role scope of a
  * statement is always counted (it feeds shield.role_stats.active and
  * peak_active); fingerprint scopes only when a policy limits them.  The
  * table holds 12 * MaxBackends + pg_shield.max_roles entries (see
@@ -50,14 +52,16 @@
  * nobody pins it, holds a slot in it or waits for it, so the fast path
  * uses the memo's pointers without taking the lock at all.  Scope slot
  * counts are atomics, changed with compare-and-swap when taking (so a
- * limit is never exceeded) and with fetch-sub when releasing.  The lost-wakeup race between a releaser and a new waiter is
- * closed by the order of operations, both full barriers: a waiter first
+ * limit is never exceeded) and with fetch-sub when releasing.  The
+ * lost-wakeup race between a releaser and a new waiter is closed by the
+ * order of operations, both full barriers: a waiter first
  * increments nqueued, then (under the lock) tries the scopes; a releaser
  * first decrements the scope, then reads nqueued and dispatches if it is
  * not zero.  Either the waiter sees the free slot or the releaser sees the
  * waiter.  Rate buckets are protected by their scope's spinlock.  No other
- * lock is taken while admission_lock is held, and nothing that can fail
- * or sleep runs under it.
+ * lock is taken while admission_lock is held and nothing under it sleeps;
+ * the only error raised under it (a full scope table, which the sizing
+ * rules out) releases it through the abort like any LWLock.
  *
  * Release never fails: atomics, the lock and SetLatch only.  It runs when
  * the statement holding the slot ends (statement.c: ExecutorEnd, or the
