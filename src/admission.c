@@ -606,6 +606,23 @@ pgsh_admission_cleanup(void)
 	pgsh_admission_release();
 }
 
+/*
+ * Count the statement that was waiting (waiter) as failed: cancelled,
+ * timed out by statement_timeout or terminated while queued.  Cannot fail.
+ */
+static void
+count_failed_wait(void)
+{
+	ShieldObservation obs;
+
+	pgsh_observation_init(&obs, waiter.userid, waiter.queryid,
+						  waiter.arrived);
+	obs.failed = true;
+	obs.queued = true;
+	obs.queue_ms = (double) (GetCurrentTimestamp() - waiter.enqueued) / 1000.0;
+	pgsh_stats_record(&obs);
+}
+
 static void
 admission_exit(int code, Datum arg)
 {
@@ -616,20 +633,8 @@ admission_exit(int code, Datum arg)
 	/* terminated while it waited (FATAL skips PG_CATCH): count it */
 	if (waiting)
 	{
-		ShieldObservation obs;
-
-		memset(&obs, 0, sizeof(obs));
-		obs.dbid = MyDatabaseId;
-		obs.userid = waiter.userid;
-		obs.queryid = waiter.queryid;
-		obs.failed = true;
-		obs.queued = true;
-		obs.queue_ms = (double) (GetCurrentTimestamp() - waiter.enqueued) / 1000.0;
-		obs.cost = -1.0;
-		obs.started = waiter.arrived;
-		pgsh_admission_cleanup();
-		pgsh_stats_record(&obs);
-		return;
+		(void) leave_queue(false);
+		count_failed_wait();
 	}
 	pgsh_admission_cleanup();
 }
@@ -678,15 +683,10 @@ note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
 	{
 		ShieldObservation obs;
 
-		memset(&obs, 0, sizeof(obs));
-		obs.dbid = MyDatabaseId;
-		obs.userid = req->userid;
-		obs.queryid = req->queryid;
+		pgsh_observation_init(&obs, req->userid, req->queryid, req->arrived);
 		obs.rejected = why;
 		obs.queued = queued;
 		obs.queue_ms = queue_ms;
-		obs.cost = -1.0;
-		obs.started = req->arrived;
 		pgsh_stats_record(&obs);
 	}
 	pgsh_event_record(action, enforced, req->userid, req->queryid, detail);
@@ -1240,8 +1240,7 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
  * leave it first, passing on a slot granted meanwhile.
  */
 static bool
-wait_in_queue(const ShieldAdmitRequest *req, TimestampTz enqueued,
-			  TimestampTz wait_until)
+wait_in_queue(TimestampTz wait_until)
 {
 	bool		granted = false;
 
@@ -1251,21 +1250,8 @@ wait_in_queue(const ShieldAdmitRequest *req, TimestampTz enqueued,
 	}
 	PG_CATCH();
 	{
-		ShieldObservation obs;
-
 		(void) leave_queue(false);
-
-		/* the statement failed while it waited: count it (cannot fail) */
-		memset(&obs, 0, sizeof(obs));
-		obs.dbid = MyDatabaseId;
-		obs.userid = req->userid;
-		obs.queryid = req->queryid;
-		obs.failed = true;
-		obs.queued = true;
-		obs.queue_ms = (double) (GetCurrentTimestamp() - enqueued) / 1000.0;
-		obs.cost = -1.0;
-		obs.started = req->arrived;
-		pgsh_stats_record(&obs);
+		count_failed_wait();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1458,7 +1444,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		waiter.arrived = req->arrived;
 		waiter.enqueued = enqueued;
 
-		granted = wait_in_queue(req, enqueued, wait_until);
+		granted = wait_in_queue(wait_until);
 		if (!granted)
 			granted = leave_queue(true);
 		else

@@ -252,6 +252,20 @@ attach_failure_text(ShieldObservation *obs)
 	}
 }
 
+/* Count the noted failure now.  Cannot fail. */
+static void
+count_pending_error(void)
+{
+	ShieldObservation obs;
+
+	pgsh_observation_init(&obs, pending_error.userid, pending_error.queryid,
+						  pending_error.started);
+	obs.failed = true;
+	attach_failure_text(&obs);
+	pending_error.active = false;
+	pgsh_stats_record(&obs);
+}
+
 /*
  * Note a failure, to be counted by the next abort callback.  If an earlier
  * one was never counted (no abort followed it), count it first.
@@ -260,18 +274,7 @@ static void
 note_pending_error(Oid userid, uint64 queryid)
 {
 	if (pending_error.active)
-	{
-		ShieldObservation obs;
-
-		memset(&obs, 0, sizeof(obs));
-		obs.dbid = MyDatabaseId;
-		obs.userid = pending_error.userid;
-		obs.queryid = pending_error.queryid;
-		obs.failed = true;
-		obs.started = pending_error.started;
-		attach_failure_text(&obs);
-		pgsh_stats_record(&obs);
-	}
+		count_pending_error();
 	pending_error.active = true;
 	pending_error.userid = userid;
 	pending_error.queryid = queryid;
@@ -576,15 +579,10 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	unit = &units[i];
 	unit_release(unit);
 
-	memset(&obs, 0, sizeof(obs));
-	obs.dbid = MyDatabaseId;
-	obs.userid = unit->userid;
-	obs.queryid = unit->queryid;
-	obs.failed = false;
+	pgsh_observation_init(&obs, unit->userid, unit->queryid, unit->started);
 	obs.exec_ms = unit->exec_ms;
 	obs.rows = unit->rows;
 	obs.cost = unit->cost;
-	obs.started = unit->started;
 	obs.source = queryDesc->sourceText;
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
@@ -648,15 +646,12 @@ finish_units(SubTransactionId floor_subid)
 			continue;
 		unit_release(unit);
 
-		memset(&obs, 0, sizeof(obs));
-		obs.dbid = MyDatabaseId;
-		obs.userid = unit->userid;
-		obs.queryid = unit->queryid;
+		pgsh_observation_init(&obs, unit->userid, unit->queryid,
+							  unit->started);
 		obs.failed = unit->failed;
 		obs.exec_ms = unit->exec_ms;
 		obs.rows = unit->rows;
 		obs.cost = unit->cost;
-		obs.started = unit->started;
 		if (unit->failed)
 			attach_failure_text(&obs);
 		observe_admission(&obs, &unit->adm);
@@ -668,23 +663,13 @@ finish_units(SubTransactionId floor_subid)
 static void
 finish_pending_error(SubTransactionId floor_subid)
 {
-	ShieldObservation obs;
-
 	if (!pending_error.active)
 		return;
 	if (floor_subid != InvalidSubTransactionId &&
 		pending_error.subid < floor_subid)
 		return;
 
-	memset(&obs, 0, sizeof(obs));
-	obs.dbid = MyDatabaseId;
-	obs.userid = pending_error.userid;
-	obs.queryid = pending_error.queryid;
-	obs.failed = true;
-	obs.started = pending_error.started;
-	attach_failure_text(&obs);
-	pending_error.active = false;
-	pgsh_stats_record(&obs);
+	count_pending_error();
 }
 
 /*----
@@ -865,15 +850,10 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 		return;
 	}
 
-	memset(&obs, 0, sizeof(obs));
-	obs.dbid = MyDatabaseId;
-	obs.userid = frame.userid;
-	obs.queryid = frame.queryid;
-	obs.failed = false;
+	pgsh_observation_init(&obs, frame.userid, frame.queryid,
+						  GetCurrentStatementStartTimestamp());
 	obs.exec_ms = elapsed_ms;
 	obs.rows = qc ? qc->nprocessed : 0;
-	obs.cost = -1.0;
-	obs.started = GetCurrentStatementStartTimestamp();
 	obs.source = frame.source;
 	obs.location = frame.stmt_location;
 	obs.len = frame.stmt_len;

@@ -14,6 +14,7 @@
 #ifndef PGSH_STATS_H
 #define PGSH_STATS_H
 
+#include "miscadmin.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -143,6 +144,22 @@ typedef struct ShieldObservation
 	int			location;
 	int			len;
 } ShieldObservation;
+
+/*
+ * Start an observation of a statement of this database: everything else
+ * zero, no plan cost.  The callers fill in the outcome.
+ */
+static inline void
+pgsh_observation_init(ShieldObservation *obs, Oid userid, uint64 queryid,
+					  TimestampTz started)
+{
+	memset(obs, 0, sizeof(*obs));
+	obs->dbid = MyDatabaseId;
+	obs->userid = userid;
+	obs->queryid = queryid;
+	obs->cost = -1.0;
+	obs->started = started;
+}
 
 /* Size and initialization, called from shmem.c. */
 extern Size pgsh_stats_shmem_size(void);

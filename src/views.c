@@ -80,6 +80,20 @@ put_identity(Datum *values, bool *nulls, Oid dbid, Oid userid)
 }
 
 /*
+ * A fingerprint column: NULL when there is none (0) or when the reader may
+ * not see it (another role's statement, as in pg_stat_statements).
+ */
+static int
+put_queryid(Datum *values, bool *nulls, uint64 queryid, bool visible)
+{
+	if (queryid != 0 && visible)
+		values[0] = Int64GetDatum((int64) queryid);
+	else
+		nulls[0] = true;
+	return 1;
+}
+
+/*
  * Copy every entry of a statistics table, each under its spinlock, while
  * holding stats_lock shared.  The copies are palloc'd in the caller's
  * context.
@@ -444,10 +458,8 @@ pg_shield_events(PG_FUNCTION_ARGS)
 		values[col++] = TimestampTzGetDatum(e->at);
 		values[col++] = Int32GetDatum(e->pid);
 		col += put_identity(values + col, nulls + col, e->dbid, e->userid);
-		if (e->queryid != 0 && (see_all || e->userid == me))
-			values[col++] = Int64GetDatum((int64) e->queryid);
-		else
-			nulls[col++] = true;
+		col += put_queryid(values + col, nulls + col, e->queryid,
+						   see_all || e->userid == me);
 		values[col++] = CStringGetTextDatum(pgsh_action_name(e->action));
 		values[col++] = BoolGetDatum(e->enforced);
 		values[col++] = CStringGetTextDatum(e->detail);
@@ -488,10 +500,8 @@ pg_shield_activity(PG_FUNCTION_ARGS)
 		memset(nulls, 0, sizeof(nulls));
 		values[col++] = Int32GetDatum(a->pid);
 		col += put_identity(values + col, nulls + col, a->dbid, a->userid);
-		if (a->queryid != 0 && (see_all || a->userid == me))
-			values[col++] = Int64GetDatum((int64) a->queryid);
-		else
-			nulls[col++] = true;
+		col += put_queryid(values + col, nulls + col, a->queryid,
+						   see_all || a->userid == me);
 		values[col++] = CStringGetTextDatum(a->queued ? "queued" : "running");
 		values[col++] = CStringGetTextDatum(pgsh_priority_name(a->priority));
 		values[col++] = TimestampTzGetDatum(a->since);
