@@ -197,27 +197,7 @@ for c in "${configs[@]}"; do prewarm "$c"; done
 
 hz=$(getconf CLK_TCK)
 ncpu=$(nproc)
-machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 machine_ctxt() { awk '/^ctxt / {print $2; exit}' /proc/stat; }
-children_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $14, $15}'; }   # cutime cstime
-
-# A backend's CPU time reaches its postmaster's counters when it is reaped.
-wait_reaped() {
-    local k
-    for ((k = 0; k < 100; k++)); do
-        [ "$(pgrep -c -P "${pm[$1]}" || true)" -le "${idle_children[$1]}" ] && return 0
-        sleep 0.05
-    done
-}
-
-# Milliseconds of a fixed CPU loop: moves with the host's speed.
-cpu_probe() {
-    local t0 t1
-    t0=$(date +%s%N)
-    awk 'BEGIN {for (i = 0; i < 10000000; i++) x += i; exit}'
-    t1=$(date +%s%N)
-    echo $(((t1 - t0) / 1000000))
-}
 
 pgbench_run() {   # instance clients seconds logfile
     as_pg timeout $(($3 + 120)) pgbench -h "$tmp" -p "${port[$1]}" -U bench_user \
@@ -230,15 +210,15 @@ pgbench_run() {   # instance clients seconds logfile
 # transaction, whole machine), r_bu / r_all (backend user / all jiffies).
 measured_run() {
     local c=$1 log=$3 b0 b1 x0 x1 t0 t1 bu0 bs0 bu1 bs1 pu0 ps0 pu1 ps1 tx
-    wait_reaped "$c"
-    read -r bu0 bs0 < <(children_cpu "${pm[$c]}")
-    read -r pu0 ps0 < <(children_cpu $$)
-    b0=$(machine_busy); x0=$(machine_ctxt); t0=$(date +%s.%N)
+    bench_wait_reaped "${pm[$c]}" "${idle_children[$c]}"
+    read -r bu0 bs0 < <(bench_children_cpu "${pm[$c]}")
+    read -r pu0 ps0 < <(bench_children_cpu $$)
+    b0=$(bench_machine_busy); x0=$(machine_ctxt); t0=$(date +%s.%N)
     pgbench_run "$c" "$2" "$SECONDS_PER_RUN" "$log" || { cat "$log" >&2; die "pgbench failed"; }
-    b1=$(machine_busy); x1=$(machine_ctxt); t1=$(date +%s.%N)
-    wait_reaped "$c"
-    read -r bu1 bs1 < <(children_cpu "${pm[$c]}")
-    read -r pu1 ps1 < <(children_cpu $$)
+    b1=$(bench_machine_busy); x1=$(machine_ctxt); t1=$(date +%s.%N)
+    bench_wait_reaped "${pm[$c]}" "${idle_children[$c]}"
+    read -r bu1 bs1 < <(bench_children_cpu "${pm[$c]}")
+    read -r pu1 ps1 < <(bench_children_cpu $$)
     if grep -Eq 'aborted|number of failed transactions: [1-9]' "$log"; then
         cat "$log" >&2; die "pgbench reported aborted clients or failed transactions"
     fi
@@ -252,11 +232,6 @@ measured_run() {
     r_ctxt=$(awk -v x=$((x1 - x0)) -v n="$tx" 'BEGIN {printf "%.2f", x / n}')
 }
 
-# quartiles FMT: reads numbers, prints "Q1 median Q3" (R type 7).
-quartiles() { tr ' ' '\n' | grep . | sort -g | awk -v f="$1" '{v[NR] = $1}
-    function q(p,   h, lo) { h = (NR - 1) * p + 1; lo = int(h); return lo >= NR ? v[NR] : v[lo] + (h - lo) * (v[lo + 1] - v[lo]) }
-    END { printf f " " f " " f "\n", q(0.25), q(0.5), q(0.75) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a + 0 >= b + 0)}'; }
 
 # verdict MEDIAN Q1 Q3 TARGET: PASS/FAIL, noting an IQR that straddles it.
@@ -326,20 +301,20 @@ if want 1; then
             [ "$c" = shield ] && { o_bu=$((o_bu + r_bu)); o_all=$((o_all + r_all)); }
             printf '%-6s %-8s %10.1f %10s %6s %9s\n' $((r + 1)) "$c" "$r_tps" "$r_cpu" "$r_busy" "$r_ctxt"
         done
-        p=$(cpu_probe); probes+="$p "
+        p=$(bench_cpu_probe); probes+="$p "
         printf '%-6s %-8s %10s %10s %6s %9s %9s\n' "" "" "" "" "" "" "$p"
-        o_ratios+="$(ratio "${tps[shield]}" "${tps[none]}") "
-        o_cpu_ratios+="$(ratio "${cpu[none]}" "${cpu[shield]}") "
+        o_ratios+="$(bench_ratio "${tps[shield]}" "${tps[none]}") "
+        o_cpu_ratios+="$(bench_ratio "${cpu[none]}" "${cpu[shield]}") "
         o_shield_tps+="${tps[shield]} "; o_none_tps+="${tps[none]} "
     done
     t_p1=$(($(date +%s) - t_p1))
     c1=$(role_counters bench_user)
     read -r oa0 oq0 _ orj0 <<<"$c0"; read -r oa1 oq1 _ orj1 <<<"$c1"
     echo "per-round shield/none TPS: $o_ratios"
-    read -r oq1r omed oq3r < <(quartiles %.3f <<<"$o_ratios")
-    read -r ocq1 ocmed ocq3 < <(quartiles %.3f <<<"$o_cpu_ratios")
-    read -r _ o_none_med _ < <(quartiles %.1f <<<"$o_none_tps")
-    read -r _ o_shield_med _ < <(quartiles %.1f <<<"$o_shield_tps")
+    read -r oq1r omed oq3r < <(bench_quartiles %.3f <<<"$o_ratios")
+    read -r ocq1 ocmed ocq3 < <(bench_quartiles %.3f <<<"$o_cpu_ratios")
+    read -r _ o_none_med _ < <(bench_quartiles %.1f <<<"$o_none_tps")
+    read -r _ o_shield_med _ < <(bench_quartiles %.1f <<<"$o_shield_tps")
     o_share=$(awk -v a="$o_bu" -v b="$o_all" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
     echo "bench_user statements admitted by pg_shield during the rounds: $((oa1 - oa0)), queued $((oq1 - oq0)), rejected $((orj1 - orj0))"
     [ $((oa1 - oa0)) -gt 0 ] || die "pg_shield admitted none of bench_user's statements: nothing was measured"
@@ -382,15 +357,15 @@ if want 2; then
             fi
             printf '%-6s %-12s %10.1f %10s %6s %9s %9s %9s\n' $((r + 1)) "max_active $ma" "$r_tps" "$r_cpu" "$r_busy" "$r_ctxt" "$qpct" "$qms"
         done
-        p=$(cpu_probe); probes+="$p "
+        p=$(bench_cpu_probe); probes+="$p "
         printf '%-6s %-12s %10s %10s %6s %9s %9s %9s %9s\n' "" "" "" "" "" "" "" "" "$p"
-        q_ratios+="$(ratio "${tps[4]}" "${tps[0]}") "
-        q_cpu_ratios+="$(ratio "${cpu[0]}" "${cpu[4]}") "
+        q_ratios+="$(bench_ratio "${tps[4]}" "${tps[0]}") "
+        q_cpu_ratios+="$(bench_ratio "${cpu[0]}" "${cpu[4]}") "
     done
     t_p2=$(($(date +%s) - t_p2))
     echo "per-round max_active 4/0 TPS: $q_ratios"
-    read -r qq1 qmed qq3 < <(quartiles %.3f <<<"$q_ratios")
-    read -r qcq1 qcmed qcq3 < <(quartiles %.3f <<<"$q_cpu_ratios")
+    read -r qq1 qmed qq3 < <(bench_quartiles %.3f <<<"$q_ratios")
+    read -r qcq1 qcmed qcq3 < <(bench_quartiles %.3f <<<"$q_cpu_ratios")
     [ "$q_que" -gt 0 ] || die "max_active 4 with 32 clients queued no statement: the limit was not in force"
     [ "$q_que0" -eq 0 ] || die "max_active 0 queued statements"
     [ "$q_rej" -eq 0 ] || die "statements were rejected during the queueing runs"
@@ -536,9 +511,9 @@ probe_spread=$(tr ' ' '\n' <<<"$probes" | { grep . || true; } | sort -n |
 if want 2; then
     echo
     echo "== diagnostics of 2. (32 clients)"
-    read -r _ b0m _ < <(quartiles %.0f <<<"$q_busy0"); read -r _ b4m _ < <(quartiles %.0f <<<"$q_busy4")
-    read -r _ x0m _ < <(quartiles %.2f <<<"$q_ctxt0"); read -r _ x4m _ < <(quartiles %.2f <<<"$q_ctxt4")
-    read -r _ t0m _ < <(quartiles %.1f <<<"$q_tps0"); read -r _ t4m _ < <(quartiles %.1f <<<"$q_tps4")
+    read -r _ b0m _ < <(bench_quartiles %.0f <<<"$q_busy0"); read -r _ b4m _ < <(bench_quartiles %.0f <<<"$q_busy4")
+    read -r _ x0m _ < <(bench_quartiles %.2f <<<"$q_ctxt0"); read -r _ x4m _ < <(bench_quartiles %.2f <<<"$q_ctxt4")
+    read -r _ t0m _ < <(bench_quartiles %.1f <<<"$q_tps0"); read -r _ t4m _ < <(bench_quartiles %.1f <<<"$q_tps4")
     echo "median TPS: max_active 0 $t0m, max_active 4 $t4m; CPUs busy: ${b0m}% vs ${b4m}%; context switches/tx: $x0m vs $x4m"
     echo "max_active 4 runs: $q_que of $q_adm statements queued ($(awk -v q="$q_que" -v a="$q_adm" 'BEGIN {printf "%.1f", a ? 100 * q / a : 0}')%),"
     echo "  mean wait of a queued statement $(awk -v m="$q_qms" -v q="$q_que" 'BEGIN {printf "%.3f", q ? m / q : 0}') ms (shield.role_stats queue_ms / queued)"

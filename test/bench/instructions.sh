@@ -179,23 +179,18 @@ fi
 psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
     'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
 pm_pid=$(head -n 1 "$data/postmaster.pid")
-children_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $14, $15}'; }   # cutime cstime
-share_run() {   # seconds
-    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M prepared -c 8 -j 2 -T "$1" -n bench \
-        >"$tmp/pgbench-share.log" 2>&1 || { cat "$tmp/pgbench-share.log" >&2; exit 1; }
-}
 share_run 2
 sleep 1
 idle=$(pgrep -c -P "$pm_pid" || true)
-read -r bu0 bs0 < <(children_cpu "$pm_pid")
-read -r pu0 ps0 < <(children_cpu $$)
+read -r bu0 bs0 < <(bench_children_cpu "$pm_pid")
+read -r pu0 ps0 < <(bench_children_cpu $$)
 share_run "$share_secs"
 for ((k = 0; k < 100; k++)); do
     [ "$(pgrep -c -P "$pm_pid" || true)" -le "$idle" ] && break
     sleep 0.05
 done
-read -r bu1 bs1 < <(children_cpu "$pm_pid")
-read -r pu1 ps1 < <(children_cpu $$)
+read -r bu1 bs1 < <(bench_children_cpu "$pm_pid")
+read -r pu1 ps1 < <(bench_children_cpu $$)
 share=$(awk -v bu=$((bu1 - bu0)) -v bs=$((bs1 - bs0)) -v pu=$((pu1 - pu0)) -v ps=$((ps1 - ps0)) \
     'BEGIN {t = bu + bs + pu + ps; printf "%.3f", (t > 0 ? bu / t : 0)}')
 share_detail="backends user $((bu1 - bu0)), backends system $((bs1 - bs0)), pgbench user $((pu1 - pu0)), system $((ps1 - ps0)) jiffies"
@@ -205,95 +200,8 @@ as_pg pg_ctl -D "$data" -m fast -w -t 120 stop >/dev/null
 
 # ---------------------------------------------------------------- helpers
 
-# Start the postmaster under callgrind; profiles go to $cg/$1/cg.<pid>.
-vg_start() {
-    local cfg=$1
-    as_pg mkdir -p "$cg/$cfg"
-    set_preload "$cfg"
-    as_pg valgrind --tool=callgrind --trace-children=yes --toggle-collect=PostgresMain \
-        --callgrind-out-file="$cg/$cfg/cg.%p" --log-file="$tmp/valgrind-$cfg.%p.log" \
-        "$bindir/postgres" -D "$data" </dev/null >>"$log" 2>&1 &
-    local i
-    for ((i = 0; i < 600; i++)); do
-        as_pg pg_isready -q -h "$tmp" -p "$port" && break
-        sleep 0.5
-    done
-    as_pg pg_isready -q -h "$tmp" -p "$port" ||
-        { echo "instructions.sh: the server did not start under valgrind" >&2; exit 1; }
-    clusters_started=("$data")
-}
-
-vg_stop() {
-    as_pg pg_ctl -D "$data" -m fast -w -t 300 stop >/dev/null
-    wait
-}
-
-pgbench_tx() {   # transactions logfile
-    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M prepared -c 1 -j 1 -n \
-        --random-seed=1 -t "$1" bench >"$2" 2>&1 || { cat "$2" >&2; exit 1; }
-    grep -q "number of transactions actually processed: $1/$1" "$2" ||
-        { echo "instructions.sh: pgbench did not complete $1 transactions:" >&2; cat "$2" >&2; exit 1; }
-}
-
-# complete_new_profiles DIR BEFORE-LIST: the profiles in DIR not in the list
-# whose process has exited (callgrind writes the file when it does).
-complete_new_profiles() {
-    local f pid
-    for f in "$1"/cg.*; do
-        [ -e "$f" ] || continue
-        case $f in *.self|*.incl) continue ;; esac
-        grep -qx "$f" <<<"$2" && continue
-        pid=${f##*.}
-        [ -d "/proc/$pid" ] && continue
-        tail -n 1 "$f" | grep -q '^totals:' || continue
-        echo "$f"
-    done
-}
-
-totals_of() { sed -n 's/^totals: //p' "$1"; }
-
-# executor_starts FILE: how many times the profiled backend called
-# standard_ExecutorStart (once per statement pgbench -S runs; whatever hook
-# wraps it).
-executor_starts() {
-    callgrind_annotate --auto=no --tree=caller "$1" | awk '
-        /^ *$/ { n = 0; next }
-        /^ *[0-9,]+ +\( *[0-9.]+%\) +< / {
-            if (match($0, /\([0-9,]+x\)/)) { c = substr($0, RSTART + 1, RLENGTH - 3); gsub(/,/, "", c); n += c }
-            next
-        }
-        /\*  [^ ]*:standard_ExecutorStart \[/ { total += n }
-        { n = 0 }
-        END { print total + 0 }'
-}
-
-# measure CFG N: runs N transactions, prints the profile of the client's
-# backend: the new profile that shows exactly N statements executed (the
-# others are pgbench's setup connection and, possibly, backends of earlier
-# steps that exited late).
-measure() {
-    local dir="$cg/$1" before files i f c found=""
-    local -A examined=()
-    before=$(ls -d "$dir"/cg.* 2>/dev/null || true)
-    pgbench_tx "$2" "$tmp/pgbench-$1-$2.log"
-    for ((i = 0; i < 600; i++)); do
-        files=$(complete_new_profiles "$dir" "$before")
-        for f in $files; do
-            [ -n "${examined[$f]:-}" ] && continue
-            c=$(executor_starts "$f")
-            examined[$f]=$c
-            if [ "$c" -eq "$2" ]; then found=$f; break; fi
-        done
-        [ -n "$found" ] && break
-        sleep 0.2
-    done
-    if [ -z "$found" ]; then
-        echo "instructions.sh: $1: no backend profile with $2 statements after pgbench -t $2; seen:" >&2
-        for f in "${!examined[@]}"; do echo "  $f: ${examined[$f]} statements" >&2; done
-        exit 1
-    fi
-    echo "$found"
-}
+# The callgrind runs use lib.sh's bench_cg_* functions (also used by
+# admission.sh): profiles of configuration CFG go to $cg/CFG/cg.<pid>.
 
 # Flat profile of a callgrind file: "function<TAB>self<TAB>inclusive" per
 # line, function as "file:name [object]" with directories stripped.
@@ -350,7 +258,8 @@ echo
 declare -A ips i1 i2 secs wait_ps all_ps
 for cfg in "${configs[@]}"; do
     t0=$(date +%s)
-    vg_start "$cfg"
+    set_preload "$cfg"
+    bench_cg_start "$data" "$port" "$cg/$cfg" "$log"
     got=$(psql_su postgres -c "SHOW shared_preload_libraries")
     [ "$got" = "$(preload_of "$cfg")" ] ||
         { echo "instructions.sh: $cfg: expected shared_preload_libraries '$(preload_of "$cfg")', got '$got'" >&2; exit 1; }
@@ -361,16 +270,16 @@ for cfg in "${configs[@]}"; do
     fi
     psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
         'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
-    pgbench_tx "$warmup_tx" "$tmp/pgbench-$cfg-warmup.log"
-    f1=$(measure "$cfg" "$n1")
-    f2=$(measure "$cfg" "$n2")
+    bench_cg_pgbench "$port" bench bench_user "$warmup_tx" "$tmp/pgbench-$cfg-warmup.log"
+    f1=$(bench_cg_measure "$cg/$cfg" "$port" bench bench_user "$n1")
+    f2=$(bench_cg_measure "$cg/$cfg" "$port" bench bench_user "$n2")
     if [ "$cfg" = pg_shield ]; then
         shield_calls=$(psql_su bench -c "SELECT coalesce(sum(calls), 0) FROM shield.role_stats
                                          WHERE rolname = 'bench_user' AND datname = 'bench'")
     fi
-    vg_stop
-    i1[$cfg]=$(totals_of "$f1")
-    i2[$cfg]=$(totals_of "$f2")
+    bench_cg_stop "$data"
+    i1[$cfg]=$(sed -n 's/^totals: //p' "$f1")
+    i2[$cfg]=$(sed -n 's/^totals: //p' "$f2")
     ips[$cfg]=$(awk -v a="${i1[$cfg]}" -v b="${i2[$cfg]}" -v d=$((n2 - n1)) 'BEGIN {printf "%.1f", (b - a) / d}')
     flat_profile "$f1" >"$tmp/flat-$cfg-1.tsv"
     flat_profile "$f2" >"$tmp/flat-$cfg-2.tsv"

@@ -237,6 +237,7 @@ bench_cg_measure() {
     for ((i = 0; i < 600; i++)); do
         for f in "$out"/cg.*; do
             [ -e "$f" ] || continue
+            case $f in *.self|*.incl) continue ;; esac   # annotations, not profiles
             grep -qx "$f" <<<"$before" && continue
             [ -n "${examined[$f]:-}" ] && continue
             pid=${f##*.}
@@ -277,3 +278,43 @@ bench_cg_per_statement() {
     awk -v t1="$t1" -v t2="$t2" -v w1="$w1" -v w2="$w2" -v d=$((n2 - n1)) 'BEGIN {
         a = (t2 - t1) / d; w = (w2 - w1) / d; printf "%.1f %.1f %.1f\n", a, w, a - w }'
 }
+
+# ---------------------------------------------------------------- measuring
+
+# bench_cpu_probe: milliseconds of a fixed single-threaded CPU loop (about
+# 0.2 s).  On shared or throttled virtual machines it moves with the host's
+# speed, not with anything a benchmark does.
+bench_cpu_probe() {
+    local t0 t1
+    t0=$(date +%s%N)
+    awk 'BEGIN {for (i = 0; i < 10000000; i++) x += i; exit}'
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000000))
+}
+
+# bench_machine_busy: busy jiffies of all CPUs since boot.
+bench_machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
+
+# bench_children_cpu PID: "cutime cstime" of PID's reaped children.
+bench_children_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $14, $15}'; }
+
+# bench_wait_reaped PMPID IDLE: a backend's CPU time reaches its
+# postmaster's counters only when the postmaster reaps it, a moment after
+# the client disconnects: wait (5 s at most) until the postmaster has no
+# more children than IDLE, its count when idle.
+bench_wait_reaped() {
+    local k
+    for ((k = 0; k < 100; k++)); do
+        [ "$(pgrep -c -P "$1" || true)" -le "$2" ] && return 0
+        sleep 0.05
+    done
+}
+
+# bench_quartiles FMT: reads numbers, prints "Q1 median Q3" (linear
+# interpolation, R type 7), each with printf format FMT.
+bench_quartiles() { tr ' ' '\n' | grep . | sort -g | awk -v f="$1" '{v[NR] = $1}
+    function q(p,   h, lo) { h = (NR - 1) * p + 1; lo = int(h); return lo >= NR ? v[NR] : v[lo] + (h - lo) * (v[lo + 1] - v[lo]) }
+    END { printf f " " f " " f "\n", q(0.25), q(0.5), q(0.75) }'; }
+
+# bench_ratio A B: A / B with three decimals.
+bench_ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }

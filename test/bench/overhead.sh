@@ -188,7 +188,6 @@ pgbench_run() {   # config seconds logfile
 # processes and interrupts), shown as a percentage of all CPUs over the run.
 hz=$(getconf CLK_TCK)
 ncpu=$(nproc)
-machine_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
 machine_steal() { awk '/^cpu / {print $9; exit}' /proc/stat; }
 proc_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'; }
 own_cpu() {
@@ -198,27 +197,9 @@ own_cpu() {
 }
 
 # A backend's CPU time reaches its postmaster's counters only when the
-# postmaster reaps it, a moment after pgbench disconnects: wait until the
-# postmaster has no more children than when it was idle (at most 5 s).
+# postmaster reaps it: bench_wait_reaped needs each postmaster's pid and
+# its number of children when idle.
 declare -A pm idle_children
-wait_reaped() {
-    local k
-    for ((k = 0; k < 100; k++)); do
-        [ "$(pgrep -c -P "${pm[$1]}" || true)" -le "${idle_children[$1]}" ] && return 0
-        sleep 0.05
-    done
-}
-
-# Host speed check: milliseconds of a fixed single-threaded CPU loop (about
-# 0.2 s), run right after each measured run.  On shared or throttled virtual
-# machines this moves with the host, not with anything this benchmark does.
-cpu_probe() {
-    local t0 t1
-    t0=$(date +%s%N)
-    awk 'BEGIN {for (i = 0; i < 10000000; i++) x += i; exit}'
-    t1=$(date +%s%N)
-    echo $(((t1 - t0) / 1000000))
-}
 
 tps_of() {
     sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' "$1"
@@ -269,10 +250,10 @@ for ((r = 0; r < rounds; r++)); do
     for ((i = 0; i < n; i++)); do
         cfg=${configs[$(((r + i) % n))]}
         log="$tmp/run-$r-$cfg.log"
-        b0=$(machine_busy); s0=$(machine_steal); o0=$(own_cpu); t0=$(date +%s.%N)
+        b0=$(bench_machine_busy); s0=$(machine_steal); o0=$(own_cpu); t0=$(date +%s.%N)
         pgbench_run "$cfg" "$duration" "$log" || { cat "$log" >&2; exit 1; }
-        b1=$(machine_busy); s1=$(machine_steal); t1=$(date +%s.%N)
-        wait_reaped "$cfg"
+        b1=$(bench_machine_busy); s1=$(machine_steal); t1=$(date +%s.%N)
+        bench_wait_reaped "${pm[$cfg]}" "${idle_children[$cfg]}"
         o1=$(own_cpu)
         cap=$(awk -v a="$t0" -v b="$t1" -v h="$hz" -v n="$ncpu" 'BEGIN {print (b - a) * h * n}')
         other=$(awk -v x=$(( (b1 - b0) - (o1 - o0) )) -v c="$cap" 'BEGIN {v = 100 * x / c; printf "%.1f", v < 0 ? 0 : v}')
@@ -291,7 +272,7 @@ for ((r = 0; r < rounds; r++)); do
         # machine, without the share that other load took.
         cpu_us=$(awk -v j=$((o1 - o0)) -v h="$hz" -v n="$(tx_of "$log")" 'BEGIN {printf "%.2f", j / h * 1e6 / n}')
         round_cpu[$r,$cfg]=$cpu_us
-        probe=$(cpu_probe)
+        probe=$(bench_cpu_probe)
         probes+="$probe "
         round_probe[$r]+="$probe "
         printf '%-6s %-4s %-20s %12.1f %11s %7s %9s %7s %9s\n' $((r + 1)) $((i + 1)) "$cfg" "$tps" "$cpu_us" "$busy" "$other" "$steal" "$probe"
@@ -306,41 +287,33 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- summary
 
-# quartiles FMT: reads numbers, prints "Q1 median Q3" (linear interpolation
-# between order statistics, as R's type 7), each with printf format FMT.
-quartiles() { tr ' ' '\n' | grep . | sort -g | awk -v f="$1" '{v[NR] = $1}
-    function q(p,   h, lo) { h = (NR - 1) * p + 1; lo = int(h); return lo >= NR ? v[NR] : v[lo] + (h - lo) * (v[lo + 1] - v[lo]) }
-    END { printf f " " f " " f "\n", q(0.25), q(0.5), q(0.75) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
-
 echo
 echo "per-round paired ratios (the runs of a round are seconds apart):"
 printf '%-6s %15s %25s %30s %14s\n' round "pg_shield/none" "pg_stat_statements/none" "pg_shield/pg_stat_statements" "probe ms"
 declare -A paired
 for ((r = 0; r < rounds; r++)); do
-    a=$(ratio "${round_tps[$r,pg_shield]}" "${round_tps[$r,none]}")
-    b=$(ratio "${round_tps[$r,pg_stat_statements]}" "${round_tps[$r,none]}")
-    c=$(ratio "${round_tps[$r,pg_shield]}" "${round_tps[$r,pg_stat_statements]}")
+    a=$(bench_ratio "${round_tps[$r,pg_shield]}" "${round_tps[$r,none]}")
+    b=$(bench_ratio "${round_tps[$r,pg_stat_statements]}" "${round_tps[$r,none]}")
+    c=$(bench_ratio "${round_tps[$r,pg_shield]}" "${round_tps[$r,pg_stat_statements]}")
     paired[shield_none]+="$a "; paired[pgss_none]+="$b "; paired[shield_pgss]+="$c "
     pr=$(tr ' ' '\n' <<<"${round_probe[$r]}" | grep . | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%d-%d", lo, hi}')
     printf '%-6s %15s %25s %30s %14s\n' $((r + 1)) "$a" "$b" "$c" "$pr"
 done
 
-
 # The same from CPU time per transaction, as a throughput ratio (cost of the
 # denominator's configuration / cost of the numerator's): insensitive to
 # other load taking CPU, still sensitive to the host's speed.
 for ((r = 0; r < rounds; r++)); do
-    paired[cpu_shield_none]+="$(ratio "${round_cpu[$r,none]}" "${round_cpu[$r,pg_shield]}") "
-    paired[cpu_pgss_none]+="$(ratio "${round_cpu[$r,none]}" "${round_cpu[$r,pg_stat_statements]}") "
-    paired[cpu_shield_pgss]+="$(ratio "${round_cpu[$r,pg_stat_statements]}" "${round_cpu[$r,pg_shield]}") "
+    paired[cpu_shield_none]+="$(bench_ratio "${round_cpu[$r,none]}" "${round_cpu[$r,pg_shield]}") "
+    paired[cpu_pgss_none]+="$(bench_ratio "${round_cpu[$r,none]}" "${round_cpu[$r,pg_stat_statements]}") "
+    paired[cpu_shield_pgss]+="$(bench_ratio "${round_cpu[$r,pg_stat_statements]}" "${round_cpu[$r,pg_shield]}") "
 done
 
 echo
 printf '%-30s %8s   %-22s %14s   %s\n' "ratio (paired per round)" "tps" "interquartile range" "1/(cpu per tx)" "interquartile range"
 declare -A rmed rq1 rq3
 for k in shield_none pgss_none shield_pgss cpu_shield_none cpu_pgss_none cpu_shield_pgss; do
-    read -r rq1[$k] rmed[$k] rq3[$k] < <(quartiles %.3f <<<"${paired[$k]}")
+    read -r rq1[$k] rmed[$k] rq3[$k] < <(bench_quartiles %.3f <<<"${paired[$k]}")
 done
 for k in shield_none pgss_none shield_pgss; do
     case $k in
@@ -355,10 +328,10 @@ done
 echo
 printf '%-20s %12s   %-22s %12s\n' config "median tps" "interquartile range" "cpu us/tx"
 for cfg in "${configs[@]}"; do
-    read -r q1 md q3 < <(quartiles %.1f <<<"${results[$cfg]}")
+    read -r q1 md q3 < <(bench_quartiles %.1f <<<"${results[$cfg]}")
     cpus=""
     for ((r = 0; r < rounds; r++)); do cpus+="${round_cpu[$r,$cfg]} "; done
-    read -r _ cmd _ < <(quartiles %.2f <<<"$cpus")
+    read -r _ cmd _ < <(bench_quartiles %.2f <<<"$cpus")
     printf '%-20s %12s   %-22s %12s\n' "$cfg" "$md" "$q1-$q3" "$cmd"
 done
 
