@@ -164,10 +164,10 @@ typedef struct ProcSlot
 typedef struct AdmissionState
 {
 	Scope		instance;		/* pg_shield.max_active */
-	pg_atomic_uint32 nqueued;	/* queue_len, readable without the lock */
+	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
+								 * lock, read without it */
 	uint64		next_seq;
 	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
-	int			queue_len;
 	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
 } AdmissionState;
 
@@ -206,13 +206,8 @@ static HTAB *scope_hash = NULL;
 static ProcSlot *me = NULL;
 static bool exit_callback_registered = false;
 static bool waiting = false;	/* enqueued, not yet admitted or gone */
-static struct
-{
-	Oid			userid;
-	uint64		queryid;
-	TimestampTz arrived;
-	TimestampTz enqueued;
-}			waiter;				/* what is waiting, while waiting */
+static TimestampTz waiting_arrived;	/* arrival of the statement waiting;
+										 * the rest is in *me */
 
 static void memo_unpin(void);
 static struct
@@ -280,7 +275,6 @@ pgsh_admission_shmem_init(void)
 		pg_atomic_init_u32(&state->nqueued, 0);
 		state->next_seq = 0;
 		state->wait_ewma_ms = 0.0;
-		state->queue_len = 0;
 	}
 
 	procs = ShmemInitStruct("pg_shield backends",
@@ -385,6 +379,13 @@ take_slots(int n, Scope *const *scopes, const int32 *limits, uint32 *counts)
  * The queue (admission_lock held exclusively)
  *----
  */
+/* Statements in the queue. */
+static inline int
+queue_length(void)
+{
+	return (int) pg_atomic_read_u32(&state->nqueued);
+}
+
 static void
 queue_remove_at(int pos)
 {
@@ -394,8 +395,7 @@ queue_remove_at(int pos)
 	for (i = 0; i < w->nscopes; i++)
 		w->scopes[i]->waiters--;
 	memmove(&state->queue[pos], &state->queue[pos + 1],
-			(state->queue_len - pos - 1) * sizeof(int));
-	state->queue_len--;
+			(queue_length() - pos - 1) * sizeof(int));
 	pg_atomic_fetch_sub_u32(&state->nqueued, 1);
 }
 
@@ -407,15 +407,14 @@ queue_insert(int procno)
 	int			i;
 
 	/* behind every waiter of the same or a better rank: arrival order */
-	for (pos = state->queue_len; pos > 0; pos--)
+	for (pos = queue_length(); pos > 0; pos--)
 	{
 		if (PROC(state->queue[pos - 1])->rank <= w->rank)
 			break;
 	}
 	memmove(&state->queue[pos + 1], &state->queue[pos],
-			(state->queue_len - pos) * sizeof(int));
+			(queue_length() - pos) * sizeof(int));
 	state->queue[pos] = procno;
-	state->queue_len++;
 	for (i = 0; i < w->nscopes; i++)
 		w->scopes[i]->waiters++;
 	/* a full barrier: see the file header */
@@ -427,7 +426,7 @@ queue_remove(int procno)
 {
 	int			pos;
 
-	for (pos = 0; pos < state->queue_len; pos++)
+	for (pos = 0; pos < queue_length(); pos++)
 	{
 		if (state->queue[pos] == procno)
 		{
@@ -446,7 +445,7 @@ dispatch(void)
 {
 	int			pos = 0;
 
-	while (pos < state->queue_len)
+	while (pos < queue_length())
 	{
 		int			procno = state->queue[pos];
 		ProcSlot   *w = PROC(procno);
@@ -607,19 +606,19 @@ pgsh_admission_cleanup(void)
 }
 
 /*
- * Count the statement that was waiting (waiter) as failed: cancelled,
- * timed out by statement_timeout or terminated while queued.  Cannot fail.
+ * Count the statement that is waiting (its activity in *me) as failed:
+ * cancelled, timed out by statement_timeout or terminated while queued.
+ * Cannot fail.
  */
 static void
 count_failed_wait(void)
 {
 	ShieldObservation obs;
 
-	pgsh_observation_init(&obs, waiter.userid, waiter.queryid,
-						  waiter.arrived);
+	pgsh_observation_init(&obs, me->userid, me->queryid, waiting_arrived);
 	obs.failed = true;
 	obs.queued = true;
-	obs.queue_ms = (double) (GetCurrentTimestamp() - waiter.enqueued) / 1000.0;
+	obs.queue_ms = (double) (GetCurrentTimestamp() - me->since) / 1000.0;
 	pgsh_stats_record(&obs);
 }
 
@@ -633,8 +632,8 @@ admission_exit(int code, Datum arg)
 	/* terminated while it waited (FATAL skips PG_CATCH): count it */
 	if (waiting)
 	{
+		count_failed_wait();	/* first: leaving clears the activity */
 		(void) leave_queue(false);
-		count_failed_wait();
 	}
 	pgsh_admission_cleanup();
 }
@@ -1250,8 +1249,8 @@ wait_in_queue(TimestampTz wait_until)
 	}
 	PG_CATCH();
 	{
+		count_failed_wait();	/* first: leaving clears the activity */
 		(void) leave_queue(false);
-		count_failed_wait();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1371,7 +1370,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 	{
 		bool		may_wait;
-		bool		queue_full = state->queue_len >= pgsh_max_queue;
+		bool		queue_full = queue_length() >= pgsh_max_queue;
 		TimestampTz enqueued = GetCurrentTimestamp();
 		TimestampTz wait_until;
 		PgshPriority priority = policy->priority;
@@ -1407,7 +1406,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		}
 		if (!may_wait)
 		{
-			int			queued_now = state->queue_len - 1;
+			int			queued_now = queue_length() - 1;
 			char		limit[NAMEDATALEN + 160];
 			char		detail[512];
 
@@ -1439,10 +1438,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 		activity_set(PROC_QUEUED, req, enqueued, deadline_at);
 		LWLockRelease(pgsh_state->admission_lock);
-		waiter.userid = req->userid;
-		waiter.queryid = req->queryid;
-		waiter.arrived = req->arrived;
-		waiter.enqueued = enqueued;
+		waiting_arrived = req->arrived;
 
 		granted = wait_in_queue(wait_until);
 		if (!granted)
