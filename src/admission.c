@@ -141,14 +141,8 @@ typedef struct ProcSlot
 	 * they see the same even value before and after copying.
 	 */
 	pg_atomic_uint32 changecount;
-	int			pid;
-	Oid			dbid;
-	Oid			userid;
-	uint64		queryid;
 	int			state;			/* ProcState */
-	int			priority;		/* PgshPriority */
-	TimestampTz since;
-	TimestampTz deadline_at;	/* 0: none */
+	ShieldActivity shown;		/* its row, unless state is PROC_IDLE */
 
 	/* The queue entry; admission_lock. */
 	bool		granted;
@@ -505,16 +499,17 @@ activity_set(int procstate, const ShieldAdmitRequest *req,
 {
 	activity_begin_write();
 	me->state = procstate;
+	me->shown.queued = procstate == PROC_QUEUED;
 	if (req != NULL)
 	{
-		me->pid = MyProcPid;
-		me->dbid = MyDatabaseId;
-		me->userid = req->userid;
-		me->queryid = req->queryid;
-		me->priority = req->policy->priority;
-		me->deadline_at = deadline_at;
+		me->shown.pid = MyProcPid;
+		me->shown.dbid = MyDatabaseId;
+		me->shown.userid = req->userid;
+		me->shown.queryid = req->queryid;
+		me->shown.priority = req->policy->priority;
+		me->shown.deadline_at = deadline_at;
 	}
-	me->since = since;
+	me->shown.since = since;
 	activity_end_write();
 }
 
@@ -615,10 +610,11 @@ count_failed_wait(void)
 {
 	ShieldObservation obs;
 
-	pgsh_observation_init(&obs, me->userid, me->queryid, waiting_arrived);
+	pgsh_observation_init(&obs, me->shown.userid, me->shown.queryid,
+						  waiting_arrived);
 	obs.failed = true;
 	obs.queued = true;
-	obs.queue_ms = (double) (GetCurrentTimestamp() - me->since) / 1000.0;
+	obs.queue_ms = (double) (GetCurrentTimestamp() - me->shown.since) / 1000.0;
 	pgsh_stats_record(&obs);
 }
 
@@ -1529,13 +1525,7 @@ pgsh_activity_copy(int *n)
 
 			pg_read_barrier();
 			procstate = p->state;
-			a.pid = p->pid;
-			a.dbid = p->dbid;
-			a.userid = p->userid;
-			a.queryid = p->queryid;
-			a.priority = p->priority;
-			a.since = p->since;
-			a.deadline_at = p->deadline_at;
+			memcpy(&a, (const ShieldActivity *) &p->shown, sizeof(a));
 			pg_read_barrier();
 			after = pg_atomic_read_u32(&PROC(i)->changecount);
 			if (before == after && (before & 1) == 0)
@@ -1544,7 +1534,6 @@ pgsh_activity_copy(int *n)
 		}
 		if (procstate == PROC_IDLE)
 			continue;
-		a.queued = procstate == PROC_QUEUED;
 		result[count++] = a;
 	}
 	*n = count;
