@@ -179,16 +179,17 @@ fi
 psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
     'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
 pm_pid=$(head -n 1 "$data/postmaster.pid")
+share_run() {   # seconds
+    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M prepared -c 8 -j 2 -T "$1" -n bench \
+        >"$tmp/pgbench-share.log" 2>&1 || { cat "$tmp/pgbench-share.log" >&2; exit 1; }
+}
 share_run 2
 sleep 1
 idle=$(pgrep -c -P "$pm_pid" || true)
 read -r bu0 bs0 < <(bench_children_cpu "$pm_pid")
 read -r pu0 ps0 < <(bench_children_cpu $$)
 share_run "$share_secs"
-for ((k = 0; k < 100; k++)); do
-    [ "$(pgrep -c -P "$pm_pid" || true)" -le "$idle" ] && break
-    sleep 0.05
-done
+bench_wait_reaped "$pm_pid" "$idle"
 read -r bu1 bs1 < <(bench_children_cpu "$pm_pid")
 read -r pu1 ps1 < <(bench_children_cpu $$)
 share=$(awk -v bu=$((bu1 - bu0)) -v bs=$((bs1 - bs0)) -v pu=$((pu1 - pu0)) -v ps=$((ps1 - ps0)) \
