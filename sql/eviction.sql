@@ -19,6 +19,13 @@ SELECT fingerprints <= max_fingerprints AS bounded,
        fingerprints > 0 AS tracking
 FROM shield.status;
 
+-- a role's totals keep its evicted fingerprints' statements: the reset,
+-- the query that built the 300 statements, the 300, and the status query
+SELECT calls, errors FROM shield.role_stats
+WHERE rolname = current_user AND datname = current_database();
+SELECT sum(calls) < 300 AS fewer_in_live_fingerprints FROM shield.query_stats
+WHERE rolname = current_user AND datname = current_database();
+
 -- the most used fingerprint survives eviction
 \set ECHO none
 \o /dev/null

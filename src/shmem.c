@@ -15,22 +15,24 @@
  * of the two statistics tables, pgsh_fp_hash and pgsh_role_hash, and the
  * scalar fields of ShieldSharedState:
  *
- *	- to look entries up and to update their counters, hold it LW_SHARED;
+ *	- to look entries up, hold it LW_SHARED;
  *	- to insert, evict or remove entries, or to write the scalar fields of
  *	  ShieldSharedState, hold it LW_EXCLUSIVE.
  *
- * Each entry's counters are additionally protected by the entry's own
- * spinlock (mutex), taken while stats_lock is held in either mode.  A
- * spinlock covers a few dozen instructions of arithmetic and a memcpy of
+ * Each entry's counters are protected by the entry's own spinlock (mutex).
+ * A spinlock covers a few dozen instructions of arithmetic and a memcpy of
  * the counters, never a call that can fail or sleep.  No other lock is ever
  * acquired while stats_lock is held, so it cannot take part in a deadlock.
  *
- * Once a statement's entries exist, recording it takes stats_lock shared
- * once and the two entry spinlocks: no exclusive lock, no allocation.
- * Entries are only ever removed under the exclusive lock, which also bumps
- * pgsh_state->generation; a backend that holds the lock shared and finds
- * the generation it cached an entry pointer under may use that pointer
- * without a hash lookup.
+ * Recording a statement whose entries this backend has cached takes only
+ * their spinlocks, not stats_lock: pgsh_state->generation is advanced
+ * before any entry is removed, and a removed entry's spinlock is taken
+ * once before it goes back to the freelist; a backend uses a cached
+ * pointer only if, under the entry's spinlock, the generation is still the
+ * one it cached the pointer under (stats.c explains why that is enough).
+ * Entries' spinlocks are initialized once, when the tables are created,
+ * never when an element is recycled.  Otherwise recording takes stats_lock
+ * shared, or exclusively to create an entry.
  *
  * pgsh_state->events_lock guards the ring of recent actions and its log
  * rate limiter (events.c): exclusive to record one event, shared to copy
@@ -116,7 +118,7 @@ pgsh_shmem_startup(void)
 		pgsh_state->stats_reset = GetCurrentTimestamp();
 		pgsh_state->fp_evictions = 0;
 		pgsh_state->role_evictions = 0;
-		pgsh_state->generation = 0;
+		pg_atomic_init_u64(&pgsh_state->generation, 0);
 	}
 
 	pgsh_stats_shmem_init();

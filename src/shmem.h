@@ -15,6 +15,7 @@
 #ifndef PGSH_SHMEM_H
 #define PGSH_SHMEM_H
 
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
@@ -32,8 +33,9 @@ typedef struct ShieldSharedState
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */
-	uint64		generation;		/* bumped whenever entries are removed, so
-								 * that backends may cache entry pointers */
+	pg_atomic_uint64 generation;	/* advanced before entries are removed,
+									 * so that backends may cache entry
+									 * pointers (see shmem.c) */
 } ShieldSharedState;
 
 /* Attached in every backend by the shmem startup hook; NULL if not loaded. */

@@ -11,14 +11,25 @@
  * least 10) before inserting, and counts them; recording a statement never
  * fails because a table is full.
  *
+ * A statement is recorded in one entry: its fingerprint's, or its role's
+ * if it has no fingerprint.  A role's totals are its entry's counters plus
+ * those of its fingerprints' entries, summed when shield.role_stats is
+ * read; an evicted fingerprint entry's counters are added to its role's
+ * entry, so that the role keeps them.  The role's entry, which every
+ * session of the role would otherwise write at every statement, is thus
+ * only read on the hot path (for the peak of concurrency).
+ *
  * Eviction is done without allocating: a first pass over the table builds a
  * small histogram of usage values on the stack, which gives the usage below
  * which the batch lies; a second pass removes those entries and decays the
- * usage of the others.  That keeps the exclusive-lock stall linear in the
- * table size and makes recording safe inside abort callbacks, where a
- * failed statement is counted.
+ * usage of the others.  A role's usage counts its fingerprints'.  That
+ * keeps the exclusive-lock stall linear in the table size and makes
+ * recording safe inside abort callbacks, where a failed statement is
+ * counted.
  *
- * See shmem.c for the locking protocol.
+ * Once a backend has cached a statement's entry, recording it takes the
+ * entry's spinlock only, without stats_lock: see the cache below and the
+ * locking protocol in shmem.c.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -73,10 +84,72 @@ static const TableShape role_shape = {
 	offsetof(ShieldRoleEntry, mutex), offsetof(ShieldRoleEntry, usage)
 };
 
-static uint64 evict_batch(HTAB *htab, Size usage_offset);
+/*
+ * Keys: HASH_BLOBS compares them with memcmp, so they are zeroed first
+ * (see stats.h).
+ */
+static inline void
+role_key_init(ShieldRoleKey *key, Oid dbid, Oid userid)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = dbid;
+	key->userid = userid;
+}
+
+static inline void
+fp_key_init(ShieldFpKey *key, Oid dbid, Oid userid, uint64 queryid)
+{
+	memset(key, 0, sizeof(*key));
+	key->dbid = dbid;
+	key->userid = userid;
+	key->queryid = queryid;
+}
+
+static uint64 evict_batch(HTAB *htab, const TableShape *shape);
 static char *lookup_or_create(HTAB *htab, const TableShape *shape,
 							  const void *key, long capacity,
 							  uint64 *evictions);
+
+/*
+ * Initialize the spinlock of every element a table will ever use, once, at
+ * creation.  The tables are allocated whole (initial size = capacity) and
+ * dynahash never frees an element, only recycles it: filling the table
+ * with dummy keys reaches every element; emptying it again leaves them on
+ * the freelist with their spinlocks ready.  A recycled entry's spinlock is
+ * therefore never initialized again, which the lock-free recording path
+ * relies on: a backend holding a stale pointer may take it at any time
+ * (see pgsh_stats_record).  Dummy keys have dbid InvalidOid, which no real
+ * entry has.
+ */
+static void
+init_entry_mutexes(HTAB *htab, const TableShape *shape, long capacity)
+{
+	char		key[sizeof(ShieldFpKey)];
+	long		i;
+
+	Assert(shape->keysize <= sizeof(key));
+	for (i = 0; i < capacity; i++)
+	{
+		char	   *entry;
+		uint32		n = (uint32) i + 1;
+
+		memset(key, 0, sizeof(key));
+		/* the second Oid of both key types: userid */
+		memcpy(key + sizeof(Oid), &n, sizeof(n));
+		entry = hash_search(htab, key, HASH_ENTER_NULL, NULL);
+		if (entry == NULL)
+			break;
+		SpinLockInit((slock_t *) (entry + shape->mutex_offset));
+	}
+	while (--i >= 0)
+	{
+		uint32		n = (uint32) i + 1;
+
+		memset(key, 0, sizeof(key));
+		memcpy(key + sizeof(Oid), &n, sizeof(n));
+		hash_search(htab, key, HASH_REMOVE, NULL);
+	}
+}
 
 Size
 pgsh_stats_shmem_size(void)
@@ -110,6 +183,13 @@ pgsh_stats_shmem_init(void)
 	pgsh_role_hash = ShmemInitHash("pg_shield roles",
 								   pgsh_max_roles, pgsh_max_roles,
 								   &info, HASH_ELEM | HASH_BLOBS);
+
+	/* created here, not attached to (EXEC_BACKEND) */
+	if (!IsUnderPostmaster)
+	{
+		init_entry_mutexes(pgsh_fp_hash, &fp_shape, pgsh_max_fingerprints);
+		init_entry_mutexes(pgsh_role_hash, &role_shape, pgsh_max_roles);
+	}
 }
 
 /*
@@ -220,12 +300,119 @@ usage_bin(double usage)
 }
 
 /*
+ * Remove an entry.  Caller holds stats_lock exclusively and has advanced
+ * pgsh_state->generation: once the entry's spinlock has been taken here, a
+ * backend recording through a cached pointer either has finished with the
+ * entry or will see the new generation and not touch its counters.
+ */
+static inline void
+remove_entry(HTAB *htab, char *entry, Size mutex_offset)
+{
+	volatile slock_t *mutex = (slock_t *) (entry + mutex_offset);
+
+	SpinLockAcquire(mutex);
+	SpinLockRelease(mutex);
+	/* removing the element just returned by a scan is allowed */
+	hash_search(htab, entry, HASH_REMOVE, NULL);
+}
+
+/*
+ * A fingerprint entry about to be removed: add its counters to its role's
+ * entry, which keeps the role's totals (see pgsh_stats_roles).  Caller
+ * holds stats_lock exclusively and has advanced the generation, so the
+ * copy taken under the entry's spinlock is final.
+ */
+static void
+fold_into_role(ShieldFpEntry *fp)
+{
+	volatile ShieldFpEntry *f = fp;
+	ShieldRoleKey rkey;
+	ShieldRoleEntry *role;
+	ShieldCounters c;
+
+	role_key_init(&rkey, fp->key.dbid, fp->key.userid);
+	/* the role's entry was evicted before its fingerprint's: again */
+	role = (ShieldRoleEntry *)
+		lookup_or_create(pgsh_role_hash, &role_shape, &rkey, pgsh_max_roles,
+						 &pgsh_state->role_evictions);
+	if (role == NULL)
+		return;
+
+	SpinLockAcquire(&f->mutex);
+	c = *(ShieldCounters *) &f->counters;
+	SpinLockRelease(&f->mutex);
+	{
+		volatile ShieldRoleEntry *r = role;
+
+		SpinLockAcquire(&r->mutex);
+		pgsh_counters_merge((ShieldCounters *) &r->counters, &c);
+		SpinLockRelease(&r->mutex);
+	}
+}
+
+/*
+ * A role entry's eviction score: its own usage plus its fingerprints'
+ * (statements with a fingerprint are recorded in the fingerprint's entry
+ * only).  Computed into evict_score before roles are evicted.  Caller
+ * holds stats_lock exclusively.
+ */
+static void
+score_roles(void)
+{
+	HASH_SEQ_STATUS hstat;
+	ShieldRoleEntry *role;
+	ShieldFpEntry *fp;
+
+	hash_seq_init(&hstat, pgsh_role_hash);
+	while ((role = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldRoleEntry *r = role;
+
+		SpinLockAcquire(&r->mutex);
+		role->evict_score = r->usage;
+		SpinLockRelease(&r->mutex);
+	}
+	hash_seq_init(&hstat, pgsh_fp_hash);
+	while ((fp = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+		ShieldRoleKey rkey;
+		double		usage;
+
+		SpinLockAcquire(&f->mutex);
+		usage = f->usage;
+		SpinLockRelease(&f->mutex);
+		role_key_init(&rkey, fp->key.dbid, fp->key.userid);
+		role = hash_search(pgsh_role_hash, &rkey, HASH_FIND, NULL);
+		if (role != NULL)
+			role->evict_score += usage;
+	}
+}
+
+/* Eviction score of an entry; see score_roles. */
+static inline double
+evict_score(HTAB *htab, const TableShape *shape, char *entry)
+{
+	volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
+	double		usage;
+
+	if (htab == pgsh_role_hash)
+		return ((ShieldRoleEntry *) entry)->evict_score;
+	SpinLockAcquire(mutex);
+	usage = *(volatile double *) (entry + shape->usage_offset);
+	SpinLockRelease(mutex);
+	return usage;
+}
+
+/*
  * Evict a batch of the least used entries of a table.  Caller holds
- * stats_lock exclusively.  Allocates nothing and cannot fail.  Returns the
- * number of entries removed.
+ * stats_lock exclusively and has advanced the generation.  Usage is read
+ * and decayed under the entries' spinlocks: backends recording through
+ * cached pointers do not hold stats_lock.  Allocates nothing and cannot
+ * fail.  Returns the number of entries removed.
  */
 static uint64
-evict_batch(HTAB *htab, Size usage_offset)
+evict_batch(HTAB *htab, const TableShape *shape)
 {
 	long		nentries = hash_get_num_entries(htab);
 	long		target;
@@ -241,10 +428,13 @@ evict_batch(HTAB *htab, Size usage_offset)
 		return 0;
 	target = Max(EVICT_MIN, nentries * EVICT_PERCENT / 100);
 
+	if (htab == pgsh_role_hash)
+		score_roles();
+
 	memset(bins, 0, sizeof(bins));
 	hash_seq_init(&hstat, htab);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
-		bins[usage_bin(*(double *) (entry + usage_offset))]++;
+		bins[usage_bin(evict_score(htab, shape, entry))]++;
 
 	/* victims: every entry in bins below cutoff, some of bin cutoff */
 	for (cutoff = 0; cutoff < EVICT_BINS - 1; cutoff++)
@@ -258,26 +448,35 @@ evict_batch(HTAB *htab, Size usage_offset)
 	hash_seq_init(&hstat, htab);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
 	{
-		double	   *usage = (double *) (entry + usage_offset);
-		int			bin = usage_bin(*usage);
+		int			bin = usage_bin(evict_score(htab, shape, entry));
 
 		if (bin < cutoff || (bin == cutoff && cutoff_quota-- > 0))
 		{
-			/* removing the element just returned by the scan is allowed */
-			hash_search(htab, entry, HASH_REMOVE, NULL);
+			if (htab == pgsh_fp_hash)
+				fold_into_role((ShieldFpEntry *) entry);
+			remove_entry(htab, entry, shape->mutex_offset);
 			removed++;
 		}
 		else
+		{
+			volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
+			volatile double *usage = (double *) (entry + shape->usage_offset);
+
+			SpinLockAcquire(mutex);
 			*usage *= USAGE_DECAY;
+			SpinLockRelease(mutex);
+		}
 	}
 	return removed;
 }
 
 /*
  * Find or insert an entry.  Caller holds stats_lock exclusively.  A new
- * entry is zeroed past its key, its spinlock initialized and its usage set.
- * Returns NULL only if shared memory is exhausted, which the capacity
- * estimate makes impossible in practice; callers then skip the entry.
+ * entry is zeroed past its spinlock and its usage set, under the spinlock:
+ * a backend with a stale pointer to the element may hold it (see
+ * init_entry_mutexes).  Returns NULL only if shared memory is exhausted,
+ * which the capacity estimate makes impossible in practice; callers then
+ * skip the entry.
  */
 static char *
 lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
@@ -292,16 +491,21 @@ lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
 
 	if (hash_get_num_entries(htab) >= capacity)
 	{
-		*evictions += evict_batch(htab, shape->usage_offset);
-		pgsh_state->generation++;	/* cached pointers may dangle */
+		/* first: cached pointers may dangle from now on */
+		pg_atomic_fetch_add_u64(&pgsh_state->generation, 1);
+		*evictions += evict_batch(htab, shape);
 	}
 
 	entry = hash_search(htab, key, HASH_ENTER_NULL, &found);
 	if (entry != NULL && !found)
 	{
-		memset(entry + shape->keysize, 0, shape->entrysize - shape->keysize);
-		SpinLockInit((slock_t *) (entry + shape->mutex_offset));
+		volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
+		Size		body = shape->mutex_offset + sizeof(slock_t);
+
+		SpinLockAcquire(mutex);
+		memset(entry + body, 0, shape->entrysize - body);
 		*(double *) (entry + shape->usage_offset) = USAGE_INIT;
+		SpinLockRelease(mutex);
 	}
 	return entry;
 }
@@ -364,6 +568,35 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 	entry->query_len = len;
 }
 
+/* A completed statement's part of counters_add.  Caller holds the mutex. */
+static pg_attribute_always_inline void
+counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
+					   double cost)
+{
+	if (c->calls == 0)
+	{
+		c->min_exec_ms = exec_ms;
+		c->max_exec_ms = exec_ms;
+	}
+	else
+	{
+		if (exec_ms < c->min_exec_ms)
+			c->min_exec_ms = exec_ms;
+		if (exec_ms > c->max_exec_ms)
+			c->max_exec_ms = exec_ms;
+	}
+	c->calls++;
+	c->rows += rows;
+	c->total_exec_ms += exec_ms;
+	if (cost >= 0.0)
+	{
+		c->costed++;
+		c->sum_cost += cost;
+		if (cost > c->max_cost)
+			c->max_cost = cost;
+	}
+}
+
 /*
  * Add one statement to a set of counters.  Caller holds the entry's mutex.
  * plain: the statement completed, and was neither queued, rejected nor
@@ -418,135 +651,200 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 	}
 
 completed:
-	if (c->calls == 0)
+	counters_add_completed(c, obs->exec_ms, obs->rows, obs->cost);
+}
+
+/*
+ * Add one set of counters to another (a fingerprint's to its role's).
+ * Caller holds what protects both.
+ */
+void
+pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
+{
+	if (from->calls > 0)
 	{
-		c->min_exec_ms = obs->exec_ms;
-		c->max_exec_ms = obs->exec_ms;
+		if (into->calls == 0 || from->min_exec_ms < into->min_exec_ms)
+			into->min_exec_ms = from->min_exec_ms;
+		if (into->calls == 0 || from->max_exec_ms > into->max_exec_ms)
+			into->max_exec_ms = from->max_exec_ms;
 	}
-	else
-	{
-		if (obs->exec_ms < c->min_exec_ms)
-			c->min_exec_ms = obs->exec_ms;
-		if (obs->exec_ms > c->max_exec_ms)
-			c->max_exec_ms = obs->exec_ms;
-	}
-	c->calls++;
-	c->rows += obs->rows;
-	c->total_exec_ms += obs->exec_ms;
-	if (obs->cost >= 0.0)
-	{
-		c->costed++;
-		c->sum_cost += obs->cost;
-		if (obs->cost > c->max_cost)
-			c->max_cost = obs->cost;
-	}
+	into->calls += from->calls;
+	into->errors += from->errors;
+	into->rows += from->rows;
+	into->total_exec_ms += from->total_exec_ms;
+	into->plans += from->plans;
+	into->total_plan_ms += from->total_plan_ms;
+	into->costed += from->costed;
+	into->sum_cost += from->sum_cost;
+	into->max_cost = Max(into->max_cost, from->max_cost);
+	into->admitted += from->admitted;
+	into->queued += from->queued;
+	into->queue_ms += from->queue_ms;
+	into->rejected_queue_full += from->rejected_queue_full;
+	into->rejected_queue_timeout += from->rejected_queue_timeout;
+	into->rejected_cost += from->rejected_cost;
+	into->rejected_rate += from->rejected_rate;
+	into->rejected_breaker += from->rejected_breaker;
+	into->shed += from->shed;
+	into->deadline_cancels += from->deadline_cancels;
+	into->would_reject += from->would_reject;
+	into->would_queue += from->would_queue;
+	into->would_cancel += from->would_cancel;
+	into->last_exec = Max(into->last_exec, from->last_exec);
 }
 
 /*----
- * Backend-local cache of entry pointers, valid while pgsh_state->generation
- * does not move (see shmem.c).  A statement usually finds both its entries
- * here and needs no hash lookup.  Direct-mapped on the low bits of the
- * fingerprint; one slot for the role, which rarely changes.
+ * Backend-local cache of entry pointers.  A statement usually finds both
+ * its entries here and records itself without stats_lock and without a
+ * hash lookup: direct-mapped on the low bits of the fingerprint; one slot
+ * for the role, which rarely changes.
+ *
+ * A cached pointer is used only under the entry's spinlock, and only if
+ * pgsh_state->generation, read under that spinlock, is still the one it
+ * was cached under.  Entries are removed only after the generation has
+ * advanced and with their spinlock taken and released once (remove_entry),
+ * so an entry whose generation matches cannot be removed or reused until
+ * the spinlock is released.  A stale pointer costs one spinlock round trip
+ * and a fall back to the locked path, which caches the entry again.
  *----
  */
-#define FP_CACHE_SLOTS 64
-
-typedef struct FpCacheSlot
-{
-	uint64		generation;
-	ShieldFpKey key;
-	ShieldFpEntry *entry;
-} FpCacheSlot;
-
-static FpCacheSlot fp_cache[FP_CACHE_SLOTS];
+PgshFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
 static struct
 {
 	uint64		generation;
 	ShieldRoleKey key;
-	ShieldRoleEntry *entry;
+	ShieldRoleEntry *entry;		/* NULL if never cached */
 }			role_cache;
 
-/* Caller holds stats_lock (either mode). */
-static pg_attribute_always_inline ShieldFpEntry *
-fp_find(const ShieldFpKey *key)
+static inline PgshFpCacheSlot *
+fp_cache_slot(const ShieldFpKey *key)
 {
-	FpCacheSlot *slot = &fp_cache[key->queryid % FP_CACHE_SLOTS];
-	ShieldFpEntry *entry;
-
-	/* generation 0 means never cached: the shared one starts at 0 too */
-	if (slot->entry != NULL && slot->generation == pgsh_state->generation &&
-		memcmp(&slot->key, key, sizeof(ShieldFpKey)) == 0)
-		return slot->entry;
-	entry = hash_search(pgsh_fp_hash, key, HASH_FIND, NULL);
-	if (entry != NULL)
-	{
-		slot->generation = pgsh_state->generation;
-		slot->key = *key;
-		slot->entry = entry;
-	}
-	return entry;
-}
-
-static ShieldRoleEntry *
-role_find(const ShieldRoleKey *key)
-{
-	ShieldRoleEntry *entry;
-
-	if (role_cache.entry != NULL &&
-		role_cache.generation == pgsh_state->generation &&
-		memcmp(&role_cache.key, key, sizeof(ShieldRoleKey)) == 0)
-		return role_cache.entry;
-	entry = hash_search(pgsh_role_hash, key, HASH_FIND, NULL);
-	if (entry != NULL)
-	{
-		role_cache.generation = pgsh_state->generation;
-		role_cache.key = *key;
-		role_cache.entry = entry;
-	}
-	return entry;
+	return &pgsh_fp_cache[key->queryid % PGSH_FP_CACHE_SLOTS];
 }
 
 /*
- * Record one statement.  Never raises an error and never allocates local
- * memory, so it is also used from abort callbacks.
+ * Remember entries found under stats_lock, which keeps the generation
+ * still.  A fingerprint entry is remembered once its text is settled, so
+ * that the lock-free path never has text to store.
  */
-void
-pgsh_stats_record(const ShieldObservation *obs)
+static inline void
+fp_remember(const ShieldFpKey *key, ShieldFpEntry *entry)
 {
-	ShieldRoleKey rkey;
-	ShieldFpKey fkey;
-	ShieldRoleEntry *role;
-	ShieldFpEntry *fp = NULL;
-	/* only completed statements have a latency: not failed or rejected ones */
-	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
-		-1 : hist_bucket(obs->exec_ms);
-	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
-		!obs->queued && !obs->would_reject && !obs->would_queue;
+	PgshFpCacheSlot *slot = fp_cache_slot(key);
 
-	if (pgsh_state == NULL)
+	if (entry == NULL || entry->query_len == 0)
 		return;
+	slot->generation = pg_atomic_read_u64(&pgsh_state->generation);
+	slot->key = *key;
+	slot->entry = entry;
+}
 
-	memset(&rkey, 0, sizeof(rkey));
-	rkey.dbid = obs->dbid;
-	rkey.userid = obs->userid;
-	memset(&fkey, 0, sizeof(fkey));
-	fkey.dbid = obs->dbid;
-	fkey.userid = obs->userid;
-	fkey.queryid = obs->queryid;
+static inline void
+role_remember(const ShieldRoleKey *key, ShieldRoleEntry *entry)
+{
+	if (entry == NULL)
+		return;
+	role_cache.generation = pg_atomic_read_u64(&pgsh_state->generation);
+	role_cache.key = *key;
+	role_cache.entry = entry;
+}
+
+/* The cached entry of a key, or NULL; to be checked as described above. */
+static inline ShieldFpEntry *
+fp_cached(const ShieldFpKey *key, uint64 *generation)
+{
+	PgshFpCacheSlot *slot = fp_cache_slot(key);
+
+	if (slot->entry == NULL || slot->key.queryid != key->queryid ||
+		slot->key.userid != key->userid || slot->key.dbid != key->dbid)
+		return NULL;
+	*generation = slot->generation;
+	return slot->entry;
+}
+
+static inline ShieldRoleEntry *
+role_cached(const ShieldRoleKey *key, uint64 *generation)
+{
+	if (role_cache.entry == NULL || role_cache.key.userid != key->userid ||
+		role_cache.key.dbid != key->dbid)
+		return NULL;
+	*generation = role_cache.generation;
+	return role_cache.entry;
+}
+
+/* Has no entry been removed since this generation?  Caller holds a spinlock. */
+static inline bool
+generation_current(uint64 generation)
+{
+	return pg_atomic_read_u64(&pgsh_state->generation) == generation;
+}
+
+/* Add one statement to the entries; the caller holds their spinlock. */
+static pg_attribute_always_inline void
+role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain)
+{
+	r->usage += USAGE_PER_CALL;
+	counters_add((ShieldCounters *) &r->counters, obs, plain);
+}
+
+static pg_attribute_always_inline void
+fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
+	   int bucket)
+{
+	f->usage += USAGE_PER_CALL;
+	counters_add((ShieldCounters *) &f->counters, obs, plain);
+	if (bucket >= 0)
+		f->hist[bucket]++;
+}
+
+/*
+ * What a statement changes in its role's entry: its counters if it has no
+ * fingerprint (the others are counted in their fingerprint's entry only),
+ * and the peak of concurrency.  The caller holds the entry's spinlock.
+ */
+static pg_attribute_always_inline void
+role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
+			bool plain)
+{
+	if (obs->queryid == 0)
+		role_add(r, obs, plain);
+	if (obs->role_active > r->peak_active)
+		r->peak_active = obs->role_active;
+}
+
+/*
+ * The locked path of pgsh_stats_record: find (or create) the entries not
+ * recorded yet, record the statement in them, and cache them.  A role's
+ * entry is created with its first fingerprint's, so that it is there to
+ * receive the fingerprint's counters when that is evicted.
+ */
+static pg_noinline void
+record_locked(const ShieldObservation *obs, bool plain, int bucket,
+			  bool role_done, bool fp_done)
+{
+	ShieldRoleEntry *role = NULL;
+	ShieldFpEntry *fp = NULL;
+	ShieldRoleKey rkey_data;
+	ShieldFpKey fkey_data;
+	const ShieldRoleKey *rkey = &rkey_data;
+	const ShieldFpKey *fkey = &fkey_data;
+
+	role_key_init(&rkey_data, obs->dbid, obs->userid);
+	fp_key_init(&fkey_data, obs->dbid, obs->userid, obs->queryid);
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
 
-	role = role_find(&rkey);
-	if (obs->queryid != 0)
-		fp = fp_find(&fkey);
+	role = hash_search(pgsh_role_hash, rkey, HASH_FIND, NULL);
+	if (!fp_done)
+		fp = hash_search(pgsh_fp_hash, fkey, HASH_FIND, NULL);
 
 	/*
-	 * Slow path: an entry is missing, or the fingerprint has no text yet (it
-	 * was created by a failed statement).  query_len only changes under the
+	 * An entry is missing, or the fingerprint has no text yet (it was
+	 * created by a failed statement).  query_len only changes under the
 	 * exclusive lock, so reading it here is safe.
 	 */
 	if (role == NULL ||
-		(obs->queryid != 0 &&
+		(!fp_done &&
 		 (fp == NULL ||
 		  (fp->query_len == 0 && (obs->text != NULL || obs->source != NULL)))))
 	{
@@ -554,12 +852,12 @@ pgsh_stats_record(const ShieldObservation *obs)
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 
 		role = (ShieldRoleEntry *)
-			lookup_or_create(pgsh_role_hash, &role_shape, &rkey,
+			lookup_or_create(pgsh_role_hash, &role_shape, rkey,
 							 pgsh_max_roles, &pgsh_state->role_evictions);
-		if (obs->queryid != 0)
+		if (!fp_done)
 		{
 			fp = (ShieldFpEntry *)
-				lookup_or_create(pgsh_fp_hash, &fp_shape, &fkey,
+				lookup_or_create(pgsh_fp_hash, &fp_shape, fkey,
 								 pgsh_max_fingerprints,
 								 &pgsh_state->fp_evictions);
 			if (fp != NULL && fp->query_len == 0)
@@ -571,26 +869,163 @@ pgsh_stats_record(const ShieldObservation *obs)
 	{
 		volatile ShieldRoleEntry *r = role;
 
-		SpinLockAcquire(&r->mutex);
-		r->usage += USAGE_PER_CALL;
-		counters_add((ShieldCounters *) &r->counters, obs, plain);
-		if (obs->role_active > r->peak_active)
-			r->peak_active = obs->role_active;
-		SpinLockRelease(&r->mutex);
+		if (!role_done)
+		{
+			SpinLockAcquire(&r->mutex);
+			role_update(r, obs, plain);
+			SpinLockRelease(&r->mutex);
+		}
+		role_remember(rkey, role);
 	}
 	if (fp != NULL)
 	{
 		volatile ShieldFpEntry *f = fp;
 
 		SpinLockAcquire(&f->mutex);
-		f->usage += USAGE_PER_CALL;
-		counters_add((ShieldCounters *) &f->counters, obs, plain);
-		if (bucket >= 0)
-			f->hist[bucket]++;
+		fp_add(f, obs, plain, bucket);
 		SpinLockRelease(&f->mutex);
+		fp_remember(fkey, fp);
 	}
 
 	LWLockRelease(pgsh_state->stats_lock);
+}
+
+/*
+ * Record one statement: in its fingerprint's entry, or its role's if it
+ * has none; a role's totals are its own entry's plus its fingerprints'
+ * (pgsh_stats_roles).  Never raises an error and never allocates local
+ * memory, so it is also used from abort callbacks.  Once its entries are
+ * cached, this takes one spinlock and nothing else: the role's entry, which
+ * every session of the role shares, is only read, unless the statement
+ * raised the role's peak concurrency.
+ */
+void
+pgsh_stats_record(const ShieldObservation *obs)
+{
+	ShieldRoleKey rkey;
+	ShieldFpKey fkey;
+	ShieldRoleEntry *role;
+	ShieldFpEntry *fp;
+	uint64		generation;
+	/* only completed statements have a latency: not failed or rejected ones */
+	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
+		-1 : hist_bucket(obs->exec_ms);
+	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
+		!obs->queued && !obs->would_reject && !obs->would_queue;
+	bool		role_done = false;
+	bool		fp_done = obs->queryid == 0;
+
+	if (pgsh_state == NULL)
+		return;
+
+	role_key_init(&rkey, obs->dbid, obs->userid);
+	fp_key_init(&fkey, obs->dbid, obs->userid, obs->queryid);
+
+	role = role_cached(&rkey, &generation);
+	if (role != NULL)
+	{
+		volatile ShieldRoleEntry *r = role;
+
+		/*
+		 * Usually nothing to write: an unlocked read of the peak tells.
+		 * At worst, an entry removed just after the generation was read
+		 * misses one raise of its peak.
+		 */
+		if (obs->queryid != 0 && generation_current(generation))
+		{
+			pg_read_barrier();
+			if (obs->role_active <= r->peak_active)
+				role_done = true;
+		}
+		if (!role_done)
+		{
+			SpinLockAcquire(&r->mutex);
+			if (generation_current(generation))
+			{
+				role_update(r, obs, plain);
+				role_done = true;
+			}
+			SpinLockRelease(&r->mutex);
+		}
+	}
+	fp = fp_done ? NULL : fp_cached(&fkey, &generation);
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+
+		SpinLockAcquire(&f->mutex);
+		if (generation_current(generation))
+		{
+			fp_add(f, obs, plain, bucket);
+			fp_done = true;
+		}
+		SpinLockRelease(&f->mutex);
+	}
+
+	if (!role_done || !fp_done)
+		record_locked(obs, plain, bucket, role_done, fp_done);
+}
+
+/*
+ * pgsh_stats_record for the usual statement: it has a fingerprint whose
+ * entry this backend has cached, it completed, it was neither queued nor
+ * flagged by monitor mode, and it did not raise its role's peak of
+ * concurrency.  Recorded without building an observation; returns false,
+ * having recorded nothing, for any other statement (the caller then calls
+ * pgsh_stats_record).  Never raises an error.
+ */
+bool
+pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
+							bool admitted, int32 role_active,
+							double exec_ms, uint64 rows, double cost)
+{
+	ShieldFpKey fkey;
+	ShieldFpEntry *fp;
+	uint64		generation;
+	bool		done = false;
+
+	if (pgsh_state == NULL || queryid == 0)
+		return false;
+
+	/* the role's entry is only read, as in pgsh_stats_record */
+	if (role_active > 0)
+	{
+		ShieldRoleKey rkey;
+		ShieldRoleEntry *role;
+
+		role_key_init(&rkey, MyDatabaseId, userid);
+		role = role_cached(&rkey, &generation);
+		if (role == NULL || !generation_current(generation))
+			return false;
+		pg_read_barrier();
+		if (role_active > ((volatile ShieldRoleEntry *) role)->peak_active)
+			return false;
+	}
+
+	fp_key_init(&fkey, MyDatabaseId, userid, queryid);
+	fp = fp_cached(&fkey, &generation);
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+		int			bucket = hist_bucket(exec_ms);
+
+		SpinLockAcquire(&f->mutex);
+		if (generation_current(generation))
+		{
+			ShieldCounters *c = (ShieldCounters *) &f->counters;
+
+			f->usage += USAGE_PER_CALL;
+			if (started > c->last_exec)
+				c->last_exec = started;
+			if (admitted)
+				c->admitted++;
+			counters_add_completed(c, exec_ms, rows, cost);
+			f->hist[bucket]++;
+			done = true;
+		}
+		SpinLockRelease(&f->mutex);
+	}
+	return done;
 }
 
 /*
@@ -602,17 +1037,34 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 {
 	ShieldFpKey fkey;
 	ShieldFpEntry *fp;
+	uint64		generation;
 
 	if (pgsh_state == NULL || queryid == 0)
 		return;
 
-	memset(&fkey, 0, sizeof(fkey));
-	fkey.dbid = dbid;
-	fkey.userid = userid;
-	fkey.queryid = queryid;
+	fp_key_init(&fkey, dbid, userid, queryid);
+
+	/* through the cache, as pgsh_stats_record does */
+	fp = fp_cached(&fkey, &generation);
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+		bool		done = false;
+
+		SpinLockAcquire(&f->mutex);
+		if (generation_current(generation))
+		{
+			f->counters.plans++;
+			f->counters.total_plan_ms += plan_ms;
+			done = true;
+		}
+		SpinLockRelease(&f->mutex);
+		if (done)
+			return;
+	}
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	fp = fp_find(&fkey);
+	fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
 	if (fp == NULL || (fp->query_len == 0 && text != NULL))
 	{
 		ShieldObservation obs;
@@ -627,6 +1079,15 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 		obs.text_len = text_len;
 		if (fp != NULL && fp->query_len == 0)
 			fp_set_text(fp, &obs);
+		/* its role's entry, to receive its counters (see record_locked) */
+		{
+			ShieldRoleKey rkey;
+
+			role_key_init(&rkey, dbid, userid);
+			(void) lookup_or_create(pgsh_role_hash, &role_shape, &rkey,
+									pgsh_max_roles,
+									&pgsh_state->role_evictions);
+		}
 	}
 	if (fp != NULL)
 	{
@@ -636,8 +1097,103 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 		f->counters.plans++;
 		f->counters.total_plan_ms += plan_ms;
 		SpinLockRelease(&f->mutex);
+		fp_remember(&fkey, fp);
 	}
 	LWLockRelease(pgsh_state->stats_lock);
+}
+
+/*
+ * The totals of every role: its entry's counters plus those of its
+ * fingerprints' entries (pgsh_stats_record counts a statement with a
+ * fingerprint there only), in one palloc'd array.  A role whose entry was
+ * evicted while some of its fingerprints' were not gets a row of its
+ * fingerprints' counters.  Copies are taken under stats_lock shared and
+ * the entries' spinlocks; the sums are made after the lock is released.
+ */
+ShieldRoleEntry *
+pgsh_stats_roles(long *n)
+{
+	ShieldRoleEntry *roles;
+	struct FpCounters
+	{
+		ShieldRoleKey key;
+		ShieldCounters counters;
+	}		   *fps;
+	long		nroles = 0;
+	long		nfps = 0;
+	long		i;
+	HASH_SEQ_STATUS hstat;
+	ShieldRoleEntry *role;
+	ShieldFpEntry *fp;
+	HTAB	   *index;
+	HASHCTL		info;
+
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	roles = palloc_extended(mul_size(Max(1, hash_get_num_entries(pgsh_role_hash) +
+										 hash_get_num_entries(pgsh_fp_hash)),
+									 sizeof(ShieldRoleEntry)),
+							MCXT_ALLOC_HUGE);
+	fps = palloc_extended(mul_size(Max(1, hash_get_num_entries(pgsh_fp_hash)),
+								   sizeof(struct FpCounters)),
+						  MCXT_ALLOC_HUGE);
+	hash_seq_init(&hstat, pgsh_role_hash);
+	while ((role = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldRoleEntry *r = role;
+
+		SpinLockAcquire(&r->mutex);
+		roles[nroles++] = *(ShieldRoleEntry *) r;
+		SpinLockRelease(&r->mutex);
+	}
+	hash_seq_init(&hstat, pgsh_fp_hash);
+	while ((fp = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+
+		memset(&fps[nfps].key, 0, sizeof(ShieldRoleKey));
+		fps[nfps].key.dbid = fp->key.dbid;
+		fps[nfps].key.userid = fp->key.userid;
+		SpinLockAcquire(&f->mutex);
+		fps[nfps].counters = *(ShieldCounters *) &f->counters;
+		SpinLockRelease(&f->mutex);
+		nfps++;
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+
+	/* role key -> position in roles[] */
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ShieldRoleKey);
+	info.entrysize = sizeof(ShieldRoleKey) + sizeof(long);
+	info.hcxt = CurrentMemoryContext;
+	index = hash_create("pg_shield role totals", Max(16, nroles), &info,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (i = 0; i < nroles; i++)
+	{
+		char	   *slot = hash_search(index, &roles[i].key, HASH_ENTER, NULL);
+
+		memcpy(slot + sizeof(ShieldRoleKey), &i, sizeof(long));
+	}
+	for (i = 0; i < nfps; i++)
+	{
+		bool		found;
+		char	   *slot = hash_search(index, &fps[i].key, HASH_ENTER, &found);
+		long		pos;
+
+		if (!found)
+		{
+			pos = nroles++;
+			memset(&roles[pos], 0, sizeof(ShieldRoleEntry));
+			roles[pos].key = fps[i].key;
+			memcpy(slot + sizeof(ShieldRoleKey), &pos, sizeof(long));
+		}
+		else
+			memcpy(&pos, slot + sizeof(ShieldRoleKey), sizeof(long));
+		pgsh_counters_merge(&roles[pos].counters, &fps[i].counters);
+	}
+	hash_destroy(index);
+	pfree(fps);
+	*n = nroles;
+	return roles;
 }
 
 /*
@@ -648,19 +1204,20 @@ pgsh_stats_reset(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	HASH_SEQ_STATUS hstat;
-	void	   *entry;
+	char	   *entry;
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 
+	/* first: cached pointers may dangle from now on */
+	pg_atomic_fetch_add_u64(&pgsh_state->generation, 1);
 	hash_seq_init(&hstat, pgsh_fp_hash);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
-		hash_search(pgsh_fp_hash, entry, HASH_REMOVE, NULL);
+		remove_entry(pgsh_fp_hash, entry, offsetof(ShieldFpEntry, mutex));
 	hash_seq_init(&hstat, pgsh_role_hash);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
-		hash_search(pgsh_role_hash, entry, HASH_REMOVE, NULL);
+		remove_entry(pgsh_role_hash, entry, offsetof(ShieldRoleEntry, mutex));
 
 	pgsh_state->stats_reset = now;
-	pgsh_state->generation++;
 	pgsh_state->fp_evictions = 0;
 	pgsh_state->role_evictions = 0;
 

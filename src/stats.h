@@ -74,6 +74,12 @@ typedef struct ShieldRoleEntry
 	slock_t		mutex;			/* protects the fields below */
 	double		usage;			/* eviction priority */
 	int32		peak_active;	/* highest concurrency seen (admission) */
+	double		evict_score;	/* scratch of eviction (stats.c) */
+	/*
+	 * Statements without a fingerprint, and the fingerprints' entries that
+	 * were evicted; the role's totals add its live fingerprints' entries
+	 * (pgsh_stats_roles).
+	 */
 	ShieldCounters counters;
 } ShieldRoleEntry;
 
@@ -161,6 +167,36 @@ pgsh_observation_init(ShieldObservation *obs, Oid userid, uint64 queryid,
 	obs->started = started;
 }
 
+/*
+ * The backend's cache of fingerprint entries (stats.c): direct-mapped on
+ * the low bits of the fingerprint.  Only entries with their text are
+ * cached.
+ */
+#define PGSH_FP_CACHE_SLOTS 64
+
+typedef struct PgshFpCacheSlot
+{
+	uint64		generation;		/* see stats.c */
+	ShieldFpKey key;
+	ShieldFpEntry *entry;		/* NULL if never cached */
+} PgshFpCacheSlot;
+
+extern PgshFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
+
+/*
+ * Has this backend recorded the fingerprint's entry with its text?  True
+ * if it is in the cache (unless the entry was evicted since, which only
+ * costs a failure's text sample).  Takes no lock.
+ */
+static inline bool
+pgsh_stats_text_known(Oid userid, uint64 queryid)
+{
+	const PgshFpCacheSlot *slot = &pgsh_fp_cache[queryid % PGSH_FP_CACHE_SLOTS];
+
+	return slot->entry != NULL && slot->key.queryid == queryid &&
+		slot->key.userid == userid && slot->key.dbid == MyDatabaseId;
+}
+
 /* Size and initialization, called from shmem.c. */
 extern Size pgsh_stats_shmem_size(void);
 extern void pgsh_stats_shmem_init(void);
@@ -171,11 +207,21 @@ extern const char *pgsh_statement_text(const char *source, int location,
 
 /* Recording; never raises an error (safe in abort callbacks). */
 extern void pgsh_stats_record(const ShieldObservation *obs);
+extern bool pgsh_stats_record_completed(Oid userid, uint64 queryid,
+										TimestampTz started, bool admitted,
+										int32 role_active, double exec_ms,
+										uint64 rows, double cost);
 extern void pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid,
 								   double plan_ms, const char *text,
 								   int text_len);
 
 extern TimestampTz pgsh_stats_reset(void);
+
+
+/* Views: every role's totals, palloc'd; and how counters add up. */
+extern ShieldRoleEntry *pgsh_stats_roles(long *n);
+extern void pgsh_counters_merge(ShieldCounters *into,
+								const ShieldCounters *from);
 
 /* Histogram helpers, shared with the views. */
 extern int	pgsh_hist_bucket(double ms);

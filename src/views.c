@@ -268,8 +268,7 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 	pgsh_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	copies = copy_entries(pgsh_role_hash, sizeof(ShieldRoleEntry),
-						  offsetof(ShieldRoleEntry, mutex), &n);
+	copies = pgsh_stats_roles(&n);
 	activity = pgsh_activity_copy(&nactivity);
 
 	for (i = 0; i < n; i++)
