@@ -25,6 +25,23 @@ SELECT query, calls, errors, rows FROM shield.query_stats
 WHERE query LIKE 'DECLARE c_ CURSOR%' OR (query IS NULL AND rows = 2)
 ORDER BY query COLLATE "C";
 
+-- the same, once this session has recorded the cursor's fingerprint with
+-- its text (its executor calls then run without PG_TRY); the first row
+-- divides by -2, the third by 0
+BEGIN;
+DECLARE c3 CURSOR FOR SELECT 1 / (v - 3) AS c3 FROM bound_t ORDER BY id;
+FETCH 1 FROM c3;
+CLOSE c3;
+COMMIT;
+BEGIN;
+DECLARE c3 CURSOR FOR SELECT 1 / (v - 3) AS c3 FROM bound_t ORDER BY id;
+SAVEPOINT s;
+FETCH ALL FROM c3;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT query, calls, errors, rows FROM shield.query_stats
+WHERE query LIKE 'DECLARE c3 CURSOR%';
+
 -- EXECUTE is accounted as its prepared statement, not as the functions
 -- that compute its parameters
 CREATE FUNCTION bound_param() RETURNS int LANGUAGE plpgsql AS

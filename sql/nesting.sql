@@ -97,5 +97,56 @@ SELECT query, calls, errors FROM shield.query_stats
 WHERE query LIKE 'SELECT 10 / (v - 1)%' OR query LIKE 'SELECT nest_guarded()%'
 ORDER BY query COLLATE "C";
 
+-- once this session has recorded a fingerprint with its text, its
+-- statements' top-level executor calls run without PG_TRY: a failure is
+-- still counted once, in a savepoint or not, an exception block inside the
+-- statement does not fail it, and the statements after a failure are
+-- accounted at top level again
+SELECT shield.reset() IS NOT NULL AS reset;
+SELECT 10 / (v - 2) FROM nest_t WHERE id = 1;
+SELECT nest_guarded();
+BEGIN;
+SAVEPOINT s1;
+SELECT 10 / (v - 1) FROM nest_t WHERE id = 1;
+ROLLBACK TO SAVEPOINT s1;
+SELECT nest_guarded();
+COMMIT;
+SELECT 10 / (v - 1) FROM nest_t WHERE id = 1;
+SELECT nest_count();
+SELECT query, calls, errors FROM shield.query_stats
+WHERE query LIKE 'SELECT 10 / (v - %' OR query LIKE 'SELECT nest_guarded()%'
+   OR query LIKE 'SELECT nest_count()%'
+ORDER BY query COLLATE "C";
+
+-- a client cursor that a DO block fetches from, catching its failure: the
+-- cursor's statement failed, and the statements after the DO are
+-- accounted at top level again
+SELECT shield.reset() IS NOT NULL AS reset;
+BEGIN;
+DECLARE nc CURSOR FOR SELECT 1 / (x - 3) AS nc FROM generate_series(1, 5) x;
+FETCH 1 FROM nc;
+CLOSE nc;
+DECLARE nc CURSOR FOR SELECT 1 / (x - 3) AS nc FROM generate_series(1, 5) x;
+DO $$
+DECLARE
+  r refcursor := 'nc';
+  v int;
+BEGIN
+  LOOP
+    BEGIN
+      FETCH r INTO v;
+      EXIT WHEN NOT FOUND;
+    EXCEPTION WHEN division_by_zero THEN
+      RAISE NOTICE 'caught: %', SQLERRM;
+      EXIT;
+    END;
+  END LOOP;
+END $$;
+SELECT 1 AS after_do;
+COMMIT;
+SELECT query, calls, errors FROM shield.query_stats
+WHERE query LIKE 'DECLARE nc CURSOR%' OR query LIKE 'SELECT 1 AS after_do%'
+ORDER BY query COLLATE "C";
+
 DROP TABLE nest_t, nest_log, nest_copy;
 DROP FUNCTION nest_count(), nest_guarded(), nest_trigger(), nest_folded();

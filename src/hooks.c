@@ -3,10 +3,11 @@
  * hooks.c
  *		The planner, executor and ProcessUtility hooks of pg_shield.
  *
- * Hook bodies stay thin: they keep pgsh_nesting_level exact (PG_FINALLY,
- * so an error cannot leave it raised), time what needs timing, chain to
- * the previous hook or the standard function, and call into statement.c
- * for everything else.
+ * Hook bodies stay thin: they keep pgsh_nesting_level exact (PG_TRY, so
+ * an error cannot leave it raised, except around a unit's own executor
+ * calls, which the abort callback repairs: see pgsh_unit_call_begin), time
+ * what needs timing, chain to the previous hook or the standard function,
+ * and call into statement.c for everything else.
  *
  * Every hook chains, whether or not pg_shield is enabled.  Parallel
  * workers run only the executor hooks; they never start a unit (see
@@ -68,6 +69,40 @@ pgsh_hooks_install(void)
 	ProcessUtility_hook = pgsh_ProcessUtility;
 }
 
+/*
+ * When the executor call of a unit now running began.  Only calls at level
+ * 0 are timed, and they do not nest (the level is 1 inside them).  Static,
+ * so that the hooks need no stack slot whose address escapes.
+ */
+static instr_time unit_call_start;
+
+/* Milliseconds since unit_call_start; also without a local's address. */
+static inline double
+unit_call_elapsed_ms(void)
+{
+	static instr_time now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, unit_call_start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
+
+/*
+ * The unit whose executor call this is, if it is one at level 0 (only
+ * those are timed); starts the clock of the call.
+ */
+static inline PgshUnitRef
+unit_call_find(QueryDesc *queryDesc)
+{
+	PgshUnitRef unit = {-1, PGSH_UNIT_NONE};
+
+	if (pgsh_nesting_level == 0)
+		unit = pgsh_unit_lookup_calls(queryDesc);
+	if (unit.index >= 0)
+		INSTR_TIME_SET_CURRENT(unit_call_start);
+	return unit;
+}
+
 static inline double
 elapsed_ms(instr_time start)
 {
@@ -87,6 +122,7 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 			 ParamListInfo boundParams)
 {
 	PlannedStmt *volatile result = NULL;
+	const int	level = pgsh_nesting_level;
 	bool		toplevel = pgsh_tracking_enabled() &&
 		pgsh_planning_top_level(query_string);
 	instr_time	start;
@@ -96,7 +132,7 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	else
 		INSTR_TIME_SET_ZERO(start);
 
-	pgsh_nesting_level++;
+	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
 		if (prev_planner_hook)
@@ -108,13 +144,13 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	}
 	PG_CATCH();
 	{
-		pgsh_nesting_level--;
+		pgsh_nesting_level = level;
 		if (toplevel)
 			pgsh_planning_failed(parse, query_string);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pgsh_nesting_level--;
+	pgsh_nesting_level = level;
 
 	if (toplevel)
 		pgsh_planning_done(parse, query_string, elapsed_ms(start));
@@ -122,113 +158,206 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	return result;
 }
 
-/*
- * ExecutorStart: a top-level executor run becomes a unit.  Plain EXPLAIN
- * (EXEC_FLAG_EXPLAIN_ONLY) never runs, so it is not one.
- */
-static void
-pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
+static inline void
+call_executor_start(QueryDesc *queryDesc, int eflags)
 {
-	const bool	unit = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		pgsh_tracking_enabled() && pgsh_unit_begin(queryDesc);
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
 
-	pgsh_nesting_level++;
+/* ExecutorStart with the level raised, guarded; unit: it starts a unit. */
+static pg_noinline void
+guarded_executor_start(QueryDesc *queryDesc, int eflags, bool unit)
+{
+	const int	level = pgsh_nesting_level;
+
+	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
-		if (prev_ExecutorStart)
-			prev_ExecutorStart(queryDesc, eflags);
-		else
-			standard_ExecutorStart(queryDesc, eflags);
+		call_executor_start(queryDesc, eflags);
 	}
 	PG_CATCH();
 	{
-		pgsh_nesting_level--;
+		pgsh_nesting_level = level;
 		if (unit)
 			pgsh_unit_failing(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pgsh_nesting_level--;
+	pgsh_nesting_level = level;
+}
+
+/*
+ * ExecutorStart: a top-level executor run becomes a unit.  Plain EXPLAIN
+ * (EXEC_FLAG_EXPLAIN_ONLY) never runs, so it is not one.  A unit's call
+ * runs unguarded (see pgsh_unit_call_begin).
+ */
+static void
+pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	PgshUnitCalls calls = PGSH_UNIT_NONE;
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && pgsh_tracking_enabled())
+		calls = pgsh_unit_begin(queryDesc);
+
+	if (calls == PGSH_UNIT_UNGUARDED)
+	{
+		pgsh_unit_call_begin(queryDesc);
+		call_executor_start(queryDesc, eflags);
+		pgsh_unit_call_end();
+	}
+	else
+		guarded_executor_start(queryDesc, eflags, calls == PGSH_UNIT_GUARDED);
+}
+
+static inline void
+call_executor_run(PGSH_EXECUTORRUN_ARGS)
+{
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(PGSH_EXECUTORRUN_CALL);
+	else
+		standard_ExecutorRun(PGSH_EXECUTORRUN_CALL);
+}
+
+static inline void
+call_executor_finish(QueryDesc *queryDesc)
+{
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+}
+
+/*
+ * ExecutorRun with the level raised, guarded.  Not inlined, as the other
+ * guarded calls: their sigjmp_buf stays off the unguarded path's stack.
+ */
+static pg_noinline void
+guarded_executor_run(PGSH_EXECUTORRUN_ARGS)
+{
+	const int	level = pgsh_nesting_level;
+
+	pgsh_nesting_level = level + 1;
+	PG_TRY();
+	{
+		call_executor_run(PGSH_EXECUTORRUN_CALL);
+	}
+	PG_CATCH();
+	{
+		pgsh_nesting_level = level;
+		/* at any level: a top-level cursor can be fetched by a function */
+		pgsh_unit_failing(queryDesc);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pgsh_nesting_level = level;
 }
 
 /*
  * ExecutorRun: a unit's run time is the sum of its top-level ExecutorRun
  * and ExecutorFinish calls, so a cursor's time between fetches (the
- * client's) is not counted.
+ * client's) is not counted.  A unit's call runs unguarded (see
+ * pgsh_unit_call_begin); any other is guarded, and fails the unit of a
+ * top-level cursor that a function fetches from.
  */
 static void
 pgsh_ExecutorRun(PGSH_EXECUTORRUN_ARGS)
 {
-	int			unit = pgsh_nesting_level == 0 ?
-		pgsh_unit_lookup(queryDesc) : -1;
-	instr_time	start;
+	PgshUnitRef unit = unit_call_find(queryDesc);
 
-	if (unit >= 0)
-		INSTR_TIME_SET_CURRENT(start);
+	if (unit.calls == PGSH_UNIT_UNGUARDED)
+	{
+		pgsh_unit_call_begin(queryDesc);
+		call_executor_run(PGSH_EXECUTORRUN_CALL);
+		pgsh_unit_call_end();
+	}
 	else
-		INSTR_TIME_SET_ZERO(start);
+		guarded_executor_run(PGSH_EXECUTORRUN_CALL);
 
-	pgsh_nesting_level++;
+	if (unit.index >= 0)
+		pgsh_unit_add_call(unit.index, queryDesc, unit_call_elapsed_ms(),
+						   true);
+}
+
+/* ExecutorFinish with the level raised, guarded. */
+static pg_noinline void
+guarded_executor_finish(QueryDesc *queryDesc)
+{
+	const int	level = pgsh_nesting_level;
+
+	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(PGSH_EXECUTORRUN_CALL);
-		else
-			standard_ExecutorRun(PGSH_EXECUTORRUN_CALL);
+		call_executor_finish(queryDesc);
 	}
 	PG_CATCH();
 	{
-		pgsh_nesting_level--;
+		pgsh_nesting_level = level;
 		/* at any level: a top-level cursor can be fetched by a function */
 		pgsh_unit_failing(queryDesc);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pgsh_nesting_level--;
+	pgsh_nesting_level = level;
+}
 
-	if (unit >= 0)
-		pgsh_unit_add_call(unit, queryDesc, elapsed_ms(start), true);
+/*
+ * ExecutorFinish of a statement with something to finish (AFTER triggers,
+ * data-modifying CTEs): as ExecutorRun.
+ */
+static pg_noinline void
+finish_with_work(QueryDesc *queryDesc)
+{
+	PgshUnitRef unit = unit_call_find(queryDesc);
+
+	if (unit.calls == PGSH_UNIT_UNGUARDED)
+	{
+		pgsh_unit_call_begin(queryDesc);
+		call_executor_finish(queryDesc);
+		pgsh_unit_call_end();
+	}
+	else
+		guarded_executor_finish(queryDesc);
+
+	if (unit.index >= 0)
+		pgsh_unit_add_call(unit.index, queryDesc, unit_call_elapsed_ms(),
+						   false);
 }
 
 /*
  * ExecutorFinish: fires AFTER triggers and completes data-modifying CTEs.
- * A read-only SELECT has nothing to finish, so its (empty) finish is not
- * timed: that saves two clock readings per statement on the hot path.
+ * A read-only SELECT has nothing to finish: no trigger of its own, no
+ * auxiliary ModifyTable.  It is passed on untimed and without PG_TRY,
+ * which keeps a setjmp and two clock readings off the hot path.  The
+ * level is still raised, for the one way a statement can start there:
+ * trigger events that C code queued at the SELECT's own level through SPI
+ * with fire_triggers = false.  Should one fail: at level 0 the call is
+ * followed like a unit's (pgsh_unit_call_begin), which puts the level back
+ * and fails the unit; deeper, the enclosing call puts it back when it
+ * returns or fails.
  */
 static void
 pgsh_ExecutorFinish(QueryDesc *queryDesc)
 {
-	int			unit = (pgsh_nesting_level == 0 &&
-						(queryDesc->operation != CMD_SELECT ||
-						 queryDesc->plannedstmt->hasModifyingCTE)) ?
-		pgsh_unit_lookup(queryDesc) : -1;
-	instr_time	start;
+	int			level = pgsh_nesting_level;
 
-	if (unit >= 0)
-		INSTR_TIME_SET_CURRENT(start);
+	if (queryDesc->operation != CMD_SELECT ||
+		queryDesc->plannedstmt->hasModifyingCTE)
+		finish_with_work(queryDesc);
+	else if (level == 0)
+	{
+		pgsh_unit_call_begin(queryDesc);
+		call_executor_finish(queryDesc);
+		pgsh_unit_call_end();
+	}
 	else
-		INSTR_TIME_SET_ZERO(start);
-
-	pgsh_nesting_level++;
-	PG_TRY();
 	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
+		pgsh_nesting_level = level + 1;
+		call_executor_finish(queryDesc);
+		pgsh_nesting_level = level;
 	}
-	PG_CATCH();
-	{
-		pgsh_nesting_level--;
-		/* at any level: a top-level cursor can be fetched by a function */
-		pgsh_unit_failing(queryDesc);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	pgsh_nesting_level--;
-
-	if (unit >= 0)
-		pgsh_unit_add_call(unit, queryDesc, elapsed_ms(start), false);
 }
 
 /*
@@ -260,6 +389,28 @@ call_process_utility(PlannedStmt *pstmt, const char *queryString,
 								params, queryEnv, dest, qc);
 }
 
+/* A utility statement inside another: the level raised, guarded. */
+static pg_noinline void
+nested_process_utility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	const int	level = pgsh_nesting_level;
+
+	pgsh_nesting_level = level + 1;
+	PG_TRY();
+	{
+		call_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		pgsh_nesting_level = level;
+	}
+	PG_END_TRY();
+}
+
 /*
  * ProcessUtility: a top-level utility statement opens a frame (see
  * statement.c); anything else runs nested.
@@ -289,17 +440,8 @@ pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			return;
 
 		case PGSH_UTILITY_NESTED:
-			pgsh_nesting_level++;
-			PG_TRY();
-			{
-				call_process_utility(pstmt, queryString, readOnlyTree,
-									 context, params, queryEnv, dest, qc);
-			}
-			PG_FINALLY();
-			{
-				pgsh_nesting_level--;
-			}
-			PG_END_TRY();
+			nested_process_utility(pstmt, queryString, readOnlyTree,
+								   context, params, queryEnv, dest, qc);
 			return;
 
 		case PGSH_UTILITY_SELF:

@@ -67,6 +67,8 @@
 #include "stats.h"
 
 int			pgsh_nesting_level = 0;
+QueryDesc  *pgsh_unit_in_call = NULL;
+SubTransactionId pgsh_unit_in_call_inner = InvalidSubTransactionId;
 
 /* An executor run being accounted. */
 typedef struct ShieldUnit
@@ -82,6 +84,10 @@ typedef struct ShieldUnit
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	TimestampTz started;
 	bool		failed;			/* an error escaped one of its executor calls */
+	bool		unguarded;		/* its level-0 executor calls run without
+								 * PG_TRY (see pgsh_unit_call_begin) */
+	ShieldAdmitRequest req;		/* what admission was asked (kept here, off
+								 * the stack of the hot path) */
 	ShieldAdmission adm;		/* what admission decided */
 	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
 	uint64		policy_tag;		/* names the resolution policy holds, 0 if
@@ -148,17 +154,15 @@ static void pgsh_subxact_callback(SubXactEvent event,
 								  SubTransactionId parentSubid, void *arg);
 
 /*
- * Does pg_shield follow statements in this backend right now?  Only client
- * backends are governed; parallel workers, background workers and WAL
- * senders pass through.
+ * Is this backend a client backend (see pgsh_tracking_enabled)?
  */
-bool
-pgsh_tracking_enabled(void)
+int			pgsh_client_backend = -1;
+
+void
+pgsh_client_backend_decide(void)
 {
-	return pgsh_state != NULL &&
-		pgsh_mode != PGSH_MODE_OFF &&
-		MyBackendType == B_BACKEND &&
-		!IsParallelWorker();
+	pgsh_client_backend = pgsh_state != NULL &&
+		MyBackendType == B_BACKEND && !IsParallelWorker();
 }
 
 /*
@@ -166,8 +170,8 @@ pgsh_tracking_enabled(void)
  * level 0 outside any utility frame, or inside a delegating frame whose
  * executor run has not started yet.
  */
-bool
-pgsh_at_top_level(void)
+static inline bool
+at_top_level(void)
 {
 	if (pgsh_nesting_level != 0)
 		return false;
@@ -178,7 +182,7 @@ pgsh_at_top_level(void)
 
 /*
  * Is this executor run a unit of its own?  Besides the planner's rule
- * (pgsh_at_top_level), it must run in a portal: deferred triggers and
+ * (at_top_level), it must run in a portal: deferred triggers and
  * foreign-key checks fired at commit run at level 0 with no active portal,
  * and belong to the statements that queued them.  Inside a delegating
  * utility, only the run of the utility's own query is the unit (functions
@@ -191,7 +195,7 @@ unit_should_begin(QueryDesc *queryDesc)
 {
 	Portal		portal = ActivePortal;
 
-	if (!pgsh_at_top_level() || portal == NULL)
+	if (!at_top_level() || portal == NULL)
 		return false;
 
 	if (frame.active)
@@ -297,7 +301,7 @@ note_pending_error(Oid userid, uint64 queryid)
 bool
 pgsh_planning_top_level(const char *query_string)
 {
-	if (!pgsh_at_top_level())
+	if (!at_top_level())
 		return false;
 	if (!frame.active)
 		return true;
@@ -364,9 +368,9 @@ pgsh_planning_failed(Query *parse, const char *query_string)
 /*
  * Start a unit for this executor run if it is one (see unit_should_begin).
  * The caller has checked that it is not EXPLAIN without ANALYZE.  Returns
- * whether a unit was started.
+ * whether a unit was started, and how its calls run.
  */
-bool
+PgshUnitCalls
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
 	ShieldUnit *unit = NULL;
@@ -374,7 +378,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	int			i;
 
 	if (!unit_should_begin(queryDesc))
-		return false;
+		return PGSH_UNIT_NONE;
 
 	for (i = 0; i < units_used; i++)
 	{
@@ -454,27 +458,26 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * which admission counts itself; the delegating utility must not count
 	 * it again as a failure.
 	 */
-	{
-		ShieldAdmitRequest req;
+	unit->req.userid = unit->userid;
+	unit->req.queryid = unit->queryid;
+	unit->req.cost = unit->cost;
+	unit->req.arrived = unit->started;
+	unit->req.policy = &unit->policy;
+	unit->req.policy_tag = unit->policy_tag;
+	if (frame.active)
+		frame.error_noted = true;
+	pgsh_admit(&unit->req, &unit->adm);
 
-		req.userid = unit->userid;
-		req.queryid = unit->queryid;
-		req.cost = unit->cost;
-		req.arrived = unit->started;
-		req.policy = &unit->policy;
-		req.policy_tag = unit->policy_tag;
-		if (frame.active)
-			frame.error_noted = true;
-		pgsh_admit(&req, &unit->adm);
-	}
-
+	/* a failure needs no text of its own once the fingerprint has one */
+	unit->unguarded = unit->queryid == 0 ||
+		pgsh_stats_text_known(unit->userid, unit->queryid);
 	unit->queryDesc = queryDesc;
-	return true;
+	return unit->unguarded ? PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
 }
 
 /* Index of the unit of this executor run, or -1. */
-int
-pgsh_unit_lookup(QueryDesc *queryDesc)
+static inline int
+unit_index(QueryDesc *queryDesc)
 {
 	int			i;
 
@@ -486,6 +489,28 @@ pgsh_unit_lookup(QueryDesc *queryDesc)
 	return -1;
 }
 
+int
+pgsh_unit_lookup(QueryDesc *queryDesc)
+{
+	return unit_index(queryDesc);
+}
+
+/* The same, with how the unit's calls run (returned in registers). */
+PgshUnitRef
+pgsh_unit_lookup_calls(QueryDesc *queryDesc)
+{
+	PgshUnitRef ref = {-1, PGSH_UNIT_NONE};
+	int			i = unit_index(queryDesc);
+
+	if (i >= 0)
+	{
+		ref.index = i;
+		ref.calls = units[i].unguarded ?
+			PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
+	}
+	return ref;
+}
+
 /*
  * Add a top-level ExecutorRun or ExecutorFinish call to its unit.  Rows are
  * summed per call because es_processed restarts at each ExecutorRun (a
@@ -494,7 +519,9 @@ pgsh_unit_lookup(QueryDesc *queryDesc)
 void
 pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 {
-	if (unit < 0 || unit >= units_used || units[unit].queryDesc != queryDesc)
+	/* the unit the caller found before the call: it cannot have ended */
+	Assert(unit >= 0 && unit < units_used);
+	if (units[unit].queryDesc != queryDesc)
 		return;
 	units[unit].exec_ms += ms;
 	if (!run || queryDesc->estate == NULL)
@@ -539,10 +566,13 @@ unit_release(ShieldUnit *unit)
 	}
 }
 
-static void
-unit_free(ShieldUnit *unit)
+static inline void
+unit_free(int index)
 {
-	unit->queryDesc = NULL;
+	units[index].queryDesc = NULL;
+	if (index != units_used - 1)
+		return;
+	units_used = index;
 	while (units_used > 0 && units[units_used - 1].queryDesc == NULL)
 		units_used--;
 }
@@ -566,18 +596,15 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 						  units[i].stmt_location, units[i].stmt_len);
 }
 
-/* Normal end of an executor run: account it. */
-void
-pgsh_unit_end(QueryDesc *queryDesc)
+/*
+ * The end of unit i that pgsh_unit_end could not record directly: build
+ * its observation.  Kept apart, so that the usual end needs no stack.
+ */
+static pg_noinline void
+unit_end_observed(int i, QueryDesc *queryDesc)
 {
-	int			i = pgsh_unit_lookup(queryDesc);
-	ShieldUnit *unit;
+	ShieldUnit *unit = &units[i];
 	ShieldObservation obs;
-
-	if (i < 0)
-		return;
-	unit = &units[i];
-	unit_release(unit);
 
 	pgsh_observation_init(&obs, unit->userid, unit->queryid, unit->started);
 	obs.exec_ms = unit->exec_ms;
@@ -587,7 +614,7 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
 	observe_admission(&obs, &unit->adm);
-	unit_free(unit);
+	unit_free(i);
 
 	/*
 	 * Inside the utility that ran it (EXPLAIN ANALYZE, REFRESH
@@ -618,6 +645,34 @@ pgsh_unit_end(QueryDesc *queryDesc)
 		return;
 	}
 	pgsh_stats_record(&obs);
+}
+
+/* Normal end of an executor run: account it. */
+void
+pgsh_unit_end(QueryDesc *queryDesc)
+{
+	int			i = unit_index(queryDesc);
+	ShieldUnit *unit;
+
+	if (i < 0)
+		return;
+	unit = &units[i];
+	unit_release(unit);
+
+	/* the usual statement, recorded without an observation */
+	if (!(frame.active && frame.delegated_qd == queryDesc) &&
+		!unit->adm.queued && !unit->adm.would_reject &&
+		!unit->adm.would_queue &&
+		pgsh_stats_record_completed(unit->userid, unit->queryid,
+									unit->started, unit->adm.governed,
+									unit->adm.role_active, unit->exec_ms,
+									unit->rows, unit->cost))
+	{
+		unit_free(i);
+		return;
+	}
+
+	unit_end_observed(i, queryDesc);
 }
 
 /*
@@ -655,9 +710,35 @@ finish_units(SubTransactionId floor_subid)
 		if (unit->failed)
 			attach_failure_text(&obs);
 		observe_admission(&obs, &unit->adm);
-		unit_free(unit);
+		unit_free(i);
 		pgsh_stats_record(&obs);
 	}
+}
+
+/*
+ * An unguarded executor call of a unit is in progress, and the
+ * (sub)transaction aborting (InvalidSubTransactionId: the transaction) was
+ * not started inside it: an error escaped the call (see
+ * pgsh_unit_call_begin).  Fail its unit, and bring
+ * the level back to 0, unless a CALL is running (its procedure's ROLLBACK
+ * aborts transactions while it runs, and runs no unit).  Must run before
+ * finish_units.  Cannot fail.
+ */
+static void
+fail_unwound_call(SubTransactionId aborting)
+{
+	int			i;
+
+	if (aborting != InvalidSubTransactionId &&
+		pgsh_unit_in_call_inner != InvalidSubTransactionId &&
+		aborting >= pgsh_unit_in_call_inner)
+		return;
+	i = unit_index(pgsh_unit_in_call);
+	if (i >= 0)
+		units[i].failed = true;
+	/* the call ran at level 0, and whatever caught the error is outside it */
+	pgsh_unit_in_call = NULL;
+	pgsh_nesting_level = 0;
 }
 
 static void
@@ -832,12 +913,25 @@ frame_release(void)
 }
 
 /* Normal end of a top-level utility statement. */
+/*
+ * A frame opens at level 0 only (pgsh_utility_kind), and so ends there:
+ * put the level back, should an error escaping a call that code inside the
+ * frame caught (an exception block of a DO, say) have left it raised.
+ */
+static inline void
+frame_level_reset(void)
+{
+	pgsh_nesting_level = 0;
+	pgsh_unit_in_call = NULL;
+}
+
 void
 pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 {
 	ShieldObservation obs;
 
 	frame.active = false;
+	frame_level_reset();
 	frame_release();
 	if (frame.delegated)
 	{
@@ -872,6 +966,7 @@ void
 pgsh_frame_failed(void)
 {
 	frame.active = false;
+	frame_level_reset();
 	frame_release();
 	if (frame.stashed)
 	{
@@ -921,12 +1016,24 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * unit has ended: nothing may be held or queued.  The checks
 			 * before the calls only skip what would do nothing.
 			 */
+			if (pgsh_unit_in_call != NULL)
+				fail_unwound_call(InvalidSubTransactionId);
 			if (units_used > 0)
 				finish_units(InvalidSubTransactionId);
 			if (pending_error.active)
 				finish_pending_error(InvalidSubTransactionId);
 			if (!frame_holds_slot())
 				pgsh_admission_cleanup();
+
+			/*
+			 * Between transactions, outside a CALL (whose procedure's
+			 * COMMIT and ROLLBACK end transactions while it runs), no
+			 * pg_shield call is on the stack: the level is 0.  Setting it
+			 * repairs what an error escaping an unguarded read-only
+			 * ExecutorFinish may have left (see hooks.c).
+			 */
+			if (!frame.active)
+				pgsh_nesting_level = 0;
 			break;
 
 		default:
@@ -938,10 +1045,21 @@ static void
 pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
+	switch (event)
 	{
-		finish_units(mySubid);
-		finish_pending_error(mySubid);
+		case SUBXACT_EVENT_START_SUB:
+			if (pgsh_unit_in_call != NULL &&
+				pgsh_unit_in_call_inner == InvalidSubTransactionId)
+				pgsh_unit_in_call_inner = mySubid;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (pgsh_unit_in_call != NULL)
+				fail_unwound_call(mySubid);
+			finish_units(mySubid);
+			finish_pending_error(mySubid);
+			break;
+		default:
+			break;
 	}
 }
 

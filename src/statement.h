@@ -13,16 +13,60 @@
 #ifndef PGSH_STATEMENT_H
 #define PGSH_STATEMENT_H
 
+#include "access/xact.h"
 #include "executor/execdesc.h"
 #include "nodes/plannodes.h"
 #include "tcop/cmdtag.h"
 
+#include "guc.h"
+
 /*
  * Depth of planner, executor and nested utility calls now running in this
- * backend.  The hooks maintain it with PG_FINALLY, so an error can never
- * leave it raised.
+ * backend.  The hooks restore it with PG_TRY, except around the executor
+ * calls of a unit (pgsh_unit_call_begin): see there.
  */
 extern int	pgsh_nesting_level;
+
+/*
+ * The executor run whose level-0 executor call is in progress, if any, and
+ * the first subtransaction started inside that call (invalid if none yet).
+ */
+extern QueryDesc *pgsh_unit_in_call;
+extern SubTransactionId pgsh_unit_in_call_inner;
+
+/*
+ * An executor call of a unit (always at level 0) runs without PG_TRY.  An
+ * error that escapes it cannot be caught at level 0 by anything but code
+ * that re-throws it (PortalRun and its kin, pg_shield's own utility
+ * frame), so the next thing to run is the abort of the transaction, or of
+ * the subtransaction the call started in (a savepoint of the client's).
+ * Its callback finds the unit here, counts it as failed and brings the
+ * level back to 0.  The abort of a subtransaction started inside the call
+ * (an exception block of a function the statement runs; subtransaction ids
+ * only grow, so it is one at or after the first started inside) does not:
+ * the call goes on.  That keeps two setjmp calls off every statement.  Calls
+ * that are not a unit's, at any level, keep PG_TRY: a statement run at
+ * level 0 by a deferred trigger or a domain check during Bind can fail
+ * inside an exception block that goes on.  So do the calls of a unit
+ * whose fingerprint this backend has not seen recorded with its text yet:
+ * PG_CATCH copies the text of a failing statement while it is still there,
+ * for a fingerprint seen only failing (DECLARE CURSOR's, for one, is not
+ * recorded at planning).
+ */
+static inline void
+pgsh_unit_call_begin(QueryDesc *queryDesc)
+{
+	pgsh_nesting_level = 1;
+	pgsh_unit_in_call = queryDesc;
+	pgsh_unit_in_call_inner = InvalidSubTransactionId;
+}
+
+static inline void
+pgsh_unit_call_end(void)
+{
+	pgsh_unit_in_call = NULL;
+	pgsh_nesting_level = 0;
+}
 
 /* How ProcessUtility treats a statement; see pgsh_utility_kind(). */
 typedef enum PgshUtilityKind
@@ -34,8 +78,23 @@ typedef enum PgshUtilityKind
 } PgshUtilityKind;
 
 extern void pgsh_statement_init(void);
-extern bool pgsh_tracking_enabled(void);
-extern bool pgsh_at_top_level(void);
+/* Is this a client backend (1), or not (0); -1 until first asked. */
+extern int	pgsh_client_backend;
+extern void pgsh_client_backend_decide(void);
+
+/*
+ * Does pg_shield follow statements in this backend right now?  Only client
+ * backends are governed; parallel workers, background workers and WAL
+ * senders pass through.  What the backend is does not change: decided
+ * once.
+ */
+static inline bool
+pgsh_tracking_enabled(void)
+{
+	if (unlikely(pgsh_client_backend < 0))
+		pgsh_client_backend_decide();
+	return pgsh_client_backend && pgsh_mode != PGSH_MODE_OFF;
+}
 
 /* planner */
 extern bool pgsh_planning_top_level(const char *query_string);
@@ -44,8 +103,24 @@ extern void pgsh_planning_done(Query *parse, const char *query_string,
 extern void pgsh_planning_failed(Query *parse, const char *query_string);
 
 /* executor */
-extern bool pgsh_unit_begin(QueryDesc *queryDesc);
+/* How a unit's level-0 executor calls run (see pgsh_unit_call_begin). */
+typedef enum PgshUnitCalls
+{
+	PGSH_UNIT_NONE,				/* not a unit */
+	PGSH_UNIT_GUARDED,			/* with PG_TRY */
+	PGSH_UNIT_UNGUARDED			/* without */
+} PgshUnitCalls;
+
+extern PgshUnitCalls pgsh_unit_begin(QueryDesc *queryDesc);
 extern int	pgsh_unit_lookup(QueryDesc *queryDesc);
+/* A unit found by its executor run: its index (-1: none), its calls. */
+typedef struct PgshUnitRef
+{
+	int			index;
+	PgshUnitCalls calls;
+} PgshUnitRef;
+
+extern PgshUnitRef pgsh_unit_lookup_calls(QueryDesc *queryDesc);
 extern void pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms,
 							   bool run);
 extern void pgsh_unit_failing(QueryDesc *queryDesc);
