@@ -200,6 +200,15 @@ RESET pg_shield.exempt_superuser;
 SELECT count(*) AS exempt_again FROM adm_t;
 RESET ROLE;
 SELECT * FROM adm_delta('regress_shield_admin');
+-- the exemption follows the role's attribute from its next statement on
+ALTER ROLE regress_shield_admin NOSUPERUSER;
+SET ROLE regress_shield_admin;
+SELECT count(*) AS no_longer_exempt FROM adm_t;
+RESET ROLE;
+ALTER ROLE regress_shield_admin SUPERUSER;
+SET ROLE regress_shield_admin;
+SELECT count(*) AS exempt_once_more FROM adm_t;
+RESET ROLE;
 
 -- what was rejected, in shield.events
 SELECT * FROM adm_events(:'t');

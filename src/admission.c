@@ -91,6 +91,8 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 
 #include "admission.h"
 #include "compat.h"
@@ -334,17 +336,21 @@ scope_lookup(const ScopeKey *key, bool create)
 
 /*
  * Take a slot in each scope, all or none.  A scope with a limit >= 0 is
- * taken only below it; the others are counted.  counts[i] receives the
- * count including this slot.  Runs with the lock held (either mode).
+ * taken only below it; the others are counted.  *role_active receives the
+ * count of scope role_index, this slot included (left alone if role_index
+ * is -1).  Runs with the lock held (either mode) or on the memo's pinned
+ * scopes.
  */
-static bool
-take_slots(int n, Scope *const *scopes, const int32 *limits, uint32 *counts)
+static pg_attribute_always_inline bool
+take_slots(int n, Scope *const *scopes, const int32 *limits, int role_index,
+		   int32 *role_active)
 {
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
 		pg_atomic_uint32 *active = &scopes[i]->active;
+		uint32		count;
 
 		if (limits[i] >= 0)
 		{
@@ -361,10 +367,12 @@ take_slots(int n, Scope *const *scopes, const int32 *limits, uint32 *counts)
 				if (pg_atomic_compare_exchange_u32(active, &cur, cur + 1))
 					break;
 			}
-			counts[i] = cur + 1;
+			count = cur + 1;
 		}
 		else
-			counts[i] = pg_atomic_fetch_add_u32(active, 1) + 1;
+			count = pg_atomic_fetch_add_u32(active, 1) + 1;
+		if (i == role_index)
+			*role_active = (int32) count;
 	}
 	return true;
 }
@@ -443,7 +451,6 @@ dispatch(void)
 	{
 		int			procno = state->queue[pos];
 		ProcSlot   *w = PROC(procno);
-		uint32		counts[MAX_SCOPES];
 		int32		limits[MAX_SCOPES];
 		int			i;
 
@@ -461,12 +468,13 @@ dispatch(void)
 			else
 				limits[i] = w->scopes[i]->limit;
 		}
-		if (!take_slots(w->nscopes, w->scopes, limits, counts))
+		w->role_active = 0;
+		if (!take_slots(w->nscopes, w->scopes, limits, w->role_index,
+						&w->role_active))
 		{
 			pos++;
 			continue;
 		}
-		w->role_active = w->role_index >= 0 ? (int32) counts[w->role_index] : 0;
 		w->granted = true;
 		queue_remove_at(pos);
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
@@ -493,7 +501,7 @@ activity_end_write(void)
 						pg_atomic_read_u32(&me->changecount) + 1);
 }
 
-static void
+static pg_attribute_always_inline void
 activity_set(int procstate, const ShieldAdmitRequest *req,
 			 TimestampTz since, TimestampTz deadline_at)
 {
@@ -502,8 +510,7 @@ activity_set(int procstate, const ShieldAdmitRequest *req,
 	me->shown.queued = procstate == PROC_QUEUED;
 	if (req != NULL)
 	{
-		me->shown.pid = MyProcPid;
-		me->shown.dbid = MyDatabaseId;
+		/* pid and dbid: written when the slot was found (is_governed) */
 		me->shown.userid = req->userid;
 		me->shown.queryid = req->queryid;
 		me->shown.priority = req->policy->priority;
@@ -699,32 +706,71 @@ retry_hint_ms(void)
  * Admission
  *----
  */
+
+/* The role whose superuser status was looked up last (exemption). */
+static Oid	superuser_checked = InvalidOid;
+static bool superuser_checked_is = false;
+
+/* A role changed (ALTER ROLE ... SUPERUSER, ...): look again. */
+static void
+roles_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	superuser_checked = InvalidOid;
+}
+
 static bool
 is_governed(const ShieldAdmitRequest *req)
 {
-	if (state == NULL || MyProc == NULL || MyProc->pgprocno >= MaxBackends)
-		return false;
-	if (pgsh_exempt_superuser && superuser_arg(req->userid))
-		return false;
-	return true;
+	/* this backend's activity slot, found once */
+	if (unlikely(me == NULL))
+	{
+		if (state == NULL || MyProc == NULL ||
+			MyProc->pgprocno >= MaxBackends)
+			return false;
+		me = PROC(MyProc->pgprocno);
+		activity_begin_write();
+		me->shown.pid = MyProcPid;
+		me->shown.dbid = MyDatabaseId;
+		activity_end_write();
+		CacheRegisterSyscacheCallback(AUTHOID, roles_changed, (Datum) 0);
+	}
+	if (!pgsh_exempt_superuser)
+		return true;
+	/* superuser_arg's one-entry cache, without the call */
+	if (req->userid != superuser_checked)
+	{
+		superuser_checked_is = superuser_arg(req->userid);
+		superuser_checked = req->userid;
+	}
+	return !superuser_checked_is;
 }
 
-/* The cost ceiling: the strictest max_cost of the matching policies. */
-static void
+/*
+ * The cost ceiling: the strictest max_cost of the matching policies.  The
+ * check is inline; what follows a plan over the ceiling is not.
+ */
+static pg_noinline void reject_cost(const ShieldAdmitRequest *req,
+									ShieldAdmission *adm);
+
+static inline void
 check_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
-	const ShieldPolicy *p;
+
+	if (policy->max_cost_from >= 0 && req->cost >= 0 &&
+		req->cost > policy->scopes[policy->max_cost_from].max_cost)
+		reject_cost(req, adm);
+}
+
+static pg_noinline void
+reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	const ShieldPolicy *p = &policy->scopes[policy->max_cost_from];
 	ScopeNeed	need;
 	char		scope[NAMEDATALEN + 96];
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 	bool		enforced;
-
-	if (policy->max_cost_from < 0 || req->cost < 0)
-		return;
-	p = &policy->scopes[policy->max_cost_from];
-	if (req->cost <= p->max_cost)
-		return;
 
 	memset(&need, 0, sizeof(need));
 	need.key.dbid = MyDatabaseId;
@@ -826,7 +872,7 @@ take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 }
 
 /* Count and record a rate limit refusal; raise it if enforced. */
-static void
+static pg_noinline void
 report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
 			bool enforced, int retry_ms)
 {
@@ -1034,7 +1080,50 @@ memo_unpin(void)
 	memo.valid = false;
 }
 
-static void
+/*
+ * Publish the limits of the memo's scopes (-1: none) for dispatch(), which
+ * only knows a waiter's scopes by the limits published in them; returns
+ * whether one moved.  A session publishes when it rebuilds its memo (the
+ * policies changed) and, while statements wait, at every statement, so
+ * that the limits of the newest policies soon win over what a session
+ * still running under older ones published.  A session that moves a limit
+ * makes the waiters look again, so that a raised or removed limit reaches
+ * them.  A monitored limit is not published: a session in monitor mode
+ * must not let others' waiters through.  Caller holds admission_lock
+ * exclusively if locked.
+ */
+static bool
+publish_limits_locked(bool locked)
+{
+	bool		moved = false;
+	int			i;
+
+	for (i = 0; i < memo.nslots; i++)
+	{
+		Scope	   *scope = memo.slot_scopes[i];
+
+		if (!memo.slot_monitor[i] && scope->limit != memo.slot_limits[i])
+		{
+			scope->limit = memo.slot_limits[i];
+			moved = true;
+		}
+	}
+	if (moved && !locked && pg_atomic_read_u32(&state->nqueued) > 0)
+	{
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		dispatch();
+		LWLockRelease(pgsh_state->admission_lock);
+	}
+	return moved;
+}
+
+static inline void
+publish_limits(void)
+{
+	(void) publish_limits_locked(false);
+}
+
+static pg_noinline void
 memo_build(const ShieldAdmitRequest *req, bool need_slot)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
@@ -1100,6 +1189,7 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 		memo.nslots++;
 	}
 	memo.valid = true;
+	publish_limits();
 }
 
 /* The first scope that is full for this waiter, for messages. */
@@ -1253,6 +1343,156 @@ wait_in_queue(TimestampTz wait_until)
 	return granted;
 }
 
+/* What the rate limits said: a monitored scope that had no token. */
+typedef struct RateOutcome
+{
+	int			would_index;	/* that scope's index in needs, or -1 */
+	int			retry_ms;		/* time until it has one */
+} RateOutcome;
+
+/*
+ * Take a token from every rate-limited scope (take_tokens); a refusal is
+ * an error.  Kept out of pgsh_admit, as admit_waiting is.
+ */
+static pg_noinline RateOutcome
+take_rate_tokens(const ShieldAdmitRequest *req, ScopeNeed *needs, int n)
+{
+	RateOutcome rate = {-1, 0};
+	int			refused;
+
+	refused = take_tokens(needs, n, GetCurrentTimestamp(), &rate.retry_ms,
+						  &rate.would_index);
+	if (refused >= 0)
+		report_rate(req, &needs[refused], true, rate.retry_ms);
+	return rate;
+}
+
+/*
+ * The slow path of pgsh_admit: a scope is full, or statements wait.  Queue
+ * up and let dispatch() decide; wait if the statement may.  Sets
+ * adm->role_active (the role's running statements once admitted, 0 if
+ * unknown) and returns when the statement was let in if it waited, else 0;
+ * rejections are errors.  Kept out of pgsh_admit, so that the fast path
+ * carries none of its stack.
+ */
+static pg_noinline TimestampTz
+admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
+			  const ScopeNeed *needs, int n, Scope *const *scopes,
+			  const int32 *limits, int nslots, int role_slot,
+			  int64 queue_timeout_ms, TimestampTz deadline_at)
+{
+	TimestampTz admitted_at;
+	PgshPriority priority = req->policy->priority;
+	bool		may_wait;
+	bool		queue_full;
+	TimestampTz enqueued;
+	TimestampTz wait_until;
+	bool		granted;
+
+	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+	queue_full = queue_length() >= pgsh_max_queue;
+	enqueued = GetCurrentTimestamp();
+
+	(void) publish_limits_locked(true);	/* dispatch() below */
+	me->granted = false;
+	me->rank = priority == PGSH_PRIORITY_CRITICAL ? 0 :
+		GetTopTransactionIdIfAny() != InvalidTransactionId ? 1 :
+		priority == PGSH_PRIORITY_NORMAL ? 2 : 3;
+	me->seq = state->next_seq++;
+	me->nscopes = nslots;
+	me->role_index = role_slot;
+	memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
+	memcpy(me->limits, limits, nslots * sizeof(int32));
+	queue_insert(MyProc->pgprocno);
+	waiting = true;
+	dispatch();
+	granted = me->granted;
+
+	wait_until = enqueued + queue_timeout_ms * INT64CONST(1000);
+	if (deadline_at != 0 && deadline_at < wait_until)
+		wait_until = deadline_at;
+	may_wait = !queue_full && queue_timeout_ms > 0 && enqueued < wait_until;
+
+	if (granted)
+	{
+		me->granted = false;
+		waiting = false;
+		LWLockRelease(pgsh_state->admission_lock);
+		adm->role_active = me->role_active;
+		return 0;
+	}
+	if (!may_wait)
+	{
+		int			queued_now = queue_length() - 1;
+		char		limit[NAMEDATALEN + 160];
+		char		detail[512];
+
+		queue_remove(MyProc->pgprocno);
+		waiting = false;
+		LWLockRelease(pgsh_state->admission_lock);
+
+		/* it may not wait because its deadline has passed already */
+		if (!queue_full && queue_timeout_ms > 0)
+			reject_deadline(req, needs, n, false, 0.0);
+
+		describe_limit(limit, sizeof(limit), needs, n);
+		if (queue_full)
+			snprintf(detail, sizeof(detail),
+					 "%s; the admission queue is full (waiting: %d).",
+					 limit, queued_now);
+		else
+			snprintf(detail, sizeof(detail),
+					 "%s; its queue_timeout is 0.", limit);
+		refund_tokens(needs, n);
+		note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
+					   PGSH_ACTION_QUEUE_FULL, detail);
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
+				 errmsg("concurrency limit reached and the statement cannot queue"),
+				 errdetail_internal("%s", detail),
+				 errhint("Retry after %d ms.", retry_hint_ms())));
+	}
+
+	activity_set(PROC_QUEUED, req, enqueued, deadline_at);
+	LWLockRelease(pgsh_state->admission_lock);
+	waiting_arrived = req->arrived;
+
+	granted = wait_in_queue(wait_until);
+	if (!granted)
+		granted = leave_queue(true);
+	else
+		waiting = false;	/* out of the queue: nobody writes me now */
+
+	admitted_at = GetCurrentTimestamp();
+	adm->queued = true;
+	adm->queue_ms = (double) (admitted_at - enqueued) / 1000.0;
+	state->wait_ewma_ms = 0.9 * state->wait_ewma_ms + 0.1 * adm->queue_ms;
+
+	if (!granted)
+	{
+		char		limit[NAMEDATALEN + 160];
+		char		detail[512];
+
+		if (deadline_at != 0 &&
+			deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000))
+			reject_deadline(req, needs, n, true, adm->queue_ms);
+		describe_limit(limit, sizeof(limit), needs, n);
+		snprintf(detail, sizeof(detail),
+				 "%s; the statement waited %.0f ms (queue_timeout: %lld ms).",
+				 limit, adm->queue_ms, (long long) queue_timeout_ms);
+		refund_tokens(needs, n);
+		note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
+					   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
+				 errmsg("timed out waiting in the pg_shield admission queue"),
+				 errdetail_internal("%s", detail),
+				 errhint("Retry after %d ms.", retry_hint_ms())));
+	}
+	adm->role_active = me->role_active;
+	return admitted_at;
+}
+
 /*
  * Decide whether the statement may run; wait in the queue if a scope is
  * full.  Returns with *adm filled in; rejections are errors (after they
@@ -1265,7 +1505,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	ScopeNeed  *needs;
 	Scope	   *const *scopes;
 	const int32 *limits;
-	uint32		counts[MAX_SCOPES];
+	int32		role_active = 0;
 	int			n;
 	int			nslots;
 	int			role_slot;
@@ -1273,9 +1513,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	bool		need_slot = !held.holding;
 	TimestampTz now = 0;
 	TimestampTz deadline_at = 0;
-	int			rate_retry_ms = 0;
-	int			rate_would_index = -1;
-	bool		limit_moved = false;
+	RateOutcome rate = {-1, 0};
 	int			i;
 
 	memset(adm, 0, sizeof(*adm));
@@ -1283,9 +1521,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		return;
 	adm->governed = true;
 
-	if (me == NULL)
-		me = PROC(MyProc->pgprocno);
-	if (!exit_callback_registered)
+	if (unlikely(!exit_callback_registered))
 	{
 		before_shmem_exit(admission_exit, (Datum) 0);
 		exit_callback_registered = true;
@@ -1307,22 +1543,14 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
 	if (memo.any_rate)
-	{
-		int			refused;
-
-		now = GetCurrentTimestamp();
-		refused = take_tokens(needs, n, now, &rate_retry_ms,
-							  &rate_would_index);
-		if (refused >= 0)
-			report_rate(req, &needs[refused], true, rate_retry_ms);
-	}
+		rate = take_rate_tokens(req, needs, n);
 
 	if (!need_slot)
 	{
-		if (rate_would_index >= 0)
+		if (rate.would_index >= 0)
 		{
 			adm->would_reject = true;
-			report_rate(req, &needs[rate_would_index], false, rate_retry_ms);
+			report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
 		}
 		return;
 	}
@@ -1332,153 +1560,31 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	role_slot = memo.role_slot;
 	scopes = memo.slot_scopes;
 	limits = memo.slot_limits;
-	/*
-	 * Publish the limits in force (-1: none) for dispatch(): a statement
-	 * that finds one moved makes the waiters look again, so that a raised
-	 * or removed limit reaches them.  A monitored limit is not published:
-	 * a session in monitor mode must not let others' waiters through.
-	 */
-	for (i = 0; i < nslots; i++)
-	{
-		if (!memo.slot_monitor[i] && scopes[i]->limit != limits[i])
-		{
-			scopes[i]->limit = limits[i];
-			limit_moved = true;
-		}
-	}
+
+	/* while statements wait, the limits they are dispatched by matter */
+	if (pg_atomic_read_u32(&state->nqueued) > 0)
+		publish_limits();
 
 	/*
 	 * Fast path: every scope has room and nobody waits (or nothing limits
 	 * this statement, so it can take nothing from a waiter).
 	 */
-	if (limit_moved && pg_atomic_read_u32(&state->nqueued) > 0)
-	{
-		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		dispatch();
-		LWLockRelease(pgsh_state->admission_lock);
-	}
 	if ((!memo.limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
-		take_slots(nslots, scopes, limits, counts))
+		take_slots(nslots, scopes, limits, role_slot, &role_active))
 		goto admitted;
 
 	/* slow path: queue up, and let dispatch() decide */
-	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-
-	{
-		bool		may_wait;
-		bool		queue_full = queue_length() >= pgsh_max_queue;
-		TimestampTz enqueued = GetCurrentTimestamp();
-		TimestampTz wait_until;
-		PgshPriority priority = policy->priority;
-		bool		granted;
-
-		me->granted = false;
-		me->rank = priority == PGSH_PRIORITY_CRITICAL ? 0 :
-			GetTopTransactionIdIfAny() != InvalidTransactionId ? 1 :
-			priority == PGSH_PRIORITY_NORMAL ? 2 : 3;
-		me->seq = state->next_seq++;
-		me->nscopes = nslots;
-		me->role_index = role_slot;
-		memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
-		memcpy(me->limits, limits, nslots * sizeof(int32));
-		queue_insert(MyProc->pgprocno);
-		waiting = true;
-		dispatch();
-		granted = me->granted;
-
-		wait_until = enqueued + queue_timeout_ms * INT64CONST(1000);
-		if (deadline_at != 0 && deadline_at < wait_until)
-			wait_until = deadline_at;
-		may_wait = !queue_full && queue_timeout_ms > 0 && enqueued < wait_until;
-
-		if (granted)
-		{
-			me->granted = false;
-			waiting = false;
-			LWLockRelease(pgsh_state->admission_lock);
-			for (i = 0; i < nslots; i++)
-				counts[i] = i == role_slot ? (uint32) me->role_active : 0;
-			goto admitted;
-		}
-		if (!may_wait)
-		{
-			int			queued_now = queue_length() - 1;
-			char		limit[NAMEDATALEN + 160];
-			char		detail[512];
-
-			queue_remove(MyProc->pgprocno);
-			waiting = false;
-			LWLockRelease(pgsh_state->admission_lock);
-
-			/* it may not wait because its deadline has passed already */
-			if (!queue_full && queue_timeout_ms > 0)
-				reject_deadline(req, needs, n, false, 0.0);
-
-			describe_limit(limit, sizeof(limit), needs, n);
-			if (queue_full)
-				snprintf(detail, sizeof(detail),
-						 "%s; the admission queue is full (waiting: %d).",
-						 limit, queued_now);
-			else
-				snprintf(detail, sizeof(detail),
-						 "%s; its queue_timeout is 0.", limit);
-			refund_tokens(needs, n);
-			note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
-						   PGSH_ACTION_QUEUE_FULL, detail);
-			ereport(ERROR,
-					(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
-					 errmsg("concurrency limit reached and the statement cannot queue"),
-					 errdetail_internal("%s", detail),
-					 errhint("Retry after %d ms.", retry_hint_ms())));
-		}
-
-		activity_set(PROC_QUEUED, req, enqueued, deadline_at);
-		LWLockRelease(pgsh_state->admission_lock);
-		waiting_arrived = req->arrived;
-
-		granted = wait_in_queue(wait_until);
-		if (!granted)
-			granted = leave_queue(true);
-		else
-			waiting = false;	/* out of the queue: nobody writes me now */
-
-		now = GetCurrentTimestamp();
-		adm->queued = true;
-		adm->queue_ms = (double) (now - enqueued) / 1000.0;
-		state->wait_ewma_ms = 0.9 * state->wait_ewma_ms + 0.1 * adm->queue_ms;
-
-		if (!granted)
-		{
-			char		limit[NAMEDATALEN + 160];
-			char		detail[512];
-
-			if (deadline_at != 0 &&
-				deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000))
-				reject_deadline(req, needs, n, true, adm->queue_ms);
-			describe_limit(limit, sizeof(limit), needs, n);
-			snprintf(detail, sizeof(detail),
-					 "%s; the statement waited %.0f ms (queue_timeout: %lld ms).",
-					 limit, adm->queue_ms, (long long) queue_timeout_ms);
-			refund_tokens(needs, n);
-			note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
-						   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
-			ereport(ERROR,
-					(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
-					 errmsg("timed out waiting in the pg_shield admission queue"),
-					 errdetail_internal("%s", detail),
-					 errhint("Retry after %d ms.", retry_hint_ms())));
-		}
-		for (i = 0; i < nslots; i++)
-			counts[i] = i == role_slot ? (uint32) me->role_active : 0;
-	}
+	now = admit_waiting(req, adm, needs, n, scopes, limits, nslots,
+						role_slot, queue_timeout_ms, deadline_at);
+	role_active = adm->role_active;
 
 admitted:
 	held.holding = true;
 	held.nscopes = nslots;
-	memcpy(held.scopes, scopes, nslots * sizeof(Scope *));
+	for (i = 0; i < nslots; i++)	/* at most MAX_SCOPES: no memcpy call */
+		held.scopes[i] = scopes[i];
 	adm->holds_slot = true;
-	if (role_slot >= 0)
-		adm->role_active = (int32) counts[role_slot];
+	adm->role_active = role_active;
 
 	/* monitor mode: would a limit have made it wait? */
 	for (i = 0; memo.monitor_limit && i < n && !adm->queued; i++)
@@ -1492,10 +1598,10 @@ admitted:
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
 				 deadline_at);
 
-	if (rate_would_index >= 0)
+	if (rate.would_index >= 0)
 	{
 		adm->would_reject = true;
-		report_rate(req, &needs[rate_would_index], false, rate_retry_ms);
+		report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
 	}
 }
 
