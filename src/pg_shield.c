@@ -50,6 +50,5 @@ _PG_init(void)
 	pgsh_shmem_init();
 	pgsh_statement_init();
 	pgsh_policy_init();
-	pgsh_policy_funcs_init();
 	pgsh_hooks_install();
 }

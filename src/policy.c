@@ -323,39 +323,17 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
  * change *result, and must set *tag to 0 whenever it stops holding what
  * this function wrote.
  */
-bool
-pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
-						   ShieldEffectivePolicy *result, uint64 *tag)
+/*
+ * The resolution pgsh_policy_resolve_tagged did not find memoized: look
+ * the three candidates up and merge them.  Kept apart from the memoized
+ * path, which then needs no stack array.
+ */
+static pg_noinline bool
+resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
+			 uint64 *tag)
 {
 	const ShieldPolicy *candidates[3];
 	int			i;
-
-	/*
-	 * Inside a transaction block, or a pipeline of extended-protocol
-	 * statements, a statement that opens no relation would not process
-	 * invalidations: do it here, so that a change committed meanwhile
-	 * applies.  The first statement of a transaction has just processed
-	 * them at transaction start.
-	 */
-	if (IsTransactionBlock() ||
-		GetCurrentStatementStartTimestamp() != GetCurrentTransactionStartTimestamp())
-		AcceptInvalidationMessages();
-	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
-	{
-		policy_cache_load();
-		last_valid = false;
-	}
-
-	/* a session mostly runs the same few statements as the same role */
-	if (last_valid && last_userid == userid && last_queryid == queryid)
-	{
-		if (*tag != last_tag)
-		{
-			*result = last_result;
-			*tag = last_tag;
-		}
-		return last_result.nscopes > 0;
-	}
 
 	*tag = 0;
 
@@ -408,4 +386,38 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 	last_tag = ++last_tag_counter;
 	*tag = last_tag;
 	return result->nscopes > 0;
+}
+
+bool
+pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
+						   ShieldEffectivePolicy *result, uint64 *tag)
+{
+	/*
+	 * Inside a transaction block, or a pipeline of extended-protocol
+	 * statements, a statement that opens no relation would not process
+	 * invalidations: do it here, so that a change committed meanwhile
+	 * applies.  The first statement of a transaction has just processed
+	 * them at transaction start.
+	 */
+	if (IsTransactionBlock() ||
+		GetCurrentStatementStartTimestamp() != GetCurrentTransactionStartTimestamp())
+		AcceptInvalidationMessages();
+	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
+	{
+		policy_cache_load();
+		last_valid = false;
+	}
+
+	/* a session mostly runs the same few statements as the same role */
+	if (last_valid && last_userid == userid && last_queryid == queryid)
+	{
+		if (*tag != last_tag)
+		{
+			*result = last_result;
+			*tag = last_tag;
+		}
+		return last_result.nscopes > 0;
+	}
+
+	return resolve_anew(userid, queryid, result, tag);
 }

@@ -84,7 +84,6 @@ extern Oid	pgsh_policy_relid(void);
 extern Oid	pgsh_policy_owner(Oid relid);
 
 extern void pgsh_policy_init(void);
-extern void pgsh_policy_funcs_init(void);
 extern bool pgsh_policy_resolve(Oid userid, uint64 queryid,
 								ShieldEffectivePolicy *result);
 extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,

@@ -431,18 +431,30 @@ policy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-void
-pgsh_policy_funcs_init(void)
-{
-	RegisterXactCallback(policy_xact_callback, NULL);
-	RegisterSubXactCallback(policy_subxact_callback, NULL);
-}
 
 static void
 note_policy_event(PgshAction action, uint64 queryid, const char *detail)
 {
-	PendingEvent *e = MemoryContextAllocZero(TopTransactionContext,
-											 sizeof(PendingEvent));
+	static bool xact_callback_registered = false;
+	static bool subxact_callback_registered = false;
+	PendingEvent *e;
+
+	/*
+	 * Registered by the first policy change a backend makes, so that the
+	 * sessions that never change a policy, nearly all of them, do not call
+	 * them at every transaction end.  Each once, even if the other failed.
+	 */
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(policy_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	if (!subxact_callback_registered)
+	{
+		RegisterSubXactCallback(policy_subxact_callback, NULL);
+		subxact_callback_registered = true;
+	}
+	e = MemoryContextAllocZero(TopTransactionContext, sizeof(PendingEvent));
 
 	e->action = action;
 	e->userid = GetUserId();
