@@ -1506,6 +1506,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	Scope	   *const *scopes;
 	const int32 *limits;
 	int32		role_active = 0;
+	uint32		nqueued;
 	int			n;
 	int			nslots;
 	int			role_slot;
@@ -1561,15 +1562,17 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	scopes = memo.slot_scopes;
 	limits = memo.slot_limits;
 
-	/* while statements wait, the limits they are dispatched by matter */
-	if (pg_atomic_read_u32(&state->nqueued) > 0)
-		publish_limits();
-
 	/*
+	 * While statements wait, the limits they are dispatched by matter.
 	 * Fast path: every scope has room and nobody waits (or nothing limits
-	 * this statement, so it can take nothing from a waiter).
+	 * this statement, so it can take nothing from a waiter).  Seeing the
+	 * queue as it was before publish_limits() let waiters in only sends
+	 * this statement down the slow path, which looks again.
 	 */
-	if ((!memo.limited || pg_atomic_read_u32(&state->nqueued) == 0) &&
+	nqueued = pg_atomic_read_u32(&state->nqueued);
+	if (nqueued > 0)
+		publish_limits();
+	if ((!memo.limited || nqueued == 0) &&
 		take_slots(nslots, scopes, limits, role_slot, &role_active))
 		goto admitted;
 
