@@ -127,5 +127,23 @@ SELECT calls, errors FROM shield.query_stats
 WHERE query LIKE 'REFRESH MATERIALIZED VIEW CONCURRENTLY bound_mv%';
 DROP MATERIALIZED VIEW bound_mv;
 
+-- a delegated statement (EXECUTE, EXPLAIN ANALYZE) whose query fails once
+-- its fingerprint is known is counted as an error, not as a call
+SELECT shield.reset() IS NOT NULL AS reset;
+PREPARE bound_div(int) AS SELECT 10 / (v - $1) AS bound_div FROM bound_t
+  WHERE id = 5;
+EXECUTE bound_div(0);
+EXECUTE bound_div(5);
+EXECUTE bound_div(5);
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT 10 / (v - 6) AS bound_explained FROM bound_t WHERE id = 5;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+  SELECT 10 / (v - 5) AS bound_explained FROM bound_t WHERE id = 5;
+SELECT query, calls, errors FROM shield.query_stats
+WHERE (query LIKE '%bound_div%' OR query LIKE '%bound_explained%')
+  AND query NOT LIKE '%shield.query_stats%'
+ORDER BY query COLLATE "C";
+DEALLOCATE bound_div;
+
 DROP TABLE bound_t, bound_audit, bound_r, bound_r_log;
 DROP FUNCTION bound_param(), bound_audit_fn(), bound_open();

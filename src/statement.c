@@ -916,13 +916,17 @@ frame_release(void)
 /*
  * A frame opens at level 0 only (pgsh_utility_kind), and so ends there:
  * put the level back, should an error escaping a call that code inside the
- * frame caught (an exception block of a DO, say) have left it raised.
+ * frame caught (an exception block of a DO, say) have left it raised.  A
+ * unit call still in progress here was unwound by the error the frame is
+ * failing with (EXECUTE, EXPLAIN ANALYZE, ... whose query failed): fail
+ * its unit now, before the level and the call are forgotten.
  */
 static inline void
 frame_level_reset(void)
 {
+	if (pgsh_unit_in_call != NULL)
+		fail_unwound_call(InvalidSubTransactionId);
 	pgsh_nesting_level = 0;
-	pgsh_unit_in_call = NULL;
 }
 
 void
