@@ -851,9 +851,11 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 
-		role = (ShieldRoleEntry *)
-			lookup_or_create(pgsh_role_hash, &role_shape, rkey,
-							 pgsh_max_roles, &pgsh_state->role_evictions);
+		/*
+		 * The fingerprint's entry first: making room for it may evict
+		 * roles (fold_into_role), while making room for a role never
+		 * evicts fingerprints.
+		 */
 		if (!fp_done)
 		{
 			fp = (ShieldFpEntry *)
@@ -863,6 +865,9 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 			if (fp != NULL && fp->query_len == 0)
 				fp_set_text(fp, obs);
 		}
+		role = (ShieldRoleEntry *)
+			lookup_or_create(pgsh_role_hash, &role_shape, rkey,
+							 pgsh_max_roles, &pgsh_state->role_evictions);
 	}
 
 	if (role != NULL)
