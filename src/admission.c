@@ -718,6 +718,16 @@ roles_changed(Datum arg, int cacheid, uint32 hashvalue)
 	superuser_checked = InvalidOid;
 }
 
+/*
+ * Called from _PG_init, like the policy cache's relcache callback: every
+ * backend inherits the registration (or repeats it, with EXEC_BACKEND).
+ */
+void
+pgsh_admission_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, roles_changed, (Datum) 0);
+}
+
 static bool
 is_governed(const ShieldAdmitRequest *req)
 {
@@ -732,7 +742,6 @@ is_governed(const ShieldAdmitRequest *req)
 		me->shown.pid = MyProcPid;
 		me->shown.dbid = MyDatabaseId;
 		activity_end_write();
-		CacheRegisterSyscacheCallback(AUTHOID, roles_changed, (Datum) 0);
 	}
 	if (!pgsh_exempt_superuser)
 		return true;

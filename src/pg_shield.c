@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "admission.h"
 #include "compat.h"
 #include "guc.h"
 #include "hooks.h"
@@ -50,5 +51,6 @@ _PG_init(void)
 	pgsh_shmem_init();
 	pgsh_statement_init();
 	pgsh_policy_init();
+	pgsh_admission_init();
 	pgsh_hooks_install();
 }
