@@ -205,6 +205,9 @@ static bool waiting = false;	/* enqueued, not yet admitted or gone */
 static TimestampTz waiting_arrived;	/* arrival of the statement waiting;
 										 * the rest is in *me */
 
+/* waiting || held.holding, for the transaction end's check (admission.h) */
+bool		pgsh_admission_engaged = false;
+
 static void memo_unpin(void);
 static struct
 {
@@ -212,6 +215,21 @@ static struct
 	int			nscopes;
 	Scope	   *scopes[MAX_SCOPES];
 }			held;
+
+/* Change waiting or held.holding, keeping pgsh_admission_engaged true to them. */
+static inline void
+set_waiting(bool value)
+{
+	waiting = value;
+	pgsh_admission_engaged = waiting || held.holding;
+}
+
+static inline void
+set_holding(bool value)
+{
+	held.holding = value;
+	pgsh_admission_engaged = waiting || held.holding;
+}
 
 /*
  * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
@@ -501,6 +519,17 @@ activity_end_write(void)
 						pg_atomic_read_u32(&me->changecount) + 1);
 }
 
+/*
+ * Nothing to show any more.  A single store: readers skip idle slots, and
+ * one that read the slot just before still saw a consistent row (the
+ * statement was running then), so the changecount is left alone.
+ */
+static inline void
+activity_set_idle(void)
+{
+	me->state = PROC_IDLE;
+}
+
 static pg_attribute_always_inline void
 activity_set(int procstate, const ShieldAdmitRequest *req,
 			 TimestampTz since, TimestampTz deadline_at)
@@ -533,7 +562,7 @@ pgsh_admission_release(void)
 
 	if (!held.holding)
 		return;
-	held.holding = false;
+	set_holding(false);
 
 	/*
 	 * In the reverse order of taking: the instance scope comes first, so
@@ -543,7 +572,7 @@ pgsh_admission_release(void)
 	for (i = held.nscopes - 1; i >= 0; i--)
 		pg_atomic_fetch_sub_u32(&held.scopes[i]->active, 1);
 	held.nscopes = 0;
-	activity_set(PROC_IDLE, NULL, 0, 0);
+	activity_set_idle();
 
 	/* after the fetch-subs (full barriers): see the file header */
 	if (pg_atomic_read_u32(&state->nqueued) > 0)
@@ -585,10 +614,10 @@ leave_queue(bool keep)
 	}
 	me->granted = false;
 	LWLockRelease(pgsh_state->admission_lock);
-	waiting = false;
+	set_waiting(false);
 	if (granted && keep)
 		return true;
-	activity_set(PROC_IDLE, NULL, 0, 0);
+	activity_set_idle();
 	return false;
 }
 
@@ -1413,7 +1442,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
 	memcpy(me->limits, limits, nslots * sizeof(int32));
 	queue_insert(MyProc->pgprocno);
-	waiting = true;
+	set_waiting(true);
 	dispatch();
 	granted = me->granted;
 
@@ -1425,7 +1454,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (granted)
 	{
 		me->granted = false;
-		waiting = false;
+		set_waiting(false);
 		LWLockRelease(pgsh_state->admission_lock);
 		adm->role_active = me->role_active;
 		return 0;
@@ -1437,7 +1466,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		detail[512];
 
 		queue_remove(MyProc->pgprocno);
-		waiting = false;
+		set_waiting(false);
 		LWLockRelease(pgsh_state->admission_lock);
 
 		/* it may not wait because its deadline has passed already */
@@ -1470,7 +1499,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (!granted)
 		granted = leave_queue(true);
 	else
-		waiting = false;	/* out of the queue: nobody writes me now */
+		set_waiting(false);	/* out of the queue: nobody writes me now */
 
 	admitted_at = GetCurrentTimestamp();
 	adm->queued = true;
@@ -1591,7 +1620,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	role_active = adm->role_active;
 
 admitted:
-	held.holding = true;
+	set_holding(true);
 	held.nscopes = nslots;
 	for (i = 0; i < nslots; i++)	/* at most MAX_SCOPES: no memcpy call */
 		held.scopes[i] = scopes[i];

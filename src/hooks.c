@@ -97,7 +97,7 @@ unit_call_find(QueryDesc *queryDesc)
 	PgshUnitRef unit = {-1, PGSH_UNIT_NONE};
 
 	if (pgsh_nesting_level == 0)
-		unit = pgsh_unit_lookup_calls(queryDesc);
+		unit = pgsh_unit_find_calls(queryDesc);
 	if (unit.index >= 0)
 		INSTR_TIME_SET_CURRENT(unit_call_start);
 	return unit;

@@ -68,6 +68,8 @@
 
 int			pgsh_nesting_level = 0;
 QueryDesc  *pgsh_unit_in_call = NULL;
+QueryDesc  *pgsh_last_unit_qd = NULL;
+PgshUnitRef pgsh_last_unit = {-1, PGSH_UNIT_NONE};
 SubTransactionId pgsh_unit_in_call_inner = InvalidSubTransactionId;
 
 /* An executor run being accounted. */
@@ -472,7 +474,11 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->unguarded = unit->queryid == 0 ||
 		pgsh_stats_text_known(unit->userid, unit->queryid);
 	unit->queryDesc = queryDesc;
-	return unit->unguarded ? PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
+	pgsh_last_unit.index = unit - units;
+	pgsh_last_unit.calls = unit->unguarded ?
+		PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
+	pgsh_last_unit_qd = queryDesc;
+	return pgsh_last_unit.calls;
 }
 
 /* Index of the unit of this executor run, or -1. */
@@ -569,6 +575,8 @@ unit_release(ShieldUnit *unit)
 static inline void
 unit_free(int index)
 {
+	if (units[index].queryDesc == pgsh_last_unit_qd)
+		pgsh_last_unit_qd = NULL;
 	units[index].queryDesc = NULL;
 	if (index != units_used - 1)
 		return;
@@ -1026,7 +1034,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 				finish_units(InvalidSubTransactionId);
 			if (pending_error.active)
 				finish_pending_error(InvalidSubTransactionId);
-			if (!frame_holds_slot())
+			if (pgsh_admission_engaged && !frame_holds_slot())
 				pgsh_admission_cleanup();
 
 			/*

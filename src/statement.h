@@ -121,6 +121,22 @@ typedef struct PgshUnitRef
 } PgshUnitRef;
 
 extern PgshUnitRef pgsh_unit_lookup_calls(QueryDesc *queryDesc);
+
+/*
+ * The unit begun last, whose executor calls are nearly all the executor
+ * calls there are: found without a call.  queryDesc is NULL once it has
+ * ended.
+ */
+extern QueryDesc *pgsh_last_unit_qd;
+extern PgshUnitRef pgsh_last_unit;
+
+static inline PgshUnitRef
+pgsh_unit_find_calls(QueryDesc *queryDesc)
+{
+	if (queryDesc == pgsh_last_unit_qd)
+		return pgsh_last_unit;
+	return pgsh_unit_lookup_calls(queryDesc);
+}
 extern void pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms,
 							   bool run);
 extern void pgsh_unit_failing(QueryDesc *queryDesc);
