@@ -16,7 +16,10 @@
 
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "policy.h"
+
+PGSH_BEGIN_INTERNAL
 
 /* A statement asking to run. */
 typedef struct ShieldAdmitRequest
@@ -75,5 +78,7 @@ typedef struct ShieldActivity
 } ShieldActivity;
 
 extern ShieldActivity *pgsh_activity_copy(int *n);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_ADMISSION_H */

@@ -63,4 +63,22 @@
  */
 #define PGSH_WAIT_EVENT_QUEUE PG_WAIT_EXTENSION
 
+/*
+ * pg_shield's own functions and variables are used only inside the
+ * library.  Declared hidden (every header of src/ wraps its declarations in
+ * these), calls and variable accesses between its files are direct,
+ * without going through the PLT and the GOT, which the hot path notices.
+ * What PostgreSQL looks up by name (_PG_init, the magic block, the
+ * SQL-callable functions) is declared by PostgreSQL's own headers and
+ * stays visible.  PostgreSQL 16 builds modules with -fvisibility=hidden
+ * and marks those entry points itself.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define PGSH_BEGIN_INTERNAL _Pragma("GCC visibility push(hidden)")
+#define PGSH_END_INTERNAL _Pragma("GCC visibility pop")
+#else
+#define PGSH_BEGIN_INTERNAL
+#define PGSH_END_INTERNAL
+#endif
+
 #endif							/* PGSH_COMPAT_H */

@@ -16,6 +16,10 @@
 
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
+PGSH_BEGIN_INTERNAL
+
 /* Bytes of detail kept per event, terminator included. */
 #define PGSH_EVENT_DETAIL_SIZE 256
 
@@ -66,5 +70,7 @@ extern const char *pgsh_action_name(int action);
 /* For the views: copy out the ring, oldest first; counters for status. */
 extern ShieldEvent *pgsh_events_copy(int *n);
 extern void pgsh_events_counters(uint64 *recorded, uint64 *log_suppressed);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_EVENTS_H */

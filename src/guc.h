@@ -13,6 +13,10 @@
 #ifndef PGSH_GUC_H
 #define PGSH_GUC_H
 
+#include "compat.h"
+
+PGSH_BEGIN_INTERNAL
+
 typedef enum PgshMode
 {
 	PGSH_MODE_ENFORCE,
@@ -32,5 +36,7 @@ extern int	pgsh_queue_timeout_ms;
 
 extern void pgsh_guc_init(void);
 extern const char *pgsh_mode_name(int mode);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_GUC_H */

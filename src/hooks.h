@@ -13,6 +13,12 @@
 #ifndef PGSH_HOOKS_H
 #define PGSH_HOOKS_H
 
+#include "compat.h"
+
+PGSH_BEGIN_INTERNAL
+
 extern void pgsh_hooks_install(void);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_HOOKS_H */

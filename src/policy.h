@@ -14,6 +14,10 @@
 #ifndef PGSH_POLICY_H
 #define PGSH_POLICY_H
 
+#include "compat.h"
+
+PGSH_BEGIN_INTERNAL
+
 /* Schema and table the extension script creates (schema is not relocatable). */
 #define PGSH_SCHEMA			"shield"
 #define PGSH_POLICY_TABLE	"policy"
@@ -90,5 +94,7 @@ extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 									   ShieldEffectivePolicy *result,
 									   uint64 *tag);
 extern const char *pgsh_priority_name(PgshPriority priority);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_POLICY_H */

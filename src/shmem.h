@@ -20,6 +20,10 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
+
+PGSH_BEGIN_INTERNAL
+
 /* Name of the LWLock tranche, shown in pg_stat_activity.wait_event. */
 #define PGSH_TRANCHE_NAME "pg_shield"
 
@@ -45,5 +49,7 @@ extern HTAB *pgsh_role_hash;
 
 extern void pgsh_shmem_init(void);
 extern void pgsh_check_loaded(void);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_SHMEM_H */

@@ -18,7 +18,10 @@
 #include "nodes/plannodes.h"
 #include "tcop/cmdtag.h"
 
+#include "compat.h"
 #include "guc.h"
+
+PGSH_BEGIN_INTERNAL
 
 /*
  * Depth of planner, executor and nested utility calls now running in this
@@ -149,5 +152,7 @@ extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
 extern void pgsh_frame_admit(void);
 extern void pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc);
 extern void pgsh_frame_failed(void);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_STATEMENT_H */

@@ -14,9 +14,13 @@
 #ifndef PGSH_STATS_H
 #define PGSH_STATS_H
 
-#include "miscadmin.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
+
+#include "compat.h"
+#include "miscadmin.h"
+
+PGSH_BEGIN_INTERNAL
 
 /*
  * Latency histogram.  Bucket boundaries are log-spaced with four buckets
@@ -228,5 +232,7 @@ extern int	pgsh_hist_bucket(double ms);
 extern double pgsh_hist_percentile(const uint64 *hist, int64 n,
 								   double fraction, double min_ms,
 								   double max_ms);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_STATS_H */
