@@ -140,6 +140,7 @@ pgsh_unit_find_calls(QueryDesc *queryDesc)
 		return pgsh_last_unit;
 	return pgsh_unit_lookup_calls(queryDesc);
 }
+
 extern void pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms,
 							   bool run);
 extern void pgsh_unit_failing(QueryDesc *queryDesc);
