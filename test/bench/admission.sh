@@ -157,16 +157,7 @@ psql_su() { bench_psql "${port[$1]}" "$2" "${@:3}"; }
 die() { echo "admission.sh: $*" >&2; exit 1; }
 
 for c in "${configs[@]}"; do
-    psql_su "$c" postgres -c "CREATE DATABASE bench"
-    as_pg pgbench -h "$tmp" -p "${port[$c]}" -U postgres -i -q -s "$SCALE" bench >"$tmp/pgbench-init-$c.log" 2>&1 ||
-        { cat "$tmp/pgbench-init-$c.log" >&2; exit 1; }
-    psql_su "$c" bench <<'SQL'
-CREATE ROLE bench_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
-GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_user;
-CREATE EXTENSION pg_prewarm;
-SQL
-    [ "$(psql_su "$c" bench -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'bench_user'")" = f ] ||
-        die "bench_user is a superuser"
+    bench_load_db "${port[$c]}" "$SCALE" "$c"
 done
 
 psql_su shield bench >/dev/null <<SQL

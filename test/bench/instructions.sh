@@ -151,17 +151,8 @@ psql_su() { bench_psql "$port" "$@"; }
 # EXTENSION may need it).
 set_preload pg_shield
 bench_start "$data" "$log"
-psql_su postgres -c "CREATE DATABASE bench"
-as_pg pgbench -h "$tmp" -p "$port" -U postgres -i -q -s "$scale" bench >"$tmp/pgbench-init.log" 2>&1 ||
-    { cat "$tmp/pgbench-init.log" >&2; exit 1; }
-psql_su bench <<'SQL'
-CREATE ROLE bench_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
-GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_user;
-CREATE EXTENSION pg_prewarm;
-CREATE EXTENSION pg_shield;
-SQL
-[ "$(psql_su bench -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'bench_user'")" = f ] ||
-    { echo "instructions.sh: bench_user is a superuser" >&2; exit 1; }
+bench_load_db "$port" "$scale" instructions
+psql_su bench -c "CREATE EXTENSION pg_shield"
 bench_check_private_so "$data" "$port" bench
 
 policy="none (shield.set_role_policy not available in this build)"

@@ -125,6 +125,25 @@ bench_psql() {   # PORT DB psql-args...
     as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p "$port" -U postgres -d "$db" -At "$@"
 }
 
+# bench_load_db PORT SCALE TAG: database "bench" with pgbench's tables at
+# SCALE, pg_prewarm, and bench_user, a plain role that may only read them
+# (statements of superusers are exempt from admission).  TAG names the
+# pgbench -i log.  Exits on failure.
+bench_load_db() {
+    local port=$1 scale=$2 tag=$3
+    bench_psql "$port" postgres -c "CREATE DATABASE bench"
+    as_pg pgbench -h "$tmp" -p "$port" -U postgres -i -q -s "$scale" bench \
+        >"$tmp/pgbench-init-$tag.log" 2>&1 ||
+        { cat "$tmp/pgbench-init-$tag.log" >&2; exit 1; }
+    bench_psql "$port" bench <<'SQL'
+CREATE ROLE bench_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_user;
+CREATE EXTENSION pg_prewarm;
+SQL
+    [ "$(bench_psql "$port" bench -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'bench_user'")" = f ] ||
+        { echo "bench_user is a superuser" >&2; exit 1; }
+}
+
 # bench_check_private_so DATADIR PORT DB: the postmaster and a backend that
 # has run a pg_shield function map the private pg_shield.so, and no other.
 bench_check_private_so() {

@@ -135,16 +135,7 @@ for cfg in "${configs[@]}"; do
         { echo "overhead.sh: $cfg: expected shared_preload_libraries '$(preload_of "$cfg")', got '$got'" >&2; exit 1; }
     [ "$(psql_su "$cfg" postgres -c "SHOW compute_query_id")" = on ] ||
         { echo "overhead.sh: $cfg: compute_query_id is not on" >&2; exit 1; }
-    psql_su "$cfg" postgres -c "CREATE DATABASE bench"
-    as_pg pgbench -h "$tmp" -p "${port[$cfg]}" -U postgres -i -q -s "$scale" bench >"$tmp/pgbench-init-$cfg.log" 2>&1 ||
-        { cat "$tmp/pgbench-init-$cfg.log" >&2; exit 1; }
-    psql_su "$cfg" bench <<'SQL'
-CREATE ROLE bench_user LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
-GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO bench_user;
-CREATE EXTENSION pg_prewarm;
-SQL
-    [ "$(psql_su "$cfg" bench -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'bench_user'")" = f ] ||
-        { echo "overhead.sh: bench_user is a superuser" >&2; exit 1; }
+    bench_load_db "${port[$cfg]}" "$scale" "$cfg"
 done
 psql_su pg_shield bench -c "CREATE EXTENSION pg_shield"
 
