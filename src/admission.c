@@ -205,9 +205,6 @@ static bool waiting = false;	/* enqueued, not yet admitted or gone */
 static TimestampTz waiting_arrived;	/* arrival of the statement waiting;
 										 * the rest is in *me */
 
-/* waiting || held.holding, for the transaction end's check (admission.h) */
-bool		pgsh_admission_engaged = false;
-
 static void memo_unpin(void);
 static struct
 {
@@ -215,21 +212,6 @@ static struct
 	int			nscopes;
 	Scope	   *scopes[MAX_SCOPES];
 }			held;
-
-/* Change waiting or held.holding, keeping pgsh_admission_engaged true to them. */
-static inline void
-set_waiting(bool value)
-{
-	waiting = value;
-	pgsh_admission_engaged = waiting || held.holding;
-}
-
-static inline void
-set_holding(bool value)
-{
-	held.holding = value;
-	pgsh_admission_engaged = waiting || held.holding;
-}
 
 /*
  * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
@@ -562,7 +544,7 @@ pgsh_admission_release(void)
 
 	if (!held.holding)
 		return;
-	set_holding(false);
+	held.holding = false;
 
 	/*
 	 * In the reverse order of taking: the instance scope comes first, so
@@ -614,7 +596,7 @@ leave_queue(bool keep)
 	}
 	me->granted = false;
 	LWLockRelease(pgsh_state->admission_lock);
-	set_waiting(false);
+	waiting = false;
 	if (granted && keep)
 		return true;
 	activity_set_idle();
@@ -1442,7 +1424,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
 	memcpy(me->limits, limits, nslots * sizeof(int32));
 	queue_insert(MyProc->pgprocno);
-	set_waiting(true);
+	waiting = true;
 	dispatch();
 	granted = me->granted;
 
@@ -1454,7 +1436,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (granted)
 	{
 		me->granted = false;
-		set_waiting(false);
+		waiting = false;
 		LWLockRelease(pgsh_state->admission_lock);
 		adm->role_active = me->role_active;
 		return 0;
@@ -1466,7 +1448,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		detail[512];
 
 		queue_remove(MyProc->pgprocno);
-		set_waiting(false);
+		waiting = false;
 		LWLockRelease(pgsh_state->admission_lock);
 
 		/* it may not wait because its deadline has passed already */
@@ -1499,7 +1481,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (!granted)
 		granted = leave_queue(true);
 	else
-		set_waiting(false);	/* out of the queue: nobody writes me now */
+		waiting = false;	/* out of the queue: nobody writes me now */
 
 	admitted_at = GetCurrentTimestamp();
 	adm->queued = true;
@@ -1620,7 +1602,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	role_active = adm->role_active;
 
 admitted:
-	set_holding(true);
+	held.holding = true;
 	held.nscopes = nslots;
 	for (i = 0; i < nslots; i++)	/* at most MAX_SCOPES: no memcpy call */
 		held.scopes[i] = scopes[i];

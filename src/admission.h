@@ -58,12 +58,6 @@ extern bool pgsh_admission_holding(void);
 extern void pgsh_admission_release(void);
 extern void pgsh_admission_cleanup(void);
 
-/*
- * Does this backend hold a slot or wait in the queue?  Read by the end of
- * every transaction, which calls pgsh_admission_cleanup only then.
- */
-extern bool pgsh_admission_engaged;
-
 /* For the views. */
 typedef struct ShieldActivity
 {

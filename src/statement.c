@@ -76,24 +76,24 @@ SubTransactionId pgsh_unit_in_call_inner = InvalidSubTransactionId;
 typedef struct ShieldUnit
 {
 	QueryDesc  *queryDesc;		/* NULL if the slot is free */
-	Oid			userid;			/* current user at the start */
-	uint64		queryid;
+
+	/*
+	 * Who runs what: the current user at the start, the fingerprint, the
+	 * plan's estimated total cost, the statement's start (arrived), and
+	 * the policies that apply (policy, policy_tag).  Also what admission is
+	 * asked, so kept here rather than copied onto the hot path's stack.
+	 */
+	ShieldAdmitRequest req;
 	SubTransactionId subid;		/* subtransaction the unit started in */
-	double		cost;			/* estimated total cost of the plan */
 	int			stmt_location;	/* the statement's text in sourceText */
 	int			stmt_len;
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
-	TimestampTz started;
 	bool		failed;			/* an error escaped one of its executor calls */
 	bool		unguarded;		/* its level-0 executor calls run without
 								 * PG_TRY (see pgsh_unit_call_begin) */
-	ShieldAdmitRequest req;		/* what admission was asked (kept here, off
-								 * the stack of the hot path) */
 	ShieldAdmission adm;		/* what admission decided */
-	ShieldEffectivePolicy policy;	/* what applies to it, resolved once */
-	uint64		policy_tag;		/* names the resolution policy holds, 0 if
-								 * none (see pgsh_policy_resolve_tagged) */
+	ShieldEffectivePolicy policy;	/* req.policy: resolved once */
 } ShieldUnit;
 
 static ShieldUnit *units = NULL;
@@ -402,7 +402,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 			else
 				units = repalloc(units, newsize * sizeof(ShieldUnit));
 			for (i = units_allocated; i < newsize; i++)
-				units[i].policy_tag = 0;
+				units[i].req.policy_tag = 0;
 			units_allocated = newsize;
 		}
 		unit = &units[units_used++];
@@ -410,15 +410,15 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 
 	/* filled in while free: in use once admitted (queryDesc set) */
 	unit->queryDesc = NULL;
-	unit->userid = GetUserId();
-	unit->queryid = PGSH_QUERYID(pstmt->queryId);
+	unit->req.userid = GetUserId();
+	unit->req.queryid = PGSH_QUERYID(pstmt->queryId);
 	unit->subid = GetCurrentSubTransactionId();
-	unit->cost = pstmt->planTree ? pstmt->planTree->total_cost : -1.0;
+	unit->req.cost = pstmt->planTree ? pstmt->planTree->total_cost : -1.0;
 	unit->stmt_location = pstmt->stmt_location;
 	unit->stmt_len = pstmt->stmt_len;
 	unit->exec_ms = 0.0;
 	unit->rows = 0;
-	unit->started = GetCurrentStatementStartTimestamp();
+	unit->req.arrived = GetCurrentStatementStartTimestamp();
 	unit->failed = false;
 
 	if (frame.active && frame.delegate)
@@ -430,8 +430,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		 * Up to PostgreSQL 17, the query inside CREATE TABLE AS and DECLARE
 		 * CURSOR has no identifier of its own: use the utility's.
 		 */
-		if (unit->queryid == 0)
-			unit->queryid = frame.queryid;
+		if (unit->req.queryid == 0)
+			unit->req.queryid = frame.queryid;
 
 		/*
 		 * The inner query of EXPLAIN, CREATE TABLE AS, DECLARE, COPY has no
@@ -452,27 +452,22 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * The policies that govern it, merged once here, at admission; the
 	 * cache makes this a few local lookups.
 	 */
-	(void) pgsh_policy_resolve_tagged(unit->userid, unit->queryid,
-									  &unit->policy, &unit->policy_tag);
+	(void) pgsh_policy_resolve_tagged(unit->req.userid, unit->req.queryid,
+									  &unit->policy, &unit->req.policy_tag);
+	unit->req.policy = &unit->policy;
 
 	/*
 	 * Admission: may wait, and may reject the statement with an error,
 	 * which admission counts itself; the delegating utility must not count
 	 * it again as a failure.
 	 */
-	unit->req.userid = unit->userid;
-	unit->req.queryid = unit->queryid;
-	unit->req.cost = unit->cost;
-	unit->req.arrived = unit->started;
-	unit->req.policy = &unit->policy;
-	unit->req.policy_tag = unit->policy_tag;
 	if (frame.active)
 		frame.error_noted = true;
 	pgsh_admit(&unit->req, &unit->adm);
 
 	/* a failure needs no text of its own once the fingerprint has one */
-	unit->unguarded = unit->queryid == 0 ||
-		pgsh_stats_text_known(unit->userid, unit->queryid);
+	unit->unguarded = unit->req.queryid == 0 ||
+		pgsh_stats_text_known(unit->req.userid, unit->req.queryid);
 	unit->queryDesc = queryDesc;
 	pgsh_last_unit.index = unit - units;
 	pgsh_last_unit.calls = unit->unguarded ?
@@ -599,7 +594,7 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 	if (i < 0)
 		return;
 	units[i].failed = true;
-	note_failure_text(units[i].userid, units[i].queryid,
+	note_failure_text(units[i].req.userid, units[i].req.queryid,
 						  queryDesc->sourceText,
 						  units[i].stmt_location, units[i].stmt_len);
 }
@@ -614,10 +609,11 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	ShieldUnit *unit = &units[i];
 	ShieldObservation obs;
 
-	pgsh_observation_init(&obs, unit->userid, unit->queryid, unit->started);
+	pgsh_observation_init(&obs, unit->req.userid, unit->req.queryid,
+						  unit->req.arrived);
 	obs.exec_ms = unit->exec_ms;
 	obs.rows = unit->rows;
-	obs.cost = unit->cost;
+	obs.cost = unit->req.cost;
 	obs.source = queryDesc->sourceText;
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
@@ -671,10 +667,10 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	if (!(frame.active && frame.delegated_qd == queryDesc) &&
 		!unit->adm.queued && !unit->adm.would_reject &&
 		!unit->adm.would_queue &&
-		pgsh_stats_record_completed(unit->userid, unit->queryid,
-									unit->started, unit->adm.governed,
+		pgsh_stats_record_completed(unit->req.userid, unit->req.queryid,
+									unit->req.arrived, unit->adm.governed,
 									unit->adm.role_active, unit->exec_ms,
-									unit->rows, unit->cost))
+									unit->rows, unit->req.cost))
 	{
 		unit_free(i);
 		return;
@@ -709,12 +705,12 @@ finish_units(SubTransactionId floor_subid)
 			continue;
 		unit_release(unit);
 
-		pgsh_observation_init(&obs, unit->userid, unit->queryid,
-							  unit->started);
+		pgsh_observation_init(&obs, unit->req.userid, unit->req.queryid,
+							  unit->req.arrived);
 		obs.failed = unit->failed;
 		obs.exec_ms = unit->exec_ms;
 		obs.rows = unit->rows;
-		obs.cost = unit->cost;
+		obs.cost = unit->req.cost;
 		if (unit->failed)
 			attach_failure_text(&obs);
 		observe_admission(&obs, &unit->adm);
@@ -1034,7 +1030,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 				finish_units(InvalidSubTransactionId);
 			if (pending_error.active)
 				finish_pending_error(InvalidSubTransactionId);
-			if (pgsh_admission_engaged && !frame_holds_slot())
+			if (!frame_holds_slot())
 				pgsh_admission_cleanup();
 
 			/*
