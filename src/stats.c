@@ -597,6 +597,16 @@ counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
 	}
 }
 
+/* Every statement's part of counters_add.  Caller holds the mutex. */
+static pg_attribute_always_inline void
+counters_add_start(ShieldCounters *c, TimestampTz started, bool admitted)
+{
+	if (started > c->last_exec)
+		c->last_exec = started;
+	if (admitted)
+		c->admitted++;
+}
+
 /*
  * Add one statement to a set of counters.  Caller holds the entry's mutex.
  * plain: the statement completed, and was neither queued, rejected nor
@@ -605,10 +615,7 @@ counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
 static pg_attribute_always_inline void
 counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 {
-	if (obs->started > c->last_exec)
-		c->last_exec = obs->started;
-	if (obs->admitted)
-		c->admitted++;
+	counters_add_start(c, obs->started, obs->admitted);
 	if (plain)
 		goto completed;
 	if (obs->queued)
@@ -779,6 +786,24 @@ generation_current(uint64 generation)
 	return pg_atomic_read_u64(&pgsh_state->generation) == generation;
 }
 
+/*
+ * Does the role's cached entry already show role_active as its peak of
+ * concurrency?  Then a statement with a fingerprint has nothing to write
+ * there, and only reads it, without its spinlock: at worst an entry
+ * removed just after the generation was read misses one raise of its peak.
+ */
+static inline bool
+role_peak_covered(const ShieldRoleKey *rkey, int32 role_active)
+{
+	uint64		generation;
+	ShieldRoleEntry *role = role_cached(rkey, &generation);
+
+	if (role == NULL || !generation_current(generation))
+		return false;
+	pg_read_barrier();
+	return role_active <= ((volatile ShieldRoleEntry *) role)->peak_active;
+}
+
 /* Add one statement to the entries; the caller holds their spinlock. */
 static pg_attribute_always_inline void
 role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain)
@@ -926,32 +951,19 @@ pgsh_stats_record(const ShieldObservation *obs)
 	role_key_init(&rkey, obs->dbid, obs->userid);
 	fp_key_init(&fkey, obs->dbid, obs->userid, obs->queryid);
 
-	role = role_cached(&rkey, &generation);
-	if (role != NULL)
+	if (obs->queryid != 0 && role_peak_covered(&rkey, obs->role_active))
+		role_done = true;
+	else if ((role = role_cached(&rkey, &generation)) != NULL)
 	{
 		volatile ShieldRoleEntry *r = role;
 
-		/*
-		 * Usually nothing to write: an unlocked read of the peak tells.
-		 * At worst, an entry removed just after the generation was read
-		 * misses one raise of its peak.
-		 */
-		if (obs->queryid != 0 && generation_current(generation))
+		SpinLockAcquire(&r->mutex);
+		if (generation_current(generation))
 		{
-			pg_read_barrier();
-			if (obs->role_active <= r->peak_active)
-				role_done = true;
+			role_update(r, obs, plain);
+			role_done = true;
 		}
-		if (!role_done)
-		{
-			SpinLockAcquire(&r->mutex);
-			if (generation_current(generation))
-			{
-				role_update(r, obs, plain);
-				role_done = true;
-			}
-			SpinLockRelease(&r->mutex);
-		}
+		SpinLockRelease(&r->mutex);
 	}
 	fp = fp_done ? NULL : fp_cached(&fkey, &generation);
 	if (fp != NULL)
@@ -992,18 +1004,12 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 	if (pgsh_state == NULL || queryid == 0)
 		return false;
 
-	/* the role's entry is only read, as in pgsh_stats_record */
 	if (role_active > 0)
 	{
 		ShieldRoleKey rkey;
-		ShieldRoleEntry *role;
 
 		role_key_init(&rkey, MyDatabaseId, userid);
-		role = role_cached(&rkey, &generation);
-		if (role == NULL || !generation_current(generation))
-			return false;
-		pg_read_barrier();
-		if (role_active > ((volatile ShieldRoleEntry *) role)->peak_active)
+		if (!role_peak_covered(&rkey, role_active))
 			return false;
 	}
 
@@ -1020,10 +1026,7 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 			ShieldCounters *c = (ShieldCounters *) &f->counters;
 
 			f->usage += USAGE_PER_CALL;
-			if (started > c->last_exec)
-				c->last_exec = started;
-			if (admitted)
-				c->admitted++;
+			counters_add_start(c, started, admitted);
 			counters_add_completed(c, exec_ms, rows, cost);
 			f->hist[bucket]++;
 			done = true;
