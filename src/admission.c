@@ -1566,15 +1566,18 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	if (memo.any_rate)
 		rate = take_rate_tokens(req, needs, n);
 
-	if (!need_slot)
+	/*
+	 * A monitored rate limit that had no token: report it now, before a
+	 * slot is taken, since reporting can fail (an event, a log line).
+	 */
+	if (rate.would_index >= 0)
 	{
-		if (rate.would_index >= 0)
-		{
-			adm->would_reject = true;
-			report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
-		}
-		return;
+		adm->would_reject = true;
+		report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
 	}
+
+	if (!need_slot)
+		return;
 
 	/* the scopes that take a slot, and their enforced limits (memoized) */
 	nslots = memo.nslots;
@@ -1620,12 +1623,6 @@ admitted:
 	/* running since it was let in: its arrival, unless it waited */
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
 				 deadline_at);
-
-	if (rate.would_index >= 0)
-	{
-		adm->would_reject = true;
-		report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
-	}
 }
 
 /*----
