@@ -555,16 +555,31 @@ observe_admission(ShieldObservation *obs, const ShieldAdmission *adm)
 
 /*
  * Give back the admission slot a unit holds.  First thing when a unit
- * ends, so that a waiter gets it as soon as possible.  Cannot fail.
+ * ends, so that a waiter gets it as soon as possible.  The statements this
+ * backend started while the unit held the slot ran under it (a backend
+ * holds one slot): if one of them is still open (a cursor), it takes the
+ * slot over, so that the slot is given back when the last of them ends.
+ * Cannot fail.
  */
 static inline void
 unit_release(ShieldUnit *unit)
 {
-	if (unit->adm.holds_slot)
+	int			i;
+
+	if (!unit->adm.holds_slot)
+		return;
+	unit->adm.holds_slot = false;
+	for (i = 0; i < units_used; i++)
 	{
-		unit->adm.holds_slot = false;
-		pgsh_admission_release();
+		ShieldUnit *other = &units[i];
+
+		if (other != unit && other->queryDesc != NULL && other->adm.governed)
+		{
+			other->adm.holds_slot = true;
+			return;
+		}
 	}
+	pgsh_admission_release();
 }
 
 static inline void
