@@ -5,7 +5,7 @@
 #
 # Every role that runs a governed statement gets a role scope, counted for
 # shield.role_stats.active.  With a small instance (the table holds
-# 2 * 4 * MaxBackends + pg_shield.max_roles scopes), many more roles than
+# 3 * 4 * MaxBackends + pg_shield.max_roles scopes), many more roles than
 # that run one statement each: the table must evict idle scopes instead of
 # growing into the spare shared memory that the lock table and others need.
 # Eviction must never take a scope somebody holds a slot in: a limit-1 role
