@@ -11,6 +11,8 @@
 # Eviction must never take a scope somebody holds a slot in: a limit-1 role
 # that holds its slot through an open cursor during the churn still refuses
 # a second statement, and admits one at once after the cursor closes.
+# Sessions that end unpin their scopes: many short sessions of distinct
+# roles still find room.
 use strict;
 use warnings;
 
@@ -99,6 +101,20 @@ is( $node->safe_psql(
 	'once the cursor is closed, the role is admitted at once');
 is($node->safe_psql('postgres', q{SELECT active || '/' || queued FROM shield.status}),
 	'0/0', 'nothing is held or queued');
+
+# sessions give their pins back when they end: far more short sessions,
+# each as a role of its own, than the table holds scopes (each pins its
+# role's scope while it lives); without the unpin at exit, the pins of the
+# ended sessions would keep the table full and a later session would fail
+my $sessions = 150;
+my $failed = 0;
+for my $i (2 .. $sessions + 1)
+{
+	my ($r, $o, $e) = $node->psql('postgres',
+		"SET ROLE regress_scope_$i; SELECT count(*) FROM pgsh_s");
+	$failed++ if $r != 0 || $o ne '2';
+}
+is($failed, 0, "$sessions short sessions of distinct roles all ran");
 
 # a transaction that needs many locks still finds room in shared memory
 my $tables = 200;
