@@ -8,11 +8,17 @@ SELECT e.extname, e.extversion, e.extrelocatable, n.nspname
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE e.extname = 'pg_shield';
 
--- the objects it owns
+-- the objects it owns (PostgreSQL 17 also records the row types of its
+-- tables and views, and their array types, as members: they come with the
+-- relations and are left out)
 SELECT pg_describe_object(classid, objid, objsubid) COLLATE "C" AS object
 FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_shield')
+  AND NOT (classid = 'pg_type'::regclass AND objid IN (
+        SELECT oid FROM pg_type WHERE typrelid <> 0
+        UNION ALL
+        SELECT typarray FROM pg_type WHERE typrelid <> 0))
 ORDER BY 1;
 
 -- settings and their defaults (the test configuration sizes the tables)

@@ -587,7 +587,7 @@ leave_queue(bool keep)
 	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 	granted = me->granted;
 	if (!granted)
-		queue_remove(MyProc->pgprocno);
+		queue_remove(PGSH_MY_PROCNO);
 	else if (!keep)
 	{
 		for (i = me->nscopes - 1; i >= 0; i--)
@@ -746,9 +746,9 @@ is_governed(const ShieldAdmitRequest *req)
 	if (unlikely(me == NULL))
 	{
 		if (state == NULL || MyProc == NULL ||
-			MyProc->pgprocno >= MaxBackends)
+			PGSH_MY_PROCNO >= MaxBackends)
 			return false;
-		me = PROC(MyProc->pgprocno);
+		me = PROC(PGSH_MY_PROCNO);
 		activity_begin_write();
 		me->shown.pid = MyProcPid;
 		me->shown.dbid = MyDatabaseId;
@@ -1423,7 +1423,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	me->role_index = role_slot;
 	memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
 	memcpy(me->limits, limits, nslots * sizeof(int32));
-	queue_insert(MyProc->pgprocno);
+	queue_insert(PGSH_MY_PROCNO);
 	waiting = true;
 	dispatch();
 	granted = me->granted;
@@ -1447,7 +1447,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		limit[NAMEDATALEN + 160];
 		char		detail[512];
 
-		queue_remove(MyProc->pgprocno);
+		queue_remove(PGSH_MY_PROCNO);
 		waiting = false;
 		LWLockRelease(pgsh_state->admission_lock);
 

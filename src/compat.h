@@ -3,11 +3,11 @@
  * compat.h
  *		Every PostgreSQL version difference pg_shield depends on, in one place.
  *
- * pg_shield is tested on PostgreSQL 15 only.  The shims below cover the
- * hook signatures and APIs known to differ in neighbouring majors, so that
- * a port is a matter of extending this file rather than sprinkling
- * PG_VERSION_NUM tests through the modules.  Each shim names the upstream
- * change that made it necessary.
+ * pg_shield is tested on PostgreSQL 15, 17 and 18 (and 18 built with
+ * assertions); 16 compiles through the same shims but no suite runs on it,
+ * since Debian has no source package of it.  Every PG_VERSION_NUM test of
+ * the tree is in this file: the modules use the macros below.  Each shim
+ * names the upstream change that made it necessary.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -20,7 +20,25 @@
 #define PGSH_COMPAT_H
 
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
-#error "pg_shield supports PostgreSQL 15 to 18 (tested: 15)"
+#error "pg_shield supports PostgreSQL 15 to 18 (tested: 15, 17 and 18)"
+#endif
+
+/*
+ * A backend's index in ProcGlobal->allProcs: PGPROC.pgprocno up to
+ * PostgreSQL 16, MyProcNumber from 17 on (the 17 change "Replace
+ * BackendIds with 0-based ProcNumbers" removed pgprocno).  MAX_BACKENDS
+ * moved from postmaster.h to storage/procnumber.h in 18, next to the
+ * MAX_BACKENDS_BITS the buffer manager's reference counts are sized by.
+ */
+#include "storage/proc.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#define PGSH_MY_PROCNO ((int) MyProcNumber)
+#else
+#define PGSH_MY_PROCNO (MyProc->pgprocno)
+#endif
+#if PG_VERSION_NUM < 180000
+#include "postmaster/postmaster.h"	/* MAX_BACKENDS */
 #endif
 
 /*

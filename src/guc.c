@@ -20,7 +20,6 @@
 
 #include <limits.h>
 
-#include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
 #include "events.h"
