@@ -8,10 +8,12 @@
 # on a fresh Debian 12 machine.
 
 EXTENSION   = pg_shield
-EXTVERSION  = 1.0
 MODULE_big  = pg_shield
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA        = pg_shield--$(EXTVERSION).sql
+# Every version's install script and every upgrade script.  The version is
+# stated once, in pg_shield.control; META.json and the scripts' names are
+# checked against it (test/check-packaging.sh).
+DATA        = $(sort $(notdir $(wildcard $(srcdir)/pg_shield--*.sql)))
 PGFILEDESC  = "pg_shield - workload protection for PostgreSQL"
 
 PG_CPPFLAGS = -I$(srcdir)/src
