@@ -190,6 +190,12 @@ CREATE TABLE @extschema@.policy (
                AND breaker_cooldown - pg_catalog.make_interval(days => pg_catalog.date_part('day', breaker_cooldown)::pg_catalog.int4) >= '0'),
     mode pg_catalog.text NOT NULL DEFAULT 'enforce'
         CHECK (mode IN ('enforce', 'monitor')),
+    -- the major version of PostgreSQL whose query identifier queryid is:
+    -- identifiers change between major versions, so after pg_upgrade a
+    -- query policy of an older version matches nothing until
+    -- shield.rebind_query_policies() recomputes it (NULL: taken as current)
+    fingerprint_version pg_catalog.int4
+        CHECK (fingerprint_version IS NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_has_scope CHECK (role IS NOT NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_breaker_needs_query
         CHECK (queryid IS NOT NULL OR (breaker_failures IS NULL AND breaker_cooldown IS NULL)),
@@ -300,6 +306,8 @@ REVOKE ALL ON FUNCTION @extschema@.policy_changed() FROM PUBLIC;
 -- The stored policies, readable by every role; fingerprints and sample
 -- text of query policies are shown as shield.query_stats shows them: to
 -- superusers, members of pg_read_all_stats and the policy's own role.
+-- stale: a query policy whose fingerprint another major version of
+-- PostgreSQL computed; it is not enforced until rebound.
 CREATE VIEW @extschema@.policies AS
     SELECT p.id,
            d.oid AS dbid,
@@ -315,7 +323,11 @@ CREATE VIEW @extschema@.policies AS
                 ELSE '<insufficient privilege>' END AS query,
            p.max_concurrent, p.queue_timeout, p.max_cost, p.deadline,
            p.max_rate, p.priority, p.breaker_failures, p.breaker_cooldown,
-           p.mode
+           p.mode,
+           p.fingerprint_version,
+           COALESCE(p.fingerprint_version OPERATOR(pg_catalog.<>)
+                    (pg_catalog.current_setting('server_version_num')::pg_catalog.int4
+                     OPERATOR(pg_catalog./) 10000), false) AS stale
     FROM @extschema@.policy p
     CROSS JOIN pg_catalog.pg_database d
     LEFT JOIN pg_catalog.pg_roles r ON r.oid = p.role

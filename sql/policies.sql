@@ -208,3 +208,45 @@ SET ROLE regress_shield_alice;
 SELECT scope, rolname, queryid <> 0 AS has_queryid, query FROM shield.policies;
 RESET ROLE;
 DELETE FROM shield.policy;
+
+-- fingerprints of another major version (after pg_upgrade, or a restore of
+-- a dump made there) are stale: such a policy is not enforced, says so,
+-- and rebinding recomputes it from its text
+CREATE ROLE regress_shield_stale;
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = 1',
+                               max_cost => 1) = shield.fingerprint('SELECT v FROM shield_t WHERE id = 2') AS declared;
+SELECT shield.set_query_policy(1234, max_rate => 5) AS by_fingerprint;
+SELECT scope, fingerprint_version = current_setting('server_version_num')::int / 10000 AS current_version,
+       stale
+FROM shield.policies ORDER BY id;
+SELECT count(*) AS limits FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = 7')
+WHERE limit_name = 'max_cost';
+SET ROLE regress_shield_stale;
+\set VERBOSITY terse
+SELECT v FROM shield_t WHERE id = 7;
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+UPDATE shield.policy SET fingerprint_version = 14;
+SELECT scope, fingerprint_version, stale FROM shield.policies ORDER BY id;
+-- not enforced: the query's cost ceiling no longer applies, and the
+-- functions warn
+SET ROLE regress_shield_stale;
+SELECT v FROM shield_t WHERE id = 7;
+RESET ROLE;
+SELECT count(*) AS limits FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = 7')
+WHERE limit_name = 'max_cost';
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 5);
+-- rebinding: the text policy is current again, the one declared by
+-- fingerprint cannot be
+SELECT shield.rebind_query_policies();
+SELECT scope, stale FROM shield.policies ORDER BY id;
+SET ROLE regress_shield_stale;
+\set VERBOSITY terse
+SELECT v FROM shield_t WHERE id = 7;
+\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT shield.drop_query_policy(1234) AS dropped;
+DELETE FROM shield.policy;
+DROP ROLE regress_shield_stale;

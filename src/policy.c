@@ -33,7 +33,9 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -44,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "policy.h"
+#include "shmem.h"
 
 /*
  * The OID of shield.policy in this database, or InvalidOid if pg_shield is
@@ -118,6 +121,16 @@ uint64		pgsh_policy_cache_version = 0;
 static int	n_role_policies = 0;
 static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
+
+/*
+ * Query policies left out of the cache because another major version of
+ * PostgreSQL computed their fingerprint (pg_upgrade keeps the rows, but
+ * query identifiers change between major versions): matching them by the
+ * old identifier would be silently wrong, so they are not enforced, and
+ * said so loudly until shield.rebind_query_policies() recomputes them.
+ */
+static int	n_stale_policies = 0;
+static int	stale_policies_version = 0;	/* the version of one of them */
 
 /* The last resolution, valid until the cache is reloaded. */
 static bool last_valid = false;
@@ -215,6 +228,45 @@ policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 }
 
 /*
+ * Say in the server log that stale query policies are not enforced: at most
+ * once a minute for the whole instance, since every backend of the
+ * database finds them when it loads its cache.
+ */
+static void
+report_stale_policies(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		last = pg_atomic_read_u64(&pgsh_state->stale_logged_at);
+
+	if ((TimestampTz) last != 0 && now - (TimestampTz) last < 60 * USECS_PER_SEC)
+		return;
+	if (!pg_atomic_compare_exchange_u64(&pgsh_state->stale_logged_at, &last,
+										(uint64) now))
+		return;
+	ereport(LOG,
+			(errmsg("%d pg_shield query policies of database \"%s\" are not enforced: their fingerprints were computed by PostgreSQL %d",
+					n_stale_policies, get_database_name(MyDatabaseId),
+					stale_policies_version),
+			 errhint("Run SELECT shield.rebind_query_policies() in that database."),
+			 errhidestmt(true)));
+}
+
+/*
+ * The stale query policies of this database (see n_stale_policies), and
+ * the version of one of them in *stale_version.  Loads the cache if it must:
+ * call inside a transaction.
+ */
+int
+pgsh_policy_stale_count(int *stale_version)
+{
+	ShieldEffectivePolicy unused;
+
+	(void) pgsh_policy_resolve(InvalidOid, 0, &unused);
+	*stale_version = stale_policies_version;
+	return n_stale_policies;
+}
+
+/*
  * (Re)load the cache.  Reads shield.policy directly (no SPI, so no
  * re-entry into the executor hooks) with a fresh snapshot, so that a
  * policy committed by another session is seen even inside a REPEATABLE
@@ -241,6 +293,7 @@ policy_cache_load(void)
 	policy_cache = NULL;
 	policy_cache_loaded = false;
 	n_role_policies = n_query_policies = n_query_role_policies = 0;
+	n_stale_policies = 0;
 
 	relid = pgsh_policy_relid();
 	policy_cache_relid = relid;
@@ -266,6 +319,15 @@ policy_cache_load(void)
 
 			heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
 			policy_from_tuple(&p, values, nulls);
+			if (p.queryid != 0 && !nulls[Anum_policy_fingerprint_version - 1] &&
+				DatumGetInt32(values[Anum_policy_fingerprint_version - 1]) !=
+				PGSH_FINGERPRINT_VERSION)
+			{
+				n_stale_policies++;
+				stale_policies_version =
+					DatumGetInt32(values[Anum_policy_fingerprint_version - 1]);
+				continue;
+			}
 
 			memset(&key, 0, sizeof(key));
 			key.role = p.role;
@@ -287,6 +349,9 @@ policy_cache_load(void)
 	policy_loaded_at = started_at;
 	policy_cache_loaded = true;
 	pgsh_policy_cache_version++;
+
+	if (n_stale_policies > 0)
+		report_stale_policies();
 }
 
 static const ShieldPolicy *

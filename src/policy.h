@@ -37,7 +37,14 @@ PGSH_BEGIN_INTERNAL
 #define Anum_policy_breaker_failures	12
 #define Anum_policy_breaker_cooldown	13
 #define Anum_policy_mode				14
-#define Natts_policy					14
+#define Anum_policy_fingerprint_version	15
+#define Natts_policy					15
+
+/*
+ * The major version whose query identifiers this build computes: a query
+ * policy stored with another one is stale (see policy.c).
+ */
+#define PGSH_FINGERPRINT_VERSION (PG_VERSION_NUM / 10000)
 
 typedef enum PgshPriority
 {
@@ -94,6 +101,7 @@ extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 									   ShieldEffectivePolicy *result,
 									   uint64 *tag);
 extern const char *pgsh_priority_name(PgshPriority priority);
+extern int	pgsh_policy_stale_count(int *stale_version);
 
 PGSH_END_INTERNAL
 

@@ -73,7 +73,7 @@ PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
  * A policy as declared: one value per writable column of shield.policy
  * (all but id), as SPI parameters.
  */
-#define POLICY_PARAMS 13
+#define POLICY_PARAMS 14
 
 typedef struct DeclaredPolicy
 {
@@ -86,13 +86,13 @@ enum
 {
 	P_ROLE, P_QUERYID, P_QUERY, P_SEARCH_PATH, P_MAX_CONCURRENT,
 	P_QUEUE_TIMEOUT, P_MAX_COST, P_DEADLINE, P_MAX_RATE, P_PRIORITY,
-	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE
+	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE, P_FINGERPRINT_VERSION
 };
 
 static const Oid policy_param_types[POLICY_PARAMS] = {
 	REGROLEOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
 	INTERVALOID, FLOAT8OID, INTERVALOID, FLOAT8OID, TEXTOID,
-	INT4OID, INTERVALOID, TEXTOID
+	INT4OID, INTERVALOID, TEXTOID, INT4OID
 };
 
 static const char *const priority_values[] = {"critical", "normal", "low", NULL};
@@ -606,12 +606,14 @@ upsert_policy(DeclaredPolicy *p)
 
 	sql = psprintf("INSERT INTO %s AS p (role, queryid, query, search_path, "
 				   "max_concurrent, queue_timeout, max_cost, deadline, max_rate, "
-				   "priority, breaker_failures, breaker_cooldown, mode) "
-				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+				   "priority, breaker_failures, breaker_cooldown, mode, "
+				   "fingerprint_version) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
 				   "ON CONFLICT ON CONSTRAINT policy_scope_unique DO UPDATE SET "
 				   "query = COALESCE(excluded.query, p.query), "
 				   "search_path = CASE WHEN excluded.query IS NULL "
 				   "THEN p.search_path ELSE excluded.search_path END, "
+				   "fingerprint_version = excluded.fingerprint_version, "
 				   "max_concurrent = excluded.max_concurrent, "
 				   "queue_timeout = excluded.queue_timeout, "
 				   "max_cost = excluded.max_cost, deadline = excluded.deadline, "
@@ -626,6 +628,7 @@ upsert_policy(DeclaredPolicy *p)
 				   "excluded.max_cost, excluded.deadline, excluded.max_rate, "
 				   "excluded.priority, excluded.breaker_failures, "
 				   "excluded.breaker_cooldown, excluded.mode) "
+				   "OR p.fingerprint_version IS DISTINCT FROM excluded.fingerprint_version "
 				   "OR (excluded.query IS NOT NULL AND "
 				   "(p.query, p.search_path) IS DISTINCT FROM "
 				   "(excluded.query, excluded.search_path))",
@@ -644,6 +647,27 @@ upsert_policy(DeclaredPolicy *p)
 	}
 }
 
+/*
+ * Tell the caller, a migration or a DBA, when the database has query
+ * policies that are not enforced because another major version of
+ * PostgreSQL fingerprinted them (after pg_upgrade, or a restore of a dump
+ * made there).
+ */
+static void
+warn_stale_policies(void)
+{
+	int			version;
+	int			n = pgsh_policy_stale_count(&version);
+
+	if (n > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg_plural("%d query policy is not enforced: its fingerprint was computed by PostgreSQL %d",
+							   "%d query policies are not enforced: their fingerprints were computed by PostgreSQL %d",
+							   n, n, version),
+				 errhint("Run SELECT shield.rebind_query_policies(); the stale policies are those with \"stale\" in shield.policies.")));
+}
+
 Datum
 pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 {
@@ -658,8 +682,10 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 	put_null(&p, P_SEARCH_PATH);
 	put_null(&p, P_BREAKER_FAILURES);
 	put_null(&p, P_BREAKER_COOLDOWN);
+	put_null(&p, P_FINGERPRINT_VERSION);
 
 	upsert_policy(&p);
+	warn_stale_policies();
 	PG_RETURN_VOID();
 }
 
@@ -676,6 +702,7 @@ check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
 	check_positive_int(fcinfo, 8, "breaker_failures", p, P_BREAKER_FAILURES);
 	check_duration(fcinfo, 9, "breaker_cooldown", false, p, P_BREAKER_COOLDOWN);
 	check_choice(fcinfo, 10, "mode", mode_values, p, P_MODE);
+	put(p, P_FINGERPRINT_VERSION, Int32GetDatum(PGSH_FINGERPRINT_VERSION));
 }
 
 Datum
@@ -700,6 +727,7 @@ pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 		CStringGetTextDatum(GetConfigOption("search_path", false, false)));
 
 	upsert_policy(&p);
+	warn_stale_policies();
 	PG_RETURN_INT64(queryid);
 }
 
@@ -726,6 +754,7 @@ pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 	put_null(&p, P_SEARCH_PATH);
 
 	upsert_policy(&p);
+	warn_stale_policies();
 	PG_RETURN_INT64(queryid);
 }
 
@@ -794,7 +823,8 @@ typedef struct RebindCandidate
 {
 	int64		id;
 	int64		queryid;
-	char	   *query;
+	int32		version;		/* fingerprint_version, 0 if NULL */
+	char	   *query;			/* NULL: declared by fingerprint */
 	char	   *search_path;
 } RebindCandidate;
 
@@ -822,9 +852,18 @@ collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 
 		c->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		c->queryid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		c->query = MemoryContextStrdup(list->cxt, SPI_getvalue(tup, desc, 3));
-		c->search_path = MemoryContextStrdup(list->cxt,
-											 SPI_getvalue(tup, desc, 4));
+		c->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		if (isnull)
+			c->version = 0;
+		c->query = NULL;
+		c->search_path = NULL;
+		if (SPI_getvalue(tup, desc, 3) != NULL)
+		{
+			c->query = MemoryContextStrdup(list->cxt,
+										   SPI_getvalue(tup, desc, 3));
+			c->search_path = MemoryContextStrdup(list->cxt,
+												 SPI_getvalue(tup, desc, 4));
+		}
 	}
 }
 
@@ -860,14 +899,32 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 	list.cxt = cxt;
 	list.n = 0;
 	list.items = NULL;
-	run_as_owner(psprintf("SELECT id, queryid, query, search_path FROM %s "
-						  "WHERE query IS NOT NULL ORDER BY id", table),
+	run_as_owner(psprintf("SELECT id, queryid, query, search_path, "
+						  "fingerprint_version FROM %s "
+						  "WHERE queryid IS NOT NULL ORDER BY id", table),
 				 0, NULL, NULL, NULL, collect_candidates, &list);
-	update_sql = psprintf("UPDATE %s SET queryid = $2 WHERE id = $1", table);
+	update_sql = psprintf("UPDATE %s SET queryid = $2, fingerprint_version = $3 "
+						  "WHERE id = $1", table);
 
 	for (i = 0; i < list.n; i++)
 	{
 		RebindCandidate *c = &list.items[i];
+
+		/*
+		 * A policy declared by fingerprint has no text to recompute it from:
+		 * if another major version computed the fingerprint, it is stale
+		 * for good, and only declaring it again helps.
+		 */
+		if (c->query == NULL)
+		{
+			if (c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION)
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("could not rebind query policy %lld: it was declared by fingerprint on PostgreSQL %d",
+								(long long) c->id, c->version),
+						 errhint("Declare it again with shield.set_query_policy(), preferably with the statement's text.")));
+			continue;
+		}
 
 		/*
 		 * A text that no longer analyzes (a table was dropped), or a new
@@ -880,14 +937,16 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 		{
 			int64		queryid = fingerprint_in_path(c->query, c->search_path);
 
-			if (queryid != c->queryid)
+			if (queryid != c->queryid ||
+				(c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION))
 			{
-				Oid			types[2] = {INT8OID, INT8OID};
-				Datum		values[2];
+				Oid			types[3] = {INT8OID, INT8OID, INT4OID};
+				Datum		values[3];
 
 				values[0] = Int64GetDatum(c->id);
 				values[1] = Int64GetDatum(queryid);
-				run_as_owner(update_sql, 2, types, values, NULL, NULL, NULL);
+				values[2] = Int32GetDatum(PGSH_FINGERPRINT_VERSION);
+				run_as_owner(update_sql, 3, types, values, NULL, NULL, NULL);
 				rebound++;
 			}
 			ReleaseCurrentSubTransaction();
@@ -992,6 +1051,7 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 				 errmsg("argument \"role\" must not be null")));
 	queryid = fingerprint_sql(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	role = PG_GETARG_OID(1);
+	warn_stale_policies();
 	InitMaterializedSRF(fcinfo, 0);
 
 	(void) pgsh_policy_resolve(role, (uint64) queryid, &eff);

@@ -40,6 +40,8 @@ typedef struct ShieldSharedState
 	pg_atomic_uint64 generation;	/* advanced before entries are removed,
 									 * so that backends may cache entry
 									 * pointers (see shmem.c) */
+	pg_atomic_uint64 stale_logged_at;	/* when stale query policies were
+										 * last reported (policy.c) */
 } ShieldSharedState;
 
 /* Attached in every backend by the shmem startup hook; NULL if not loaded. */

@@ -17,7 +17,7 @@
 
 BEGIN;
 
-SELECT plan(111);
+SELECT plan(114);
 
 -- Argument lists, as regtype prints them.
 \set role_policy_args '{regrole,integer,interval,"double precision",interval,"double precision",text,text}'
@@ -167,6 +167,11 @@ SELECT col_type_is('shield', 'policies', 'priority', 'text', 'policies.priority 
 SELECT col_type_is('shield', 'policies', 'breaker_failures', 'integer', 'policies.breaker_failures is integer');
 SELECT col_type_is('shield', 'policies', 'breaker_cooldown', 'interval', 'policies.breaker_cooldown is interval');
 SELECT col_type_is('shield', 'policies', 'mode', 'text', 'policies.mode is text');
+SELECT col_type_is('shield', 'policies', 'fingerprint_version', 'integer',
+    'policies.fingerprint_version is integer');
+SELECT col_type_is('shield', 'policies', 'stale', 'boolean', 'policies.stale is boolean');
+SELECT col_type_is('shield', 'policy', 'fingerprint_version', 'integer',
+    'shield.policy.fingerprint_version is integer');
 SELECT table_privs_are('shield', 'policies', 'public', '{SELECT}'::name[],
     'PUBLIC can only SELECT shield.policies');
 
