@@ -19,6 +19,8 @@
 #   LIST    comma-separated servers among 15, 17, 18, 18-assert
 #           (default: all; or the environment variable PG_SHIELD_TEST_SERVERS)
 #   SUITE   regress, isolation, tap, pgtap, docs (default: all)
+#
+# PROVE_TESTS="test/t/012_pg_upgrade.pl ..." runs only those TAP tests.
 set -uo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --pg) servers=$2; shift 2 ;;
         --pg=*) servers=${1#--pg=}; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) suites+=("$1"); shift ;;
     esac
 done
@@ -173,7 +175,7 @@ run_tap() {
     # has pg_shield installed (see install_for_upgrade).
     as_postgres env PG_SHIELD_UPGRADE_FROM=/usr/lib/postgresql/15 \
         make -C "$work" -s installcheck PG_CONFIG="$PG_CONFIG" \
-        REGRESS= ISOLATION= >"$slog/tap.log" 2>&1
+        REGRESS= ISOLATION= ${PROVE_TESTS:+PROVE_TESTS="$PROVE_TESTS"} >"$slog/tap.log" 2>&1
     local rc=$?
     grep -E '^t/|^test/t/|Result' "$slog/tap.log" || true
     if [ $rc -ne 0 ]; then
