@@ -19,7 +19,9 @@ PGFILEDESC  = "pg_shield - workload protection for PostgreSQL"
 PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: one topic per file, against a temporary preloaded instance.
-REGRESS      = setup accounting nesting boundaries utility privileges policies events modes admission eviction cleanup
+REGRESS      = setup accounting nesting boundaries utility privileges policies \
+               fingerprints events modes admission deadlines breakers durations \
+               eviction cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.

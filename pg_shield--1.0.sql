@@ -146,6 +146,40 @@ CREATE VIEW @extschema@.activity AS
 
 GRANT SELECT ON @extschema@.activity TO PUBLIC;
 
+-- Circuit breakers with something to remember: a failure count, or open or
+-- half open (closed ones without failures have no row).  Fingerprints are
+-- shown to superusers and members of pg_read_all_stats.
+CREATE FUNCTION @extschema@.breakers(
+    OUT dbid pg_catalog.oid,
+    OUT datname pg_catalog.name,
+    OUT queryid pg_catalog.int8,
+    OUT state pg_catalog.text,
+    OUT failures pg_catalog.int4,
+    OUT breaker_failures pg_catalog.int4,
+    OUT opened_at pg_catalog.timestamptz,
+    OUT cooldown_ms pg_catalog.float8,
+    OUT probe_at pg_catalog.timestamptz,
+    OUT probe_pid pg_catalog.int4,
+    OUT trips pg_catalog.int8
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_shield_breakers'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+CREATE VIEW @extschema@.breakers AS
+    SELECT * FROM @extschema@.breakers();
+
+GRANT SELECT ON @extschema@.breakers TO PUBLIC;
+
+-- Close a fingerprint's circuit breaker by hand; true if it had anything to
+-- forget
+CREATE FUNCTION @extschema@.reset_breaker(queryid pg_catalog.int8)
+RETURNS pg_catalog.bool
+AS 'MODULE_PATHNAME', 'pg_shield_reset_breaker'
+LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION @extschema@.reset_breaker(pg_catalog.int8) FROM PUBLIC;
+
 -- Policies
 --
 -- One row per scope: a role policy (role set, queryid NULL), a query
@@ -164,6 +198,7 @@ CREATE TABLE @extschema@.policy (
         CHECK (max_concurrent > 0),
     queue_timeout pg_catalog.interval
         CHECK (queue_timeout >= '0'
+               AND queue_timeout <= '2147483647 milliseconds'
                AND pg_catalog.date_part('month', queue_timeout) = 0
                AND pg_catalog.date_part('year', queue_timeout) = 0
                AND pg_catalog.date_part('day', queue_timeout) >= 0
@@ -172,6 +207,7 @@ CREATE TABLE @extschema@.policy (
         CHECK (max_cost > 0 AND max_cost < 'Infinity'),
     deadline pg_catalog.interval
         CHECK (deadline > '0'
+               AND deadline <= '2147483647 milliseconds'
                AND pg_catalog.date_part('month', deadline) = 0
                AND pg_catalog.date_part('year', deadline) = 0
                AND pg_catalog.date_part('day', deadline) >= 0
@@ -184,6 +220,7 @@ CREATE TABLE @extschema@.policy (
         CHECK (breaker_failures > 0),
     breaker_cooldown pg_catalog.interval
         CHECK (breaker_cooldown > '0'
+               AND breaker_cooldown <= '2147483647 milliseconds'
                AND pg_catalog.date_part('month', breaker_cooldown) = 0
                AND pg_catalog.date_part('year', breaker_cooldown) = 0
                AND pg_catalog.date_part('day', breaker_cooldown) >= 0

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages pg_shield needs to build, test, benchmark
 # and run its demo.  Safe to run repeatedly: installs only what is missing.
+# (libkrb5-dev: Debian's PostgreSQL 15 is built with GSSAPI, so its
+# libpq/libpq-be.h, which admission.c includes to check that a waiting
+# statement's client is still there, includes gssapi.h.)
 set -euo pipefail
 
 packages=(
     build-essential
     postgresql-15
     postgresql-server-dev-15
+    libkrb5-dev
     postgresql-contrib
     postgresql-15-pgtap
     libtap-parser-sourcehandler-pgtap-perl

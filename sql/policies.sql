@@ -76,12 +76,8 @@ SELECT queryid = :'literal_fp' AS literal_matches, calls
 FROM shield.query_stats WHERE query = 'SELECT v FROM shield_t WHERE id = 3';
 SELECT queryid = :'param_fp' AS prepared_matches, calls
 FROM shield.query_stats WHERE query LIKE 'PREPARE policy_p%';
--- and depends on the search_path, like executions
-CREATE SCHEMA policy_other;
-CREATE TABLE policy_other.shield_t (id int, v text);
-SET search_path = policy_other, public;
-SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') <> :'literal_fp' AS other_table;
-RESET search_path;
+-- (what else it depends on, which differs between major versions: see
+-- fingerprints.sql)
 
 -- bad input: a clear error, and nothing changes
 SELECT count(*) AS before, string_agg(xmin::text, ',' ORDER BY id) AS xmins
@@ -133,18 +129,6 @@ SELECT shield.set_role_policy('regress_shield_bob', deadline => '25 hours',
 SELECT deadline, queue_timeout FROM shield.policies WHERE rolname = 'regress_shield_bob';
 SELECT shield.drop_role_policy('regress_shield_bob');
 
--- rebinding recomputes fingerprints from the sample text; texts that no
--- longer analyze are reported and skipped
-SELECT shield.set_query_policy('SELECT v FROM policy_other.shield_t WHERE id = $1',
-                               max_rate => 5) AS old_fp \gset
-DROP TABLE policy_other.shield_t;
-CREATE TABLE policy_other.shield_t (id int, v text);
-SELECT shield.rebind_query_policies();
-SELECT queryid <> :'old_fp' AS rebound FROM shield.policy
-WHERE query LIKE '%policy_other%';
-DROP TABLE policy_other.shield_t;
-SELECT shield.rebind_query_policies();
-
 -- effective_policy: every matching scope, strictest deadline and max_cost,
 -- priority from the most specific policy
 SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 4,
@@ -194,7 +178,6 @@ SELECT shield.drop_role_policy('regress_shield_alice') AS dropped;
 SELECT shield.drop_query_policy(:'param_fp', 'regress_shield_alice') AS dropped;
 SELECT scope, query FROM shield.policies ORDER BY id;
 DELETE FROM shield.policy;
-DROP SCHEMA policy_other;
 DROP OWNED BY regress_shield_migrator;
 DROP ROLE regress_shield_migrator;
 

@@ -83,6 +83,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -958,7 +959,7 @@ resolve_scopes(ScopeNeed *needs, int n, LWLockMode *mode)
 /* The scopes a statement is subject to; returns how many. */
 static int
 collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
-			   ScopeNeed *needs, int *role_index, int64 *queue_timeout_ms)
+			   ScopeNeed *needs, int *role_index, int64 *queue_timeout_us)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	bool		monitor_all = pgsh_mode == PGSH_MODE_MONITOR;
@@ -966,7 +967,7 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 	int			i;
 	const ShieldPolicy *role_policy = NULL;
 
-	*queue_timeout_ms = -1;
+	*queue_timeout_us = -1;
 	*role_index = -1;
 
 	if (need_slot && pgsh_max_active > 0)
@@ -983,9 +984,9 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 	{
 		const ShieldPolicy *p = &policy->scopes[i];
 
-		if (p->queue_timeout_ms >= 0 &&
-			(*queue_timeout_ms < 0 || p->queue_timeout_ms < *queue_timeout_ms))
-			*queue_timeout_ms = p->queue_timeout_ms;
+		if (p->queue_timeout_us >= 0 &&
+			(*queue_timeout_us < 0 || p->queue_timeout_us < *queue_timeout_us))
+			*queue_timeout_us = p->queue_timeout_us;
 		if (p->queryid == 0)
 		{
 			role_policy = p;
@@ -1022,8 +1023,8 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 		n++;
 	}
 
-	if (*queue_timeout_ms < 0)
-		*queue_timeout_ms = pgsh_queue_timeout_ms;
+	if (*queue_timeout_us < 0)
+		*queue_timeout_us = (int64) pgsh_queue_timeout_ms * 1000;
 	return n;
 }
 
@@ -1049,7 +1050,7 @@ static struct
 								 * unknown */
 	int			n;
 	int			role_index;
-	int64		queue_timeout_ms;
+	int64		queue_timeout_us;
 	ScopeNeed	needs[MAX_SCOPES];
 	/* derived from needs[], so that pgsh_admit need not rebuild them */
 	bool		any_rate;		/* some scope has max_rate */
@@ -1149,11 +1150,11 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	const ShieldEffectivePolicy *policy = req->policy;
 	ScopeNeed	needs[MAX_SCOPES];
 	int			role_index;
-	int64		queue_timeout_ms;
+	int64		queue_timeout_us;
 	int			n;
 	int			i;
 
-	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_ms);
+	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_us);
 	if (n > 0)
 	{
 		LWLockMode	mode = LW_SHARED;
@@ -1182,7 +1183,7 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	memo.policy_tag = req->policy_tag;
 	memo.n = n;
 	memo.role_index = role_index;
-	memo.queue_timeout_ms = queue_timeout_ms;
+	memo.queue_timeout_us = queue_timeout_us;
 	memcpy(memo.needs, needs, n * sizeof(ScopeNeed));
 
 	/* the scopes that take a slot, and their enforced limits */
@@ -1278,13 +1279,35 @@ refund_tokens(const ScopeNeed *needs, int n)
 }
 
 /*
+ * A waiter checks that its client is still there at least this often, as
+ * client_connection_check_interval would have core do while a statement
+ * runs: a statement whose client disconnected must not keep its place in
+ * the queue, nor be admitted later and run for nobody.
+ */
+#define CLIENT_CHECK_INTERVAL_MS 1000
+
+/*
+ * Is the client of this backend gone?  Only asks the socket (a poll(), no
+ * read); a backend without a client socket has nobody to lose.
+ */
+static bool
+client_gone(void)
+{
+	return MyProcPort != NULL && !pq_check_connection();
+}
+
+/*
  * Wait until granted or until wait_until.  Returns whether granted.
  * Errors (cancel, terminate, statement_timeout) propagate; the caller
- * leaves the queue in PG_CATCH.
+ * leaves the queue in PG_CATCH.  A client that disconnects ends the
+ * backend as core does when it notices one (FATAL "connection to client
+ * lost"); the exit callback leaves the queue.
  */
 static bool
 wait_for_grant(TimestampTz wait_until)
 {
+	TimestampTz next_client_check = 0;
+
 	for (;;)
 	{
 		TimestampTz now;
@@ -1298,12 +1321,29 @@ wait_for_grant(TimestampTz wait_until)
 			return true;
 		}
 		now = GetCurrentTimestamp();
+		if (now >= next_client_check)
+		{
+			if (next_client_check != 0 && client_gone())
+			{
+				ClientConnectionLost = true;
+				InterruptPending = true;
+				CHECK_FOR_INTERRUPTS();
+			}
+			next_client_check = now + CLIENT_CHECK_INTERVAL_MS * INT64CONST(1000);
+		}
 		if (now >= wait_until)
 			return false;
-		ms = TimestampDifferenceMilliseconds(now, wait_until);
+
+		/*
+		 * Each sleep is short: wait_until can be up to pg_shield's longest
+		 * duration away, beyond what WaitLatch takes, and the client is
+		 * looked at between sleeps.
+		 */
+		ms = TimestampDifferenceMilliseconds(now, Min(wait_until, next_client_check));
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(ms, 1), PGSH_WAIT_EVENT_QUEUE);
+						 Min(Max(ms, 1), CLIENT_CHECK_INTERVAL_MS),
+						 PGSH_WAIT_EVENT_QUEUE);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -1320,17 +1360,19 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
 	const ShieldEffectivePolicy *policy = req->policy;
 	const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
 	char		limit[NAMEDATALEN + 160];
+	char		deadline[64];
 	char		detail[512];
 
 	describe_limit(limit, sizeof(limit), needs, n);
+	pgsh_duration_text(deadline, sizeof(deadline), p->deadline_us);
 	if (queued)
 		snprintf(detail, sizeof(detail),
-				 "The deadline of %lld ms (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s.",
-				 (long long) p->deadline_ms, p->id, queue_ms, limit);
+				 "The deadline of %s (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s.",
+				 deadline, p->id, queue_ms, limit);
 	else
 		snprintf(detail, sizeof(detail),
-				 "The deadline of %lld ms (policy " INT64_FORMAT ") expired before the statement could be admitted.  %s.",
-				 (long long) p->deadline_ms, p->id, limit);
+				 "The deadline of %s (policy " INT64_FORMAT ") expired before the statement could be admitted.  %s.",
+				 deadline, p->id, limit);
 	refund_tokens(needs, n);
 	note_rejection(req, PGSH_REJECT_DEADLINE, true, queued, queue_ms,
 				   PGSH_ACTION_DEADLINE, detail);
@@ -1399,7 +1441,7 @@ static pg_noinline TimestampTz
 admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			  const ScopeNeed *needs, int n, Scope *const *scopes,
 			  const int32 *limits, int nslots, int role_slot,
-			  int64 queue_timeout_ms, TimestampTz deadline_at)
+			  int64 queue_timeout_us, TimestampTz deadline_at)
 {
 	TimestampTz admitted_at;
 	PgshPriority priority = req->policy->priority;
@@ -1428,10 +1470,11 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	dispatch();
 	granted = me->granted;
 
-	wait_until = enqueued + queue_timeout_ms * INT64CONST(1000);
+	/* both at most PGSH_MAX_DURATION_US away: no overflow */
+	wait_until = enqueued + queue_timeout_us;
 	if (deadline_at != 0 && deadline_at < wait_until)
 		wait_until = deadline_at;
-	may_wait = !queue_full && queue_timeout_ms > 0 && enqueued < wait_until;
+	may_wait = !queue_full && queue_timeout_us > 0 && enqueued < wait_until;
 
 	if (granted)
 	{
@@ -1452,7 +1495,7 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		LWLockRelease(pgsh_state->admission_lock);
 
 		/* it may not wait because its deadline has passed already */
-		if (!queue_full && queue_timeout_ms > 0)
+		if (!queue_full && queue_timeout_us > 0)
 			reject_deadline(req, needs, n, false, 0.0);
 
 		describe_limit(limit, sizeof(limit), needs, n);
@@ -1493,13 +1536,15 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		limit[NAMEDATALEN + 160];
 		char		detail[512];
 
-		if (deadline_at != 0 &&
-			deadline_at < enqueued + queue_timeout_ms * INT64CONST(1000))
+		char		timeout[64];
+
+		if (deadline_at != 0 && deadline_at < enqueued + queue_timeout_us)
 			reject_deadline(req, needs, n, true, adm->queue_ms);
 		describe_limit(limit, sizeof(limit), needs, n);
 		snprintf(detail, sizeof(detail),
-				 "%s; the statement waited %.0f ms (queue_timeout: %lld ms).",
-				 limit, adm->queue_ms, (long long) queue_timeout_ms);
+				 "%s; the statement waited %.0f ms (queue_timeout: %s).",
+				 limit, adm->queue_ms,
+				 pgsh_duration_text(timeout, sizeof(timeout), queue_timeout_us));
 		refund_tokens(needs, n);
 		note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
 					   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
@@ -1514,14 +1559,45 @@ admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 }
 
 /*
- * Decide whether the statement may run; wait in the queue if a scope is
- * full.  Returns with *adm filled in; rejections are errors (after they
- * have been counted and recorded).
+ * The statement's fingerprint has a breaker that may be open (the filter
+ * says it has an entry): ask it.  An open breaker rejects the statement at
+ * once, or, in monitor mode, only says it would have; after the cooldown,
+ * the statement may become the probe (adm->breaker.probe).
  */
-void
-pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+static pg_noinline void
+check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
-	const ShieldEffectivePolicy *policy = req->policy;
+	ShieldBreakerVerdict verdict;
+	bool		enforced;
+
+	pgsh_breaker_check(&adm->breaker, req->userid, req->queryid, &verdict);
+	if (!verdict.reject)
+		return;
+	enforced = !adm->breaker.monitor;
+	note_rejection(req, PGSH_REJECT_BREAKER, enforced, false, 0.0,
+				   PGSH_ACTION_BREAKER_OPEN, verdict.detail);
+	if (!enforced)
+	{
+		adm->would_reject = true;
+		return;
+	}
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_BREAKER_OPEN),
+			 errmsg("circuit breaker open"),
+			 errdetail_internal("%s", verdict.detail),
+			 errhint("Retry after %d ms.", verdict.retry_ms)));
+}
+
+/*
+ * The limits of admission: rate tokens, then a slot in every concurrency
+ * scope, waiting in the queue if one is full.  deadline_at: when the
+ * statement's enforced deadline expires (0: none), which ends a wait;
+ * shown_deadline: its deadline as shield.activity shows it.
+ */
+static void
+admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
+			 TimestampTz deadline_at, TimestampTz shown_deadline)
+{
 	ScopeNeed  *needs;
 	Scope	   *const *scopes;
 	const int32 *limits;
@@ -1530,25 +1606,11 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	int			n;
 	int			nslots;
 	int			role_slot;
-	int64		queue_timeout_ms;
+	int64		queue_timeout_us;
 	bool		need_slot = !held.holding;
 	TimestampTz now = 0;
-	TimestampTz deadline_at = 0;
 	RateOutcome rate = {-1, 0};
 	int			i;
-
-	memset(adm, 0, sizeof(*adm));
-	if (!is_governed(req))
-		return;
-	adm->governed = true;
-
-	if (unlikely(!exit_callback_registered))
-	{
-		before_shmem_exit(admission_exit, (Datum) 0);
-		exit_callback_registered = true;
-	}
-
-	check_cost(req, adm);
 
 	if (!memo_matches(req, need_slot))
 		memo_build(req, need_slot);
@@ -1556,11 +1618,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	if (n == 0)
 		return;
 	needs = memo.needs;
-	queue_timeout_ms = memo.queue_timeout_ms;
-
-	if (policy->deadline_from >= 0)
-		deadline_at = req->arrived +
-			policy->scopes[policy->deadline_from].deadline_ms * INT64CONST(1000);
+	queue_timeout_us = memo.queue_timeout_us;
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
 	if (memo.any_rate)
@@ -1601,7 +1659,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 	/* slow path: queue up, and let dispatch() decide */
 	now = admit_waiting(req, adm, needs, n, scopes, limits, nslots,
-						role_slot, queue_timeout_ms, deadline_at);
+						role_slot, queue_timeout_us, deadline_at);
 	role_active = adm->role_active;
 
 admitted:
@@ -1622,7 +1680,79 @@ admitted:
 
 	/* running since it was let in: its arrival, unless it waited */
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
-				 deadline_at);
+				 shown_deadline);
+}
+
+/*
+ * admit_limits for the probe of a half-open breaker: should a limit turn it
+ * away, or should it wait and fail, it never ran, and the breaker must not
+ * wait for its verdict.
+ */
+static pg_noinline void
+admit_probe(const ShieldAdmitRequest *req, ShieldAdmission *adm,
+			TimestampTz deadline_at, TimestampTz shown_deadline)
+{
+	PG_TRY();
+	{
+		admit_limits(req, adm, deadline_at, shown_deadline);
+	}
+	PG_CATCH();
+	{
+		pgsh_breaker_outcome(&adm->breaker, req->userid, req->queryid,
+							 PGSH_OUTCOME_ABANDONED);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Decide whether the statement may run; wait in the queue if a scope is
+ * full.  Returns with *adm filled in; rejections are errors (after they
+ * have been counted and recorded).  In order: the cost ceiling (retrying
+ * does not help), the fingerprint's circuit breaker, the rate limits, the
+ * concurrency limits.
+ */
+void
+pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	TimestampTz deadline_at = 0;
+	TimestampTz shown_deadline = 0;
+
+	memset(adm, 0, sizeof(*adm));
+	if (!is_governed(req))
+		return;
+	adm->governed = true;
+
+	if (unlikely(!exit_callback_registered))
+	{
+		before_shmem_exit(admission_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
+	check_cost(req, adm);
+
+	/*
+	 * The statement's deadline, at most PGSH_MAX_DURATION_US after its
+	 * arrival; only an enforced one ends a wait in the queue.
+	 */
+	if (policy->deadline_from >= 0)
+	{
+		const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
+
+		shown_deadline = req->arrived + p->deadline_us;
+		if (!p->monitor && pgsh_mode == PGSH_MODE_ENFORCE)
+			deadline_at = shown_deadline;
+	}
+
+	pgsh_breaker_ticket(&adm->breaker, policy, req->queryid);
+	if (adm->breaker.threshold > 0 && pgsh_breaker_may_exist(req->queryid))
+		check_breaker(req, adm);
+
+	if (unlikely(adm->breaker.probe))
+		admit_probe(req, adm, deadline_at, shown_deadline);
+	else
+		admit_limits(req, adm, deadline_at, shown_deadline);
 }
 
 /*----

@@ -16,6 +16,7 @@
 
 #include "utils/timestamp.h"
 
+#include "breaker.h"
 #include "compat.h"
 #include "policy.h"
 
@@ -47,6 +48,7 @@ typedef struct ShieldAdmission
 								 * it */
 	int32		role_active;	/* its role's running statements, itself
 								 * included, once admitted */
+	ShieldBreakerTicket breaker;	/* its fingerprint's breaker, if any */
 } ShieldAdmission;
 
 extern Size pgsh_admission_shmem_size(void);

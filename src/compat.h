@@ -53,6 +53,28 @@
 #endif
 
 /*
+ * A function that does not return: the suffix pg_attribute_noreturn() gave
+ * way to the prefix pg_noreturn (C11 _Noreturn) in PostgreSQL 18.  Used as a
+ * prefix on every version (GCC and Clang take attributes there too).
+ */
+#if PG_VERSION_NUM >= 180000
+#define PGSH_NORETURN pg_noreturn
+#else
+#define PGSH_NORETURN pg_attribute_noreturn()
+#endif
+
+/*
+ * Intervals can be infinite from PostgreSQL 17 on ('infinity' and
+ * '-infinity', tested with INTERVAL_NOT_FINITE); earlier, every interval
+ * is finite.
+ */
+#if PG_VERSION_NUM >= 170000
+#define PGSH_INTERVAL_IS_FINITE(iv) (!INTERVAL_NOT_FINITE(iv))
+#else
+#define PGSH_INTERVAL_IS_FINITE(iv) true
+#endif
+
+/*
  * ExecutorRun lost its execute_once argument in PostgreSQL 18
  * (commit 3eea7a0c97e).
  */
@@ -65,6 +87,21 @@
 	QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once
 #define PGSH_EXECUTORRUN_CALL queryDesc, direction, count, execute_once
 #endif
+
+/*
+ * Jumbling a query: JumbleQuery took the query text up to PostgreSQL 15
+ * (for utility statements, hashed by text then) and takes the Query alone
+ * from 16.  From 18 on, core jumbles the query inside DECLARE CURSOR and
+ * CREATE TABLE AS itself (commit 6b652e6ce); before, it has none, and
+ * pg_shield jumbles it the same way, so that such a statement gets its
+ * inner query's fingerprint on every version.
+ */
+#if PG_VERSION_NUM >= 160000
+#define PGSH_JUMBLE_QUERY(query, text) JumbleQuery(query)
+#else
+#define PGSH_JUMBLE_QUERY(query, text) JumbleQuery(query, text)
+#endif
+#define PGSH_CORE_JUMBLES_INNER_QUERY (PG_VERSION_NUM >= 180000)
 
 /*
  * Query and PlannedStmt carry queryId as uint64 up to PostgreSQL 17 and as

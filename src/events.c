@@ -55,6 +55,11 @@ static const char *const action_names[] = {
 	[PGSH_ACTION_COST_LIMIT] = "cost_limit",
 	[PGSH_ACTION_RATE_LIMIT] = "rate_limit",
 	[PGSH_ACTION_DEADLINE] = "deadline",
+	[PGSH_ACTION_BREAKER_OPEN] = "breaker_open",
+	[PGSH_ACTION_BREAKER_TRIPPED] = "breaker_tripped",
+	[PGSH_ACTION_BREAKER_HALF_OPEN] = "breaker_half_open",
+	[PGSH_ACTION_BREAKER_CLOSED] = "breaker_closed",
+	[PGSH_ACTION_BREAKER_RESET] = "breaker_reset",
 };
 
 const char *

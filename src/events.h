@@ -38,7 +38,12 @@ typedef enum PgshAction
 	PGSH_ACTION_QUEUE_TIMEOUT,
 	PGSH_ACTION_COST_LIMIT,
 	PGSH_ACTION_RATE_LIMIT,
-	PGSH_ACTION_DEADLINE
+	PGSH_ACTION_DEADLINE,
+	PGSH_ACTION_BREAKER_OPEN,	/* a statement rejected by an open breaker */
+	PGSH_ACTION_BREAKER_TRIPPED,	/* a breaker opened */
+	PGSH_ACTION_BREAKER_HALF_OPEN,	/* its cooldown is over: a probe runs */
+	PGSH_ACTION_BREAKER_CLOSED, /* its probe succeeded */
+	PGSH_ACTION_BREAKER_RESET	/* shield.reset_breaker() closed it */
 } PgshAction;
 
 typedef enum PgshLogActions

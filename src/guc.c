@@ -34,6 +34,8 @@ bool		pgsh_exempt_superuser = true;
 int			pgsh_max_active = 0;
 int			pgsh_max_queue = 64;
 int			pgsh_queue_timeout_ms = 1000;
+int			pgsh_breaker_failures = 0;
+int			pgsh_breaker_cooldown_ms = 30000;
 
 static const struct config_enum_entry mode_options[] = {
 	{"enforce", PGSH_MODE_ENFORCE, false},
@@ -169,6 +171,32 @@ pgsh_guc_init(void)
 							0,
 							INT_MAX,
 							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * Circuit breakers of the fingerprints whose query policies set no
+	 * breaker_failures.  Instance-wide, like the queue settings.
+	 */
+	DefineCustomIntVariable("pg_shield.breaker_failures",
+							"Sets the consecutive failures of a fingerprint that open its circuit breaker, for fingerprints whose query policies set none.",
+							"0 turns these breakers off.  Failures are cancels by a deadline or statement_timeout, and errors of classes 53, 57 and 58.",
+							&pgsh_breaker_failures,
+							0,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.breaker_cooldown",
+							"Sets how long an open circuit breaker rejects statements before it lets one probe through, for query policies that set no breaker_cooldown.",
+							NULL,
+							&pgsh_breaker_cooldown_ms,
+							30000,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -167,21 +167,28 @@ call_executor_start(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
-/* ExecutorStart with the level raised, guarded; unit: it starts a unit. */
+/*
+ * ExecutorStart with the level raised, guarded; unit: the unit it starts,
+ * or -1.  The unit's deadline may cancel the call (see deadline.c).
+ */
 static pg_noinline void
-guarded_executor_start(QueryDesc *queryDesc, int eflags, bool unit)
+guarded_executor_start(QueryDesc *queryDesc, int eflags, int unit)
 {
 	const int	level = pgsh_nesting_level;
 
 	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
+		if (unit >= 0)
+			pgsh_unit_guard_begin(unit);
 		call_executor_start(queryDesc, eflags);
+		if (unit >= 0)
+			pgsh_unit_guard_end(unit);
 	}
 	PG_CATCH();
 	{
 		pgsh_nesting_level = level;
-		if (unit)
+		if (unit >= 0)
 			pgsh_unit_failing(queryDesc);
 		PG_RE_THROW();
 	}
@@ -209,7 +216,9 @@ pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		pgsh_unit_call_end();
 	}
 	else
-		guarded_executor_start(queryDesc, eflags, calls == PGSH_UNIT_GUARDED);
+		guarded_executor_start(queryDesc, eflags,
+							   calls == PGSH_UNIT_GUARDED ?
+							   pgsh_last_unit.index : -1);
 }
 
 static inline void
@@ -231,18 +240,23 @@ call_executor_finish(QueryDesc *queryDesc)
 }
 
 /*
- * ExecutorRun with the level raised, guarded.  Not inlined, as the other
- * guarded calls: their sigjmp_buf stays off the unguarded path's stack.
+ * ExecutorRun with the level raised, guarded; unit: the unit whose level-0
+ * call this is, or -1.  Not inlined, as the other guarded calls: their
+ * sigjmp_buf stays off the unguarded path's stack.
  */
 static pg_noinline void
-guarded_executor_run(PGSH_EXECUTORRUN_ARGS)
+guarded_executor_run(PGSH_EXECUTORRUN_ARGS, int unit)
 {
 	const int	level = pgsh_nesting_level;
 
 	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
+		if (unit >= 0)
+			pgsh_unit_guard_begin(unit);
 		call_executor_run(PGSH_EXECUTORRUN_CALL);
+		if (unit >= 0)
+			pgsh_unit_guard_end(unit);
 	}
 	PG_CATCH();
 	{
@@ -274,23 +288,27 @@ pgsh_ExecutorRun(PGSH_EXECUTORRUN_ARGS)
 		pgsh_unit_call_end();
 	}
 	else
-		guarded_executor_run(PGSH_EXECUTORRUN_CALL);
+		guarded_executor_run(PGSH_EXECUTORRUN_CALL, unit.index);
 
 	if (unit.index >= 0)
 		pgsh_unit_add_call(unit.index, queryDesc, unit_call_elapsed_ms(),
 						   true);
 }
 
-/* ExecutorFinish with the level raised, guarded. */
+/* ExecutorFinish with the level raised, guarded; unit: as for ExecutorRun. */
 static pg_noinline void
-guarded_executor_finish(QueryDesc *queryDesc)
+guarded_executor_finish(QueryDesc *queryDesc, int unit)
 {
 	const int	level = pgsh_nesting_level;
 
 	pgsh_nesting_level = level + 1;
 	PG_TRY();
 	{
+		if (unit >= 0)
+			pgsh_unit_guard_begin(unit);
 		call_executor_finish(queryDesc);
+		if (unit >= 0)
+			pgsh_unit_guard_end(unit);
 	}
 	PG_CATCH();
 	{
@@ -319,7 +337,7 @@ finish_with_work(QueryDesc *queryDesc)
 		pgsh_unit_call_end();
 	}
 	else
-		guarded_executor_finish(queryDesc);
+		guarded_executor_finish(queryDesc, unit.index);
 
 	if (unit.index >= 0)
 		pgsh_unit_add_call(unit.index, queryDesc, unit_call_elapsed_ms(),

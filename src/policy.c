@@ -160,16 +160,76 @@ pgsh_policy_init(void)
 	CacheRegisterRelcacheCallback(policy_relcache_callback, (Datum) 0);
 }
 
-/* Duration column in milliseconds, -1 if NULL. */
+/*
+ * Duration column in microseconds, -1 if NULL.  shield.policy's
+ * constraints keep it within [0, PGSH_MAX_DURATION_US], without months;
+ * clamped all the same, so that a row written around them cannot make
+ * time arithmetic overflow.
+ */
 static int64
-interval_ms(Datum value, bool isnull)
+interval_us(Datum value, bool isnull)
 {
 	Interval   *iv;
+	int64		us;
 
 	if (isnull)
 		return -1;
 	iv = DatumGetIntervalP(value);
-	return iv->time / 1000 + (int64) iv->day * (USECS_PER_DAY / 1000);
+	if (iv->month != 0 || iv->day > PGSH_MAX_DURATION_US / USECS_PER_DAY)
+		return PGSH_MAX_DURATION_US;
+	us = (int64) Max(iv->day, 0) * USECS_PER_DAY +
+		Max(Min(iv->time, PGSH_MAX_DURATION_US), 0);
+	return Min(us, PGSH_MAX_DURATION_US);
+}
+
+/*
+ * "500 ms", "0.25 ms", "1500.5 ms": a duration as messages show it, exact
+ * to the microsecond.  Returns buf.
+ */
+char *
+pgsh_duration_text(char *buf, size_t size, int64 us)
+{
+	if (us % 1000 == 0)
+		snprintf(buf, size, INT64_FORMAT " ms", us / 1000);
+	else
+	{
+		char		frac[8];
+		int			len;
+
+		snprintf(frac, sizeof(frac), "%03d", (int) (us % 1000));
+		len = strlen(frac);
+		while (len > 0 && frac[len - 1] == '0')
+			frac[--len] = '\0';
+		snprintf(buf, size, INT64_FORMAT ".%s ms", us / 1000, frac);
+	}
+	return buf;
+}
+
+/*
+ * "Role "app" (policy 3)", "Fingerprint 123 (policy 4)", "Fingerprint 123
+ * of role "app" (policy 5)": the scope of a policy, as the DETAIL of an
+ * error names it.
+ */
+void
+pgsh_policy_describe(char *buf, size_t size, Oid role, uint64 queryid,
+					 int64 policy_id, bool capital)
+{
+	char	   *rolename = NULL;
+
+	if (role != InvalidOid)
+		rolename = GetUserNameFromId(role, true);
+	if (queryid == 0)
+		snprintf(buf, size, "%s \"%s\" (policy " INT64_FORMAT ")",
+				 capital ? "Role" : "role", rolename ? rolename : "?",
+				 policy_id);
+	else if (role == InvalidOid)
+		snprintf(buf, size, "%s " INT64_FORMAT " (policy " INT64_FORMAT ")",
+				 capital ? "Fingerprint" : "fingerprint",
+				 (int64) queryid, policy_id);
+	else
+		snprintf(buf, size, "%s " INT64_FORMAT " of role \"%s\" (policy " INT64_FORMAT ")",
+				 capital ? "Fingerprint" : "fingerprint",
+				 (int64) queryid, rolename ? rolename : "?", policy_id);
 }
 
 static PgshPriority
@@ -209,19 +269,19 @@ policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 		(uint64) DatumGetInt64(values[Anum_policy_queryid - 1]);
 	p->max_concurrent = nulls[Anum_policy_max_concurrent - 1] ? -1 :
 		DatumGetInt32(values[Anum_policy_max_concurrent - 1]);
-	p->queue_timeout_ms = interval_ms(values[Anum_policy_queue_timeout - 1],
+	p->queue_timeout_us = interval_us(values[Anum_policy_queue_timeout - 1],
 									  nulls[Anum_policy_queue_timeout - 1]);
 	p->max_cost = nulls[Anum_policy_max_cost - 1] ? -1.0 :
 		DatumGetFloat8(values[Anum_policy_max_cost - 1]);
-	p->deadline_ms = interval_ms(values[Anum_policy_deadline - 1],
+	p->deadline_us = interval_us(values[Anum_policy_deadline - 1],
 								 nulls[Anum_policy_deadline - 1]);
 	p->max_rate = nulls[Anum_policy_max_rate - 1] ? -1.0 :
 		DatumGetFloat8(values[Anum_policy_max_rate - 1]);
 	p->priority = priority_from_text(values[Anum_policy_priority - 1]);
 	p->breaker_failures = nulls[Anum_policy_breaker_failures - 1] ? -1 :
 		DatumGetInt32(values[Anum_policy_breaker_failures - 1]);
-	p->breaker_cooldown_ms =
-		interval_ms(values[Anum_policy_breaker_cooldown - 1],
+	p->breaker_cooldown_us =
+		interval_us(values[Anum_policy_breaker_cooldown - 1],
 					nulls[Anum_policy_breaker_cooldown - 1]);
 	p->monitor = strcmp(TextDatumGetCString(values[Anum_policy_mode - 1]),
 						"monitor") == 0;
@@ -405,6 +465,7 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 	result->nscopes = 0;
 	result->max_cost_from = -1;
 	result->deadline_from = -1;
+	result->breaker_from = -1;
 	result->priority_from = -1;
 	result->priority = PGSH_PRIORITY_NORMAL;
 	if (policy_cache == NULL ||
@@ -434,10 +495,14 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 			(result->max_cost_from < 0 ||
 			 p->max_cost < result->scopes[result->max_cost_from].max_cost))
 			result->max_cost_from = k;
-		if (p->deadline_ms >= 0 &&
+		if (p->deadline_us >= 0 &&
 			(result->deadline_from < 0 ||
-			 p->deadline_ms < result->scopes[result->deadline_from].deadline_ms))
+			 p->deadline_us < result->scopes[result->deadline_from].deadline_us))
 			result->deadline_from = k;
+		/* candidates come most specific first */
+		if (p->queryid != 0 && p->breaker_failures > 0 &&
+			result->breaker_from < 0)
+			result->breaker_from = k;
 		if (result->priority_from < 0)
 		{
 			result->priority_from = k;

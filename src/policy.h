@@ -53,20 +53,33 @@ typedef enum PgshPriority
 	PGSH_PRIORITY_LOW
 } PgshPriority;
 
-/* One stored policy, as the cache holds it.  Limits: < 0 means none. */
+/*
+ * The longest duration a policy may set (queue_timeout, deadline,
+ * breaker_cooldown): INT_MAX milliseconds, about 24.8 days, the bound of
+ * PostgreSQL's own timeouts (statement_timeout, lock_timeout).  Checked by
+ * the policy functions and by shield.policy's constraints, so that every
+ * time computed from one fits comfortably in a TimestampTz.
+ */
+#define PGSH_MAX_DURATION_US	((int64) PG_INT32_MAX * 1000)
+
+/*
+ * One stored policy, as the cache holds it.  Limits: < 0 means none.
+ * Durations are in microseconds, as intervals store them, so that a
+ * sub-millisecond limit stays exact.
+ */
 typedef struct ShieldPolicy
 {
 	Oid			role;			/* InvalidOid: every role */
 	uint64		queryid;		/* 0: role policy */
 	int64		id;
 	int32		max_concurrent;
-	int64		queue_timeout_ms;
+	int64		queue_timeout_us;
 	double		max_cost;
-	int64		deadline_ms;
+	int64		deadline_us;
 	double		max_rate;
 	PgshPriority priority;
 	int32		breaker_failures;
-	int64		breaker_cooldown_ms;
+	int64		breaker_cooldown_us;
 	bool		monitor;		/* per-policy mode is monitor */
 } ShieldPolicy;
 
@@ -84,6 +97,8 @@ typedef struct ShieldEffectivePolicy
 	int			nscopes;
 	int			max_cost_from;	/* strictest max_cost */
 	int			deadline_from;	/* strictest deadline */
+	int			breaker_from;	/* most specific query policy that sets
+								 * breaker_failures */
 	int			priority_from;	/* -1: default normal */
 	PgshPriority priority;
 } ShieldEffectivePolicy;
@@ -101,6 +116,10 @@ extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 									   ShieldEffectivePolicy *result,
 									   uint64 *tag);
 extern const char *pgsh_priority_name(PgshPriority priority);
+extern void pgsh_policy_describe(char *buf, size_t size, Oid role,
+								 uint64 queryid, int64 policy_id,
+								 bool capital);
+extern char *pgsh_duration_text(char *buf, size_t size, int64 us);
 extern int	pgsh_policy_stale_count(int *stale_version);
 
 PGSH_END_INTERNAL

@@ -273,8 +273,10 @@ check_positive_float(FunctionCallInfo fcinfo, int argno, const char *name,
 }
 
 /*
- * Durations: no months or years (their length varies), and greater than
- * zero, or at least zero where zero means something (queue_timeout).
+ * Durations: finite, no months or years (their length varies), at most
+ * PGSH_MAX_DURATION_US (INT_MAX milliseconds, the bound of PostgreSQL's own
+ * timeouts), and greater than zero, or at least zero where zero means
+ * something (queue_timeout).  Kept to the microsecond.
  */
 static void
 check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
@@ -291,6 +293,11 @@ check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
 	v = PG_GETARG_INTERVAL_P(argno);
 	shown = DatumGetCString(DirectFunctionCall1(interval_out,
 												IntervalPGetDatum(v)));
+	if (!PGSH_INTERVAL_IS_FINITE(v))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, shown),
+				 errdetail("A duration must be finite; NULL means no limit.")));
 	if (v->month != 0)
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_INVALID_POLICY),
@@ -304,6 +311,14 @@ check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
 				 zero_ok ?
 				 errdetail("The value must not be negative, or NULL for the default.") :
 				 errdetail("The value must be greater than zero, or NULL for no limit.")));
+	/* day is at most INT_MAX: the product fits in 64 bits */
+	if (v->day > PGSH_MAX_DURATION_US / USECS_PER_DAY ||
+		v->time > PGSH_MAX_DURATION_US ||
+		(int64) v->day * USECS_PER_DAY + v->time > PGSH_MAX_DURATION_US)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"%s\": \"%s\"", name, shown),
+				 errdetail("The value must be at most 2147483647 milliseconds (24 days 20:31:23.647).")));
 	put(p, param, IntervalPGetDatum(v));
 }
 
@@ -1026,9 +1041,11 @@ put_limit(ReturnSetInfo *rsinfo, int64 queryid, const char *name,
 }
 
 static char *
-ms_text(int64 ms)
+duration_text(int64 us)
 {
-	return psprintf(INT64_FORMAT " ms", ms);
+	char		buf[64];
+
+	return pstrdup(pgsh_duration_text(buf, sizeof(buf), us));
 }
 
 Datum
@@ -1063,9 +1080,9 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 		if (p->max_concurrent > 0)
 			put_limit(rsinfo, queryid, "max_concurrent",
 					  psprintf("%d", p->max_concurrent), p);
-		if (p->queue_timeout_ms >= 0)
+		if (p->queue_timeout_us >= 0)
 			put_limit(rsinfo, queryid, "queue_timeout",
-					  ms_text(p->queue_timeout_ms), p);
+					  duration_text(p->queue_timeout_us), p);
 		if (p->max_rate > 0)
 			put_limit(rsinfo, queryid, "max_rate",
 					  psprintf("%g per second", p->max_rate), p);
@@ -1076,22 +1093,30 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 				  &eff.scopes[eff.max_cost_from]);
 	if (eff.deadline_from >= 0)
 		put_limit(rsinfo, queryid, "deadline",
-				  ms_text(eff.scopes[eff.deadline_from].deadline_ms),
+				  duration_text(eff.scopes[eff.deadline_from].deadline_us),
 				  &eff.scopes[eff.deadline_from]);
-	for (i = 0; i < eff.nscopes; i++)
+	/*
+	 * Breakers are per fingerprint: the most specific query policy that
+	 * sets breaker_failures, else the instance's defaults.
+	 */
+	if (eff.breaker_from >= 0)
 	{
-		const ShieldPolicy *p = &eff.scopes[i];
+		const ShieldPolicy *p = &eff.scopes[eff.breaker_from];
 
-		/* breakers are per fingerprint: the most specific query policy */
-		if (p->queryid != 0 && p->breaker_failures > 0)
-		{
-			put_limit(rsinfo, queryid, "breaker_failures",
-					  psprintf("%d", p->breaker_failures), p);
-			if (p->breaker_cooldown_ms >= 0)
-				put_limit(rsinfo, queryid, "breaker_cooldown",
-						  ms_text(p->breaker_cooldown_ms), p);
-			break;
-		}
+		put_limit(rsinfo, queryid, "breaker_failures",
+				  psprintf("%d", p->breaker_failures), p);
+		put_limit(rsinfo, queryid, "breaker_cooldown",
+				  p->breaker_cooldown_us >= 0 ?
+				  duration_text(p->breaker_cooldown_us) :
+				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000),
+				  p->breaker_cooldown_us >= 0 ? p : NULL);
+	}
+	else if (pgsh_breaker_failures > 0)
+	{
+		put_limit(rsinfo, queryid, "breaker_failures",
+				  psprintf("%d", pgsh_breaker_failures), NULL);
+		put_limit(rsinfo, queryid, "breaker_cooldown",
+				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000), NULL);
 	}
 	put_limit(rsinfo, queryid, "priority",
 			  pstrdup(pgsh_priority_name(eff.priority)),

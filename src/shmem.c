@@ -43,6 +43,11 @@
  * described in admission.c.  It is never held together with another
  * pg_shield lock.
  *
+ * pgsh_state->breaker_lock guards the circuit breakers; its protocol (a
+ * filter of atomic counters read without the lock, the lock for the
+ * entries) is described in breaker.c.  It is never held together with
+ * another pg_shield lock.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -57,6 +62,7 @@
 #include "storage/shmem.h"
 
 #include "admission.h"
+#include "breaker.h"
 #include "errors.h"
 #include "events.h"
 #include "shmem.h"
@@ -78,6 +84,7 @@ pgsh_shmem_size(void)
 	size = add_size(size, pgsh_stats_shmem_size());
 	size = add_size(size, pgsh_events_shmem_size());
 	size = add_size(size, pgsh_admission_shmem_size());
+	size = add_size(size, pgsh_breaker_shmem_size());
 	return size;
 }
 
@@ -88,7 +95,7 @@ pgsh_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(pgsh_shmem_size());
-	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 3);
+	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 4);
 }
 
 static void
@@ -115,6 +122,7 @@ pgsh_shmem_startup(void)
 		pgsh_state->stats_lock = &locks[0].lock;
 		pgsh_state->events_lock = &locks[1].lock;
 		pgsh_state->admission_lock = &locks[2].lock;
+		pgsh_state->breaker_lock = &locks[3].lock;
 		pgsh_state->stats_reset = GetCurrentTimestamp();
 		pgsh_state->fp_evictions = 0;
 		pgsh_state->role_evictions = 0;
@@ -125,6 +133,7 @@ pgsh_shmem_startup(void)
 	pgsh_stats_shmem_init();
 	pgsh_events_shmem_init();
 	pgsh_admission_shmem_init();
+	pgsh_breaker_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -34,6 +34,8 @@ typedef struct ShieldSharedState
 	LWLock	   *events_lock;	/* guards the events ring (events.c) */
 	LWLock	   *admission_lock; /* guards scopes and the queue
 								 * (admission.c) */
+	LWLock	   *breaker_lock;	/* guards the circuit breakers
+								 * (breaker.c) */
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */

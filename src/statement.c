@@ -59,7 +59,10 @@
 #include "utils/portal.h"
 
 #include "admission.h"
+#include "breaker.h"
 #include "compat.h"
+#include "deadline.h"
+#include "events.h"
 #include "guc.h"
 #include "policy.h"
 #include "shmem.h"
@@ -90,9 +93,13 @@ typedef struct ShieldUnit
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	bool		failed;			/* an error escaped one of its executor calls */
+	int			fail_code;		/* its SQLSTATE, if caught (0: not known) */
+	bool		deadline_cancelled; /* pg_shield's deadline canceled it */
+	bool		would_cancel;	/* monitor mode: it outlived its deadline */
 	bool		unguarded;		/* its level-0 executor calls run without
 								 * PG_TRY (see pgsh_unit_call_begin) */
 	ShieldAdmission adm;		/* what admission decided */
+	ShieldDeadline deadline;	/* its deadline (at 0: none) */
 	ShieldEffectivePolicy policy;	/* req.policy: resolved once */
 } ShieldUnit;
 
@@ -117,7 +124,9 @@ static struct
 	const char *expect_source;	/* sourceText of the executor run it
 								 * delegates to, NULL if none can match */
 	bool		admit;			/* CALL or DO: admitted as a statement */
+	bool		admitted;		/* and admission let it run */
 	ShieldAdmission adm;		/* what admission decided for it */
+	ShieldDeadline deadline;	/* its deadline, once admitted */
 	ShieldEffectivePolicy policy;
 	uint64		policy_tag;		/* see ShieldUnit */
 	QueryDesc  *delegated_qd;	/* that executor run */
@@ -134,6 +143,7 @@ static struct
 	uint64		queryid;
 	SubTransactionId subid;
 	TimestampTz started;
+	bool		deadline_cancelled;	/* a CALL or DO canceled by its deadline */
 } pending_error;
 
 /*
@@ -267,6 +277,8 @@ count_pending_error(void)
 	pgsh_observation_init(&obs, pending_error.userid, pending_error.queryid,
 						  pending_error.started);
 	obs.failed = true;
+	if (pending_error.deadline_cancelled)
+		obs.rejected = PGSH_REJECT_DEADLINE;
 	attach_failure_text(&obs);
 	pending_error.active = false;
 	pgsh_stats_record(&obs);
@@ -286,6 +298,7 @@ note_pending_error(Oid userid, uint64 queryid)
 	pending_error.queryid = queryid;
 	pending_error.subid = GetCurrentSubTransactionId();
 	pending_error.started = GetCurrentStatementStartTimestamp();
+	pending_error.deadline_cancelled = false;
 	if (frame.active)
 		frame.error_noted = true;
 }
@@ -420,6 +433,9 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->rows = 0;
 	unit->req.arrived = GetCurrentStatementStartTimestamp();
 	unit->failed = false;
+	unit->fail_code = 0;
+	unit->deadline_cancelled = false;
+	unit->would_cancel = false;
 
 	if (frame.active && frame.delegate)
 	{
@@ -465,9 +481,25 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		frame.error_noted = true;
 	pgsh_admit(&unit->req, &unit->adm);
 
-	/* a failure needs no text of its own once the fingerprint has one */
-	unit->unguarded = unit->req.queryid == 0 ||
-		pgsh_stats_text_known(unit->req.userid, unit->req.queryid);
+	if (unlikely(unit->policy.deadline_from >= 0) && unit->adm.governed)
+		pgsh_deadline_set(&unit->deadline, &unit->policy, unit->req.userid,
+						  unit->req.queryid, unit->req.arrived,
+						  unit->adm.queue_ms);
+	else
+	{
+		unit->deadline.at = 0;
+		unit->deadline.enforce = false;
+	}
+
+	/*
+	 * A failure needs no text of its own once the fingerprint has one.  A
+	 * statement with an enforced deadline or a breaker keeps PG_TRY: its
+	 * calls' PG_CATCH tells a deadline's cancel, and gives a failure's
+	 * SQLSTATE to the breaker.
+	 */
+	unit->unguarded = (unit->req.queryid == 0 ||
+					   pgsh_stats_text_known(unit->req.userid, unit->req.queryid)) &&
+		!unit->deadline.enforce && unit->adm.breaker.threshold == 0;
 	unit->queryDesc = queryDesc;
 	pgsh_last_unit.index = unit - units;
 	pgsh_last_unit.calls = unit->unguarded ?
@@ -541,6 +573,57 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 		units[unit].rows += queryDesc->estate->es_processed;
 }
 
+/*
+ * The level-0 executor calls of a unit whose calls are guarded: its
+ * deadline may cancel it while one runs (see deadline.c).
+ */
+void
+pgsh_unit_guard_begin(int unit)
+{
+	pgsh_deadline_call_begin(&units[unit].deadline);
+}
+
+void
+pgsh_unit_guard_end(int unit)
+{
+	pgsh_deadline_call_end(&units[unit].deadline);
+}
+
+/*
+ * A statement with a deadline or a breaker ends, with this outcome for its
+ * breaker: disarm its deadline (in monitor mode, note whether it outlived
+ * it), and move its breaker.  Runs in abort callbacks: cannot fail.
+ */
+static void
+statement_ended(ShieldDeadline *deadline, const ShieldBreakerTicket *breaker,
+				Oid userid, uint64 queryid, PgshBreakerOutcome outcome,
+				bool *would_cancel)
+{
+	if (deadline->at != 0)
+	{
+		pgsh_deadline_end(deadline);
+		if (pgsh_deadline_overran(deadline))
+		{
+			char		scope[NAMEDATALEN + 96];
+			char		limit[64];
+			char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+			*would_cancel = true;
+			pgsh_policy_describe(scope, sizeof(scope), deadline->policy_role,
+								 deadline->policy_queryid,
+								 deadline->policy_id, true);
+			snprintf(detail, sizeof(detail),
+					 "%s sets a deadline of %s; the statement ran past it, and enforcement would have canceled it.",
+					 scope, pgsh_duration_text(limit, sizeof(limit),
+											   deadline->limit_us));
+			pgsh_event_record(PGSH_ACTION_DEADLINE, false, userid, queryid,
+							  detail);
+		}
+	}
+	if (breaker->threshold > 0)
+		pgsh_breaker_outcome(breaker, userid, queryid, outcome);
+}
+
 /* Admission's part of a unit's observation. */
 static void
 observe_admission(ShieldObservation *obs, const ShieldAdmission *adm)
@@ -599,7 +682,9 @@ unit_free(int index)
  * Called in PG_CATCH of any executor call of a unit: an error that escapes
  * an executor call always fails its portal (PortalRun and the utilities
  * mark it failed), so the unit has failed, whichever (sub)transaction
- * aborts next.  Keep its text; the abort or commit callback counts it.
+ * aborts next.  Keep its text and its SQLSTATE; the abort or commit
+ * callback counts it.  If the error is the cancel of the unit's deadline,
+ * raise pg_shield's own error instead, which says so.
  */
 void
 pgsh_unit_failing(QueryDesc *queryDesc)
@@ -609,9 +694,22 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 	if (i < 0)
 		return;
 	units[i].failed = true;
+	units[i].fail_code = geterrcode();
 	note_failure_text(units[i].req.userid, units[i].req.queryid,
 						  queryDesc->sourceText,
 						  units[i].stmt_location, units[i].stmt_len);
+
+	/* the cancel its deadline requested: replaced by pg_shield's error */
+	if (unlikely(units[i].deadline.enforce))
+	{
+		if (pgsh_deadline_caught(&units[i].deadline))
+		{
+			units[i].deadline_cancelled = true;
+			pgsh_deadline_raise(&units[i].deadline, true);
+		}
+		if (pgsh_deadline_raised(&units[i].deadline))
+			units[i].deadline_cancelled = true;
+	}
 }
 
 /*
@@ -632,6 +730,7 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	obs.source = queryDesc->sourceText;
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
+	obs.would_cancel = unit->would_cancel;
 	observe_admission(&obs, &unit->adm);
 	unit_free(i);
 
@@ -677,11 +776,15 @@ pgsh_unit_end(QueryDesc *queryDesc)
 		return;
 	unit = &units[i];
 	unit_release(unit);
+	if (unlikely(unit->deadline.at != 0 || unit->adm.breaker.threshold > 0))
+		statement_ended(&unit->deadline, &unit->adm.breaker,
+						unit->req.userid, unit->req.queryid,
+						PGSH_OUTCOME_SUCCESS, &unit->would_cancel);
 
 	/* the usual statement, recorded without an observation */
 	if (!(frame.active && frame.delegated_qd == queryDesc) &&
 		!unit->adm.queued && !unit->adm.would_reject &&
-		!unit->adm.would_queue &&
+		!unit->adm.would_queue && !unit->would_cancel &&
 		pgsh_stats_record_completed(unit->req.userid, unit->req.queryid,
 									unit->req.arrived, unit->adm.governed,
 									unit->adm.role_active, unit->exec_ms,
@@ -720,9 +823,26 @@ finish_units(SubTransactionId floor_subid)
 			continue;
 		unit_release(unit);
 
+		/*
+		 * A unit that failed has its SQLSTATE if its calls were guarded,
+		 * which they are when it has a breaker.  One that did not fail
+		 * never finished: its transaction rolled back, or the backend
+		 * exits.
+		 */
+		if (unit->deadline.at != 0 || unit->adm.breaker.threshold > 0)
+			statement_ended(&unit->deadline, &unit->adm.breaker,
+							unit->req.userid, unit->req.queryid,
+							unit->failed ?
+							pgsh_breaker_outcome_of(unit->fail_code) :
+							PGSH_OUTCOME_ABANDONED,
+							&unit->would_cancel);
+
 		pgsh_observation_init(&obs, unit->req.userid, unit->req.queryid,
 							  unit->req.arrived);
 		obs.failed = unit->failed;
+		if (unit->deadline_cancelled)
+			obs.rejected = PGSH_REJECT_DEADLINE;
+		obs.would_cancel = unit->would_cancel;
 		obs.exec_ms = unit->exec_ms;
 		obs.rows = unit->rows;
 		obs.cost = unit->req.cost;
@@ -864,6 +984,35 @@ delegated_source(PlannedStmt *pstmt, const char *queryString)
 	return queryString;
 }
 
+/*
+ * Give the query inside DECLARE CURSOR or CREATE TABLE AS its own
+ * fingerprint, as PostgreSQL 18 does (see compat.h), before it is planned:
+ * the planner, the executor and the views then see the inner query's
+ * fingerprint, on every version.  The Query may belong to a cached plan:
+ * writing its queryId there is harmless, since jumbling always computes the
+ * same value for it.
+ */
+static void
+jumble_inner_query(PlannedStmt *pstmt, const char *queryString)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+	Node	   *inner = NULL;
+	Query	   *query;
+
+	if (PGSH_CORE_JUMBLES_INNER_QUERY || !IsQueryIdEnabled())
+		return;
+	if (IsA(stmt, DeclareCursorStmt))
+		inner = ((DeclareCursorStmt *) stmt)->query;
+	else if (IsA(stmt, CreateTableAsStmt))
+		inner = ((CreateTableAsStmt *) stmt)->query;
+	if (inner == NULL || !IsA(inner, Query))
+		return;
+	query = (Query *) inner;
+	if (query->commandType == CMD_UTILITY || query->queryId != 0)
+		return;
+	(void) PGSH_JUMBLE_QUERY(query, queryString);
+}
+
 void
 pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 {
@@ -881,6 +1030,8 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.stmt_location = pstmt->stmt_location;
 	frame.stmt_len = pstmt->stmt_len;
 	frame.expect_source = delegate ? delegated_source(pstmt, queryString) : NULL;
+	if (delegate)
+		jumble_inner_query(pstmt, queryString);
 	frame.delegated_qd = NULL;
 	frame.stashed = false;
 	frame.own_text = frame.expect_source == queryString;
@@ -892,7 +1043,10 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	 */
 	frame.admit = !delegate &&
 		(IsA(pstmt->utilityStmt, CallStmt) || IsA(pstmt->utilityStmt, DoStmt));
+	frame.admitted = false;
 	memset(&frame.adm, 0, sizeof(frame.adm));
+	frame.deadline.at = 0;
+	frame.deadline.enforce = false;
 }
 
 /*
@@ -918,6 +1072,33 @@ pgsh_frame_admit(void)
 	frame.error_noted = true;
 	pgsh_admit(&req, &frame.adm);
 	frame.error_noted = false;
+	frame.admitted = true;
+
+	/* its deadline may cancel it while it runs: the whole CALL or DO */
+	if (frame.policy.deadline_from >= 0 && frame.adm.governed)
+	{
+		pgsh_deadline_set(&frame.deadline, &frame.policy, frame.userid,
+						  frame.queryid, req.arrived, frame.adm.queue_ms);
+		pgsh_deadline_call_begin(&frame.deadline);
+	}
+}
+
+/*
+ * An admitted CALL or DO ends, with this outcome for its breaker.  Cannot
+ * fail.  Returns whether it outlived a monitored deadline.
+ */
+static bool
+frame_ended(PgshBreakerOutcome outcome)
+{
+	bool		would_cancel = false;
+
+	if (!frame.admitted)
+		return false;
+	frame.admitted = false;
+	pgsh_deadline_call_end(&frame.deadline);
+	statement_ended(&frame.deadline, &frame.adm.breaker, frame.userid,
+					frame.queryid, outcome, &would_cancel);
+	return would_cancel;
 }
 
 /* Give back the slot of an admitted CALL or DO.  Cannot fail. */
@@ -952,10 +1133,12 @@ void
 pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 {
 	ShieldObservation obs;
+	bool		would_cancel;
 
 	frame.active = false;
 	frame_level_reset();
 	frame_release();
+	would_cancel = frame_ended(PGSH_OUTCOME_SUCCESS);
 	if (frame.delegated)
 	{
 		/* its executor run is the statement; recorded now if it ended */
@@ -974,6 +1157,7 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 	obs.source = frame.source;
 	obs.location = frame.stmt_location;
 	obs.len = frame.stmt_len;
+	obs.would_cancel = would_cancel;
 	observe_admission(&obs, &frame.adm);
 	frame.source = NULL;
 	pgsh_stats_record(&obs);
@@ -988,9 +1172,18 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 void
 pgsh_frame_failed(void)
 {
+	bool		deadline_cancel = false;
+
 	frame.active = false;
 	frame_level_reset();
 	frame_release();
+	if (frame.admitted)
+	{
+		deadline_cancel = frame.deadline.enforce &&
+			pgsh_deadline_caught(&frame.deadline);
+		(void) frame_ended(deadline_cancel ? PGSH_OUTCOME_FAILURE :
+						   pgsh_breaker_outcome_of(geterrcode()));
+	}
 	if (frame.stashed)
 	{
 		/* its executor run completed, then the utility failed */
@@ -1004,8 +1197,13 @@ pgsh_frame_failed(void)
 		note_failure_text(frame.userid, frame.queryid, frame.source,
 						  frame.stmt_location, frame.stmt_len);
 		note_pending_error(frame.userid, frame.queryid);
+		pending_error.deadline_cancelled = deadline_cancel;
 	}
 	frame.source = NULL;
+
+	/* the cancel its deadline requested: replaced by pg_shield's error */
+	if (deadline_cancel)
+		pgsh_deadline_raise(&frame.deadline, true);
 }
 
 /*----
@@ -1056,7 +1254,10 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * ExecutorFinish may have left (see hooks.c).
 			 */
 			if (!frame.active)
+			{
 				pgsh_nesting_level = 0;
+				pgsh_deadline_xact_end();
+			}
 			break;
 
 		default:
@@ -1080,6 +1281,7 @@ pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				fail_unwound_call(mySubid);
 			finish_units(mySubid);
 			finish_pending_error(mySubid);
+			pgsh_deadline_subxact_aborted();
 			break;
 		default:
 			break;

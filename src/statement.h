@@ -144,6 +144,8 @@ pgsh_unit_find_calls(QueryDesc *queryDesc)
 extern void pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms,
 							   bool run);
 extern void pgsh_unit_failing(QueryDesc *queryDesc);
+extern void pgsh_unit_guard_begin(int unit);
+extern void pgsh_unit_guard_end(int unit);
 extern void pgsh_unit_end(QueryDesc *queryDesc);
 
 /* utility statements */

@@ -627,6 +627,8 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 		c->would_reject++;
 	if (obs->would_queue)
 		c->would_queue++;
+	if (obs->would_cancel)
+		c->would_cancel++;
 	if (obs->rejected != PGSH_REJECT_NONE)
 	{
 		switch (obs->rejected)
@@ -647,6 +649,9 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 				break;
 			case PGSH_REJECT_DEADLINE:
 				c->deadline_cancels++;
+				break;
+			case PGSH_REJECT_BREAKER:
+				c->rejected_breaker++;
 				break;
 		}
 		return;
@@ -941,7 +946,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
 		-1 : hist_bucket(obs->exec_ms);
 	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
-		!obs->queued && !obs->would_reject && !obs->would_queue;
+		!obs->queued && !obs->would_reject && !obs->would_queue &&
+		!obs->would_cancel;
 	bool		role_done = false;
 	bool		fp_done = obs->queryid == 0;
 

@@ -120,7 +120,9 @@ typedef enum PgshRejection
 	PGSH_REJECT_QUEUE_TIMEOUT,
 	PGSH_REJECT_COST,
 	PGSH_REJECT_RATE,
-	PGSH_REJECT_DEADLINE		/* its deadline expired while it waited */
+	PGSH_REJECT_DEADLINE,		/* its deadline expired: while it waited, or
+								 * while it ran (a deadline cancel) */
+	PGSH_REJECT_BREAKER			/* its fingerprint's breaker was open */
 } PgshRejection;
 
 /* One statement's outcome, handed to pgsh_stats_record(). */
@@ -137,6 +139,7 @@ typedef struct ShieldObservation
 	double		queue_ms;
 	bool		would_reject;	/* monitor mode */
 	bool		would_queue;	/* monitor mode */
+	bool		would_cancel;	/* monitor mode: it outlived its deadline */
 	int32		role_active;	/* the role's running statements once it was
 								 * admitted, 0 if unknown */
 	double		exec_ms;		/* completed statements only */

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "admission.h"
+#include "breaker.h"
 #include "events.h"
 #include "guc.h"
 #include "policy.h"
@@ -44,12 +45,15 @@ PG_FUNCTION_INFO_V1(pg_shield_status);
 PG_FUNCTION_INFO_V1(pg_shield_reset);
 PG_FUNCTION_INFO_V1(pg_shield_events);
 PG_FUNCTION_INFO_V1(pg_shield_activity);
+PG_FUNCTION_INFO_V1(pg_shield_breakers);
+PG_FUNCTION_INFO_V1(pg_shield_reset_breaker);
 
 #define QUERY_STATS_COLS	30
 #define ROLE_STATS_COLS		28
 #define STATUS_COLS			16
 #define EVENTS_COLS			10
 #define ACTIVITY_COLS		10
+#define BREAKERS_COLS		11
 
 /* A name datum (NAMEDATALEN-padded), or NULL for a dropped object. */
 static Datum
@@ -146,6 +150,68 @@ may_see_all_texts(void)
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 }
 
+/*
+ * The breakers that are not closed, for shield.query_stats: a fingerprint
+ * without an entry here has a closed breaker.  A small local hash table,
+ * built from one copy taken under the breakers' lock.
+ */
+typedef struct BreakerStateKey
+{
+	Oid			dbid;
+	uint64		queryid;
+} BreakerStateKey;
+
+typedef struct BreakerStateEntry
+{
+	BreakerStateKey key;
+	PgshBreakerState state;
+} BreakerStateEntry;
+
+static HTAB *
+breaker_states(void)
+{
+	HASHCTL		ctl;
+	HTAB	   *states;
+	ShieldBreakerRow *rows;
+	int			n;
+	int			i;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(BreakerStateKey);
+	ctl.entrysize = sizeof(BreakerStateEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	states = hash_create("pg_shield breaker states", 64, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	rows = pgsh_breakers_copy(&n);
+	for (i = 0; i < n; i++)
+	{
+		BreakerStateKey key;
+		BreakerStateEntry *entry;
+
+		if (rows[i].state == PGSH_BREAKER_CLOSED)
+			continue;
+		memset(&key, 0, sizeof(key));
+		key.dbid = rows[i].dbid;
+		key.queryid = rows[i].queryid;
+		entry = hash_search(states, &key, HASH_ENTER, NULL);
+		entry->state = rows[i].state;
+	}
+	return states;
+}
+
+static const char *
+breaker_state_of(HTAB *states, Oid dbid, uint64 queryid)
+{
+	BreakerStateKey key;
+	BreakerStateEntry *entry;
+
+	memset(&key, 0, sizeof(key));
+	key.dbid = dbid;
+	key.queryid = queryid;
+	entry = hash_search(states, &key, HASH_FIND, NULL);
+	return pgsh_breaker_state_name(entry ? entry->state : PGSH_BREAKER_CLOSED);
+}
+
 Datum
 pg_shield_query_stats(PG_FUNCTION_ARGS)
 {
@@ -155,11 +221,13 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 	long		i;
 	Oid			me = GetUserId();
 	bool		see_all;
+	HTAB	   *states;
 
 	pgsh_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 	see_all = may_see_all_texts();
 
+	states = breaker_states();
 	copies = copy_entries(pgsh_fp_hash, sizeof(ShieldFpEntry),
 						  offsetof(ShieldFpEntry, mutex), &n);
 
@@ -241,8 +309,9 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 		values[col++] = Int64GetDatum(c->deadline_cancels);
 		values[col++] = Int64GetDatum(c->would_reject);
 		values[col++] = Int64GetDatum(c->would_cancel);
-		/* breakers arrive with the circuit breaker feature */
-		values[col++] = CStringGetTextDatum("closed");
+		values[col++] = CStringGetTextDatum(breaker_state_of(states,
+															 e->key.dbid,
+															 e->key.queryid));
 		if (c->last_exec != 0)
 			values[col++] = TimestampTzGetDatum(c->last_exec);
 		else
@@ -513,4 +582,83 @@ pg_shield_activity(PG_FUNCTION_ARGS)
 							 values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * shield.breakers: every circuit breaker with something to remember (a
+ * failure count, or open or half open), in every database.  Fingerprints
+ * are shown to the roles that may see every statement's, as in
+ * shield.query_stats: a breaker is not any one role's.
+ */
+Datum
+pg_shield_breakers(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldBreakerRow *rows;
+	int			n;
+	int			i;
+	bool		see_all;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	see_all = may_see_all_texts();
+	rows = pgsh_breakers_copy(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldBreakerRow *r = &rows[i];
+		Datum		values[BREAKERS_COLS];
+		bool		nulls[BREAKERS_COLS];
+		int			col = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[col++] = ObjectIdGetDatum(r->dbid);
+		values[col] = name_datum(get_database_name(r->dbid), &nulls[col]);
+		col++;
+		col += put_queryid(values + col, nulls + col, r->queryid, see_all);
+		values[col++] = CStringGetTextDatum(pgsh_breaker_state_name(r->state));
+		values[col++] = Int32GetDatum(r->failures);
+		if (r->threshold > 0)
+			values[col++] = Int32GetDatum(r->threshold);
+		else
+			nulls[col++] = true;
+		if (r->opened_at != 0)
+		{
+			values[col++] = TimestampTzGetDatum(r->opened_at);
+			values[col++] = Float8GetDatum((double) r->cooldown_us / 1000.0);
+			values[col++] = TimestampTzGetDatum(r->opened_at + r->cooldown_us);
+		}
+		else
+		{
+			nulls[col++] = true;
+			nulls[col++] = true;
+			nulls[col++] = true;
+		}
+		if (r->probe_pid != 0)
+			values[col++] = Int32GetDatum(r->probe_pid);
+		else
+			nulls[col++] = true;
+		values[col++] = Int64GetDatum(r->trips);
+		Assert(col == BREAKERS_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * shield.reset_breaker(queryid): close the breaker of a fingerprint of
+ * this database by hand, forgetting its failures.  Returns whether it had
+ * anything to forget.
+ */
+Datum
+pg_shield_reset_breaker(PG_FUNCTION_ARGS)
+{
+	pgsh_check_loaded();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("argument \"queryid\" must not be null")));
+	PG_RETURN_BOOL(pgsh_breaker_reset(MyDatabaseId,
+									  (uint64) PG_GETARG_INT64(0)));
 }

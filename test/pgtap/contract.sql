@@ -16,7 +16,7 @@
 
 BEGIN;
 
-SELECT plan(112);
+SELECT plan(131);
 
 -- Schema, views, function.
 SELECT has_schema('shield', 'schema shield exists');
@@ -105,6 +105,36 @@ SELECT col_type_is('shield', 'activity', 'deadline_at', 'timestamp with time zon
 SELECT ok(has_table_privilege('public', 'shield.activity', 'SELECT'),
     'PUBLIC can SELECT shield.activity');
 SELECT col_type_is('shield', 'role_stats', 'would_queue', 'bigint', 'role_stats.would_queue is bigint');
+
+-- Circuit breakers (§4.5, §6): the view, reset_breaker(), the settings.
+SELECT has_view('shield', 'breakers', 'view shield.breakers exists');
+SELECT col_type_is('shield', 'breakers', 'dbid', 'oid', 'breakers.dbid is oid');
+SELECT col_type_is('shield', 'breakers', 'datname', 'name', 'breakers.datname is name');
+SELECT col_type_is('shield', 'breakers', 'queryid', 'bigint', 'breakers.queryid is bigint');
+SELECT col_type_is('shield', 'breakers', 'state', 'text', 'breakers.state is text');
+SELECT col_type_is('shield', 'breakers', 'failures', 'integer', 'breakers.failures is integer');
+SELECT col_type_is('shield', 'breakers', 'breaker_failures', 'integer', 'breakers.breaker_failures is integer');
+SELECT col_type_is('shield', 'breakers', 'opened_at', 'timestamp with time zone', 'breakers.opened_at is timestamptz');
+SELECT col_type_is('shield', 'breakers', 'cooldown_ms', 'double precision', 'breakers.cooldown_ms is double precision');
+SELECT col_type_is('shield', 'breakers', 'probe_at', 'timestamp with time zone', 'breakers.probe_at is timestamptz');
+SELECT col_type_is('shield', 'breakers', 'probe_pid', 'integer', 'breakers.probe_pid is integer');
+SELECT col_type_is('shield', 'breakers', 'trips', 'bigint', 'breakers.trips is bigint');
+SELECT ok(has_table_privilege('public', 'shield.breakers', 'SELECT'),
+    'PUBLIC can SELECT shield.breakers');
+SELECT has_function('shield', 'reset_breaker', '{bigint}'::name[],
+    'function shield.reset_breaker(bigint) exists');
+SELECT function_returns('shield', 'reset_breaker', '{bigint}'::name[],
+    'boolean', 'shield.reset_breaker(bigint) returns boolean');
+SELECT function_privs_are('shield', 'reset_breaker', '{bigint}'::name[],
+    'public', '{}'::text[], 'PUBLIC cannot execute shield.reset_breaker()');
+SELECT is((SELECT context || '/' || boot_val FROM pg_settings WHERE name = 'pg_shield.breaker_failures'),
+    'sighup/0', 'pg_shield.breaker_failures is reloadable, 0 (off) by default');
+SELECT is((SELECT context || '/' || unit || '/' || boot_val FROM pg_settings
+           WHERE name = 'pg_shield.breaker_cooldown'),
+    'sighup/ms/30000', 'pg_shield.breaker_cooldown is reloadable, in milliseconds, 30 s by default');
+SELECT ok((SELECT bool_and(breaker_state IN ('closed', 'open', 'half_open')) IS NOT FALSE
+           FROM shield.query_stats),
+    'query_stats.breaker_state is closed, open or half_open');
 
 -- Admission settings (§4.8): contexts are contract.
 SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_shield.max_active'),

@@ -1,0 +1,118 @@
+--
+-- deadlines: a policy's deadline cancels a running statement (product
+-- contract §4.4), whatever runs it; statement_timeout keeps its own
+-- message; nothing is cancelled after the statement ends
+--
+-- Deadlines here are short and the statements sleep far longer, so the
+-- outcome never depends on timing; the DETAIL, which gives the elapsed
+-- time, is left out (VERBOSITY terse), and its form is checked by pattern.
+SELECT count(*) AS policies FROM shield.policy;
+\set VERBOSITY terse
+CREATE ROLE regress_shield_late LOGIN;
+GRANT SELECT ON shield_t TO regress_shield_late;
+SELECT shield.set_role_policy('regress_shield_late', deadline => '150 ms');
+
+-- the deadline cancels a running statement with 57014 and says so
+SET ROLE regress_shield_late;
+SELECT pg_sleep(10);
+\echo :LAST_ERROR_SQLSTATE
+SELECT :'LAST_ERROR_MESSAGE' AS message;
+DO $$
+BEGIN
+    PERFORM pg_sleep(10);
+EXCEPTION WHEN query_canceled THEN
+    RAISE EXCEPTION 'never: caught inside';
+END $$;
+-- the next statement runs undisturbed
+SELECT count(*) AS rows FROM shield_t;
+RESET ROLE;
+SELECT action, enforced,
+       detail ~ '^Role "regress_shield_late" \(policy \d+\) sets a deadline of 150 ms; the statement was canceled \d+ ms after it arrived\.$' AS detail_ok
+FROM shield.events WHERE rolname = 'regress_shield_late' ORDER BY at;
+SELECT calls, errors, deadline_cancels, would_cancel
+FROM shield.role_stats WHERE rolname = 'regress_shield_late';
+
+-- a PL/pgSQL exception block cannot swallow it: the cancel comes back
+CREATE FUNCTION shield_swallow() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM pg_sleep(10);
+    EXCEPTION WHEN query_canceled THEN
+        PERFORM pg_sleep(10);
+        RETURN 'swallowed';
+    END;
+    RETURN 'finished';
+END $$;
+CREATE FUNCTION shield_others() RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep(10);
+    RETURN 'finished';
+EXCEPTION WHEN OTHERS THEN
+    RETURN 'caught by WHEN OTHERS';
+END $$;
+SET ROLE regress_shield_late;
+SELECT shield_swallow();
+SELECT shield_others();
+SELECT 1 AS after;
+RESET ROLE;
+
+-- statement_timeout and lock_timeout keep running: the earlier fires, with
+-- its own message
+SET ROLE regress_shield_late;
+SET statement_timeout = '20ms';
+SELECT pg_sleep(10);
+SET statement_timeout = '5s';
+SELECT pg_sleep(10);
+RESET statement_timeout;
+RESET ROLE;
+
+-- a procedure's COMMIT does not end the deadline of its CALL
+CREATE PROCEDURE shield_commits() LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE TEMP TABLE shield_commits_t (x int);
+    COMMIT;
+    PERFORM pg_sleep(10);
+END $$;
+SET ROLE regress_shield_late;
+CALL shield_commits();
+RESET ROLE;
+
+-- a cursor's deadline runs from its DECLARE: a fetch after it fails at
+-- once, and the deadline passing between statements cancels nothing else
+SELECT shield.drop_role_policy('regress_shield_late');
+SELECT shield.set_query_policy('SELECT id FROM shield_t ORDER BY id',
+                               deadline => '100 ms') <> 0 AS declared;
+SET ROLE regress_shield_late;
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM shield_t ORDER BY id;
+FETCH 2 FROM c;
+SELECT true AS slept_past_the_cursors_deadline FROM pg_sleep(0.3);
+FETCH 2 FROM c;
+ROLLBACK;
+SELECT 1 AS after_rollback;
+RESET ROLE;
+
+-- monitor mode: nothing is canceled, would_cancel counts it
+SELECT shield.set_role_policy('regress_shield_late', deadline => '10 ms',
+                              mode => 'monitor');
+SET ROLE regress_shield_late;
+SELECT true AS ran FROM pg_sleep(0.05);
+RESET ROLE;
+SELECT deadline_cancels, would_cancel
+FROM shield.role_stats WHERE rolname = 'regress_shield_late';
+SELECT action, enforced,
+       detail ~ 'sets a deadline of 10 ms; the statement ran past it' AS detail_ok
+FROM shield.events WHERE rolname = 'regress_shield_late' AND NOT enforced;
+
+-- a superuser is exempt
+SELECT shield.set_role_policy(current_user::regrole, deadline => '10 ms');
+SELECT true AS exempt FROM pg_sleep(0.05);
+
+DELETE FROM shield.policy;
+DROP FUNCTION shield_swallow();
+DROP FUNCTION shield_others();
+DROP PROCEDURE shield_commits();
+DROP TABLE pg_temp.shield_commits_t;
+REVOKE ALL ON shield_t FROM regress_shield_late;
+DROP ROLE regress_shield_late;
+\set VERBOSITY default

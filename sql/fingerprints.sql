@@ -1,0 +1,29 @@
+--
+-- fingerprints: what a query policy's fingerprint depends on besides the
+-- statement's shape, which differs between major versions of PostgreSQL:
+-- up to 17 a table is jumbled by its OID, so that the search_path and
+-- re-creating a table change the fingerprint and rebinding recomputes it;
+-- from 18 by its name, so that neither does (fingerprints_1.out)
+--
+SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') AS literal_fp \gset
+CREATE SCHEMA policy_other;
+CREATE TABLE policy_other.shield_t (id int, v text);
+SET search_path = policy_other, public;
+SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') <> :'literal_fp' AS other_table;
+RESET search_path;
+
+-- rebinding recomputes fingerprints from the sample text; texts that no
+-- longer analyze are reported and skipped
+SELECT shield.set_query_policy('SELECT v FROM policy_other.shield_t WHERE id = $1',
+                               max_rate => 5) AS old_fp \gset
+DROP TABLE policy_other.shield_t;
+CREATE TABLE policy_other.shield_t (id int, v text);
+SELECT shield.rebind_query_policies();
+SELECT queryid <> :'old_fp' AS rebound FROM shield.policy
+WHERE query LIKE '%policy_other%';
+DROP TABLE policy_other.shield_t;
+SELECT shield.rebind_query_policies();
+SELECT count(*) AS kept FROM shield.policy WHERE query LIKE '%policy_other%';
+
+DELETE FROM shield.policy;
+DROP SCHEMA policy_other;

@@ -1,0 +1,109 @@
+/*-------------------------------------------------------------------------
+ *
+ * breaker.h
+ *		Circuit breakers per (database, fingerprint).
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/breaker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_BREAKER_H
+#define PGSH_BREAKER_H
+
+#include "port/atomics.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "policy.h"
+
+PGSH_BEGIN_INTERNAL
+
+typedef enum PgshBreakerState
+{
+	PGSH_BREAKER_CLOSED,
+	PGSH_BREAKER_OPEN,
+	PGSH_BREAKER_HALF_OPEN
+} PgshBreakerState;
+
+/*
+ * The breaker a statement is subject to, as admission found it: the
+ * settings of the most specific query policy that sets breaker_failures,
+ * else the instance's (pg_shield.breaker_failures, .breaker_cooldown).
+ */
+typedef struct ShieldBreakerTicket
+{
+	int32		threshold;		/* consecutive failures that open it; 0: the
+								 * statement has no breaker */
+	int64		cooldown_us;
+	int64		policy_id;		/* 0: the instance's settings */
+	bool		monitor;		/* monitor mode: transitions, no rejections */
+	bool		probe;			/* admitted as the half-open breaker's probe */
+} ShieldBreakerTicket;
+
+/* How a statement with a breaker ended, for pgsh_breaker_outcome. */
+typedef enum PgshBreakerOutcome
+{
+	PGSH_OUTCOME_SUCCESS,		/* it ended without a failure that counts */
+	PGSH_OUTCOME_FAILURE,		/* a failure that counts (see breaker.c) */
+	PGSH_OUTCOME_ABANDONED		/* it never finished: no verdict */
+} PgshBreakerOutcome;
+
+/* What admission learns from a statement's breaker. */
+typedef struct ShieldBreakerVerdict
+{
+	bool		reject;			/* open: turn the statement away */
+	int			retry_ms;		/* for the HINT */
+	char		detail[256];	/* why, for the DETAIL and the event */
+} ShieldBreakerVerdict;
+
+/* A breaker, as the views see it. */
+typedef struct ShieldBreakerRow
+{
+	Oid			dbid;
+	uint64		queryid;
+	PgshBreakerState state;
+	int32		failures;		/* consecutive failures so far */
+	int32		threshold;		/* that opened it, or that will */
+	TimestampTz opened_at;		/* 0: never opened since it was closed */
+	int64		cooldown_us;
+	int			probe_pid;		/* half open: the probe's backend */
+	int64		trips;			/* times it opened */
+} ShieldBreakerRow;
+
+extern Size pgsh_breaker_shmem_size(void);
+extern void pgsh_breaker_shmem_init(void);
+
+extern void pgsh_breaker_ticket(ShieldBreakerTicket *t,
+								const ShieldEffectivePolicy *policy,
+								uint64 queryid);
+
+/*
+ * Counters of the breakers that exist, spread over the fingerprints' low
+ * bits: a statement whose counter is 0 has no breaker entry, so its breaker
+ * is closed with no failure, and admission and the end of the statement
+ * skip the lock.  Read without a lock (see breaker.c).
+ */
+#define PGSH_BREAKER_FILTER_SIZE 1024
+extern pg_atomic_uint32 *pgsh_breaker_filter;
+
+static inline bool
+pgsh_breaker_may_exist(uint64 queryid)
+{
+	return pg_atomic_read_u32(&pgsh_breaker_filter[queryid % PGSH_BREAKER_FILTER_SIZE]) != 0;
+}
+
+extern void pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid,
+							   uint64 queryid, ShieldBreakerVerdict *verdict);
+extern void pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
+								 uint64 queryid, PgshBreakerOutcome outcome);
+extern PgshBreakerOutcome pgsh_breaker_outcome_of(int sqlerrcode);
+extern bool pgsh_breaker_reset(Oid dbid, uint64 queryid);
+extern ShieldBreakerRow *pgsh_breakers_copy(int *n);
+extern const char *pgsh_breaker_state_name(PgshBreakerState state);
+
+PGSH_END_INTERNAL
+
+#endif							/* PGSH_BREAKER_H */

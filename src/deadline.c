@@ -1,0 +1,316 @@
+/*-------------------------------------------------------------------------
+ *
+ * deadline.c
+ *		Deadlines of running statements.
+ *
+ * A policy's deadline bounds a statement's life from its arrival (so that
+ * time in the admission queue counts) to its end.  Admission ends a wait
+ * that would outlast it (admission.c); this file cancels the statement once
+ * it runs.
+ *
+ * The timer is a private timeout (USER_TIMEOUT), registered the first time
+ * a backend arms one, never core's STATEMENT_TIMEOUT: core reschedules or
+ * disables that one between protocol messages, and its cancel would read as
+ * statement_timeout's.  It is armed for the statement whose executor call
+ * is running (statement.c brackets the level-0 executor calls of a
+ * statement with a deadline, and a CALL or DO as a whole), and stays armed
+ * across the statement's calls; it is disarmed when the statement ends, on
+ * every path (its end, the abort of its transaction or subtransaction, the
+ * close of its portal), and at the end of every top-level transaction.
+ *
+ * The handler runs in the SIGALRM handler: it only sets flags.  While one
+ * of the statement's calls runs (pgsh_deadline_cancel_allowed), it
+ * requests a query cancel, which the next CHECK_FOR_INTERRUPTS raises as
+ * core's "canceling statement due to user request" (57014).  The call's
+ * PG_CATCH in statement.c recognizes it (pgsh_deadline_caught) and
+ * replaces it with pg_shield's own error, which names the policy, the
+ * limit and the elapsed time.  Outside a call (a cursor between fetches, a
+ * portal suspended between Execute messages, the client idle) the handler
+ * only marks the deadline as passed: nothing is cancelled there, least of
+ * all the next statement, and the statement's next call fails at once.  A
+ * cancel requested while a call ran but not yet seen when the call returns
+ * is withdrawn then, for the same reason.
+ *
+ * An exception block of PL/pgSQL inside the statement can catch the
+ * cancel (WHEN query_canceled; WHEN OTHERS does not catch 57014): when a
+ * subtransaction aborts inside the call after the deadline passed, the
+ * cancel is requested again, so that the statement cannot outlive its
+ * deadline by catching it.
+ *
+ * statement_timeout and lock_timeout keep running: whichever timeout is due
+ * first fires, with its own message.  When both statement_timeout and the
+ * deadline fired before a CHECK_FOR_INTERRUPTS saw either, core reports
+ * statement_timeout; the deadline's message replaces it only if the
+ * deadline was due first.
+ *
+ * All state is backend-local; nothing here takes a lock or allocates
+ * (pgsh_deadline_raise aside, which raises an error).
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/deadline.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/timeout.h"
+
+#include "deadline.h"
+#include "errors.h"
+#include "events.h"
+#include "guc.h"
+
+/* The private timeout, registered at the first arming; MAX_TIMEOUTS until. */
+static TimeoutId deadline_timeout = MAX_TIMEOUTS;
+
+/* The deadline the timer is armed for; 0 if it is not armed. */
+TimestampTz pgsh_deadline_armed_at = 0;
+
+/* The timer fired for pgsh_deadline_armed_at. */
+static volatile sig_atomic_t deadline_fired = false;
+
+/* pg_shield's error for it was raised: never again for that deadline. */
+static bool deadline_reported = false;
+
+/* statement_timeout was armed, due no later than the deadline, at arming. */
+static bool deadline_after_statement_timeout = false;
+
+volatile sig_atomic_t pgsh_deadline_cancel_allowed = false;
+volatile sig_atomic_t pgsh_deadline_cancel_requested = false;
+
+/*
+ * The timeout handler, called from the SIGALRM handler (which has set the
+ * latch): flags only.  Requests a cancel as StatementCancelHandler does,
+ * but only while a call of the statement runs.
+ */
+static void
+deadline_timeout_handler(void)
+{
+	deadline_fired = true;
+	if (pgsh_deadline_cancel_allowed && !proc_exit_inprogress)
+	{
+		pgsh_deadline_cancel_requested = true;
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+}
+
+/*
+ * Fill in a statement's deadline from its resolved policies: the strictest
+ * deadline, enforced unless its policy or pg_shield.mode is monitor.
+ */
+void
+pgsh_deadline_set(ShieldDeadline *d, const ShieldEffectivePolicy *policy,
+				  Oid userid, uint64 queryid, TimestampTz arrived,
+				  double queue_ms)
+{
+	const ShieldPolicy *p;
+
+	if (policy->deadline_from < 0)
+	{
+		d->at = 0;
+		d->enforce = false;
+		return;
+	}
+	p = &policy->scopes[policy->deadline_from];
+	/* at most PGSH_MAX_DURATION_US after a timestamp of now: no overflow */
+	d->at = arrived + p->deadline_us;
+	d->enforce = !p->monitor && pgsh_mode == PGSH_MODE_ENFORCE;
+	d->arrived = arrived;
+	d->queue_ms = queue_ms;
+	d->limit_us = p->deadline_us;
+	d->policy_id = p->id;
+	d->policy_role = p->role;
+	d->policy_queryid = p->queryid;
+	d->userid = userid;
+	d->queryid = queryid;
+}
+
+/* Is the timer armed, and not fired, for this deadline? */
+bool
+pgsh_deadline_armed_for(const ShieldDeadline *d)
+{
+	/*
+	 * Core disables every timeout after an error that reaches the top level,
+	 * which a cursor of an outer savepoint survives: ask the timer itself.
+	 */
+	return pgsh_deadline_armed_at == d->at && pgsh_deadline_armed_at != 0 &&
+		get_timeout_active(deadline_timeout);
+}
+
+/* A cancel requested by the timer, not seen yet: take it back. */
+void
+pgsh_deadline_withdraw_cancel(void)
+{
+	pgsh_deadline_cancel_requested = false;
+	QueryCancelPending = false;
+}
+
+/*
+ * Arm the timer for this deadline (pgsh_deadline_call_begin found it
+ * unarmed).  If the deadline has passed, while no call ran or before the
+ * first, raise its error now.
+ */
+void
+pgsh_deadline_arm(const ShieldDeadline *d)
+{
+	if (pgsh_deadline_armed_at == d->at && deadline_fired)
+		pgsh_deadline_raise(d, false);
+	if (GetCurrentTimestamp() >= d->at)
+	{
+		if (pgsh_deadline_armed_at != 0)
+			disable_timeout(deadline_timeout, false);
+		pgsh_deadline_armed_at = d->at;
+		deadline_fired = true;
+		deadline_reported = false;
+		pgsh_deadline_raise(d, false);
+	}
+
+	if (deadline_timeout == MAX_TIMEOUTS)
+		deadline_timeout = RegisterTimeout(USER_TIMEOUT,
+										   deadline_timeout_handler);
+	if (pgsh_deadline_cancel_requested)
+		pgsh_deadline_withdraw_cancel();
+	deadline_after_statement_timeout =
+		get_timeout_active(STATEMENT_TIMEOUT) &&
+		get_timeout_finish_time(STATEMENT_TIMEOUT) <= d->at;
+	deadline_fired = false;
+	deadline_reported = false;
+	pgsh_deadline_armed_at = d->at;
+	enable_timeout_at(deadline_timeout, d->at);
+}
+
+/*
+ * Called in the PG_CATCH of a call of the statement: is the error in
+ * flight the cancel this deadline requested, to be replaced by
+ * pgsh_deadline_raise?  It is if the deadline passed, the error is a query
+ * cancel, and statement_timeout was not due first.
+ */
+bool
+pgsh_deadline_caught(const ShieldDeadline *d)
+{
+	if (!d->enforce || pgsh_deadline_armed_at != d->at || !deadline_fired ||
+		deadline_reported)
+		return false;
+	if (geterrcode() != ERRCODE_QUERY_CANCELED)
+		return false;
+	return !deadline_after_statement_timeout;
+}
+
+/*
+ * Called in the PG_CATCH of a call of the statement: is the error in
+ * flight pg_shield's own deadline error, raised at the start of the call
+ * (the deadline passed while no call ran)?
+ */
+bool
+pgsh_deadline_raised(const ShieldDeadline *d)
+{
+	return d->enforce && pgsh_deadline_armed_at == d->at && deadline_reported &&
+		geterrcode() == PGSH_ERRCODE_DEADLINE;
+}
+
+/*
+ * Cancel the statement as pg_shield's deadline: record the action, and
+ * raise the error.  in_catch: called in PG_CATCH, with the cancel it
+ * replaces in flight.
+ */
+void
+pgsh_deadline_raise(const ShieldDeadline *d, bool in_catch)
+{
+	char		scope[NAMEDATALEN + 96];
+	char		limit[64];
+	char		queued[64] = "";
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+	double		elapsed_ms;
+
+	deadline_reported = true;
+	pgsh_deadline_cancel_allowed = false;
+	if (pgsh_deadline_cancel_requested)
+		pgsh_deadline_withdraw_cancel();
+	if (in_catch)
+		FlushErrorState();
+
+	elapsed_ms = (double) (GetCurrentTimestamp() - d->arrived) / 1000.0;
+	pgsh_policy_describe(scope, sizeof(scope), d->policy_role,
+						 d->policy_queryid, d->policy_id, true);
+	pgsh_duration_text(limit, sizeof(limit), d->limit_us);
+	if (d->queue_ms > 0)
+		snprintf(queued, sizeof(queued),
+				 ", %.0f ms of them in the admission queue", d->queue_ms);
+	snprintf(detail, sizeof(detail),
+			 "%s sets a deadline of %s; the statement was canceled %.0f ms after it arrived%s.",
+			 scope, limit, elapsed_ms, queued);
+	pgsh_event_record(PGSH_ACTION_DEADLINE, true, d->userid, d->queryid,
+					  detail);
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_DEADLINE),
+			 errmsg("canceling statement due to pg_shield deadline"),
+			 errdetail_internal("%s", detail)));
+}
+
+/*
+ * The statement ended, on whatever path: disarm its deadline, unless the
+ * timer is armed for another statement's (an open cursor's).  Never fails.
+ */
+void
+pgsh_deadline_end(const ShieldDeadline *d)
+{
+	if (!d->enforce || pgsh_deadline_armed_at != d->at || pgsh_deadline_armed_at == 0)
+		return;
+	pgsh_deadline_cancel_allowed = false;
+	disable_timeout(deadline_timeout, false);
+	pgsh_deadline_armed_at = 0;
+	deadline_fired = false;
+	deadline_reported = false;
+	if (pgsh_deadline_cancel_requested)
+		pgsh_deadline_withdraw_cancel();
+}
+
+/* Monitor mode: did the statement, now ending, outlive its deadline? */
+bool
+pgsh_deadline_overran(const ShieldDeadline *d)
+{
+	return d->at != 0 && !d->enforce && GetCurrentTimestamp() > d->at;
+}
+
+/*
+ * A subtransaction aborted (statement.c calls this after finishing the
+ * statements that end with it).  If it aborted inside a call of a statement
+ * whose deadline passed, an exception block caught the cancel: request it
+ * again.  Never fails.
+ */
+void
+pgsh_deadline_subxact_aborted(void)
+{
+	if (pgsh_deadline_armed_at != 0 && deadline_fired && !deadline_reported &&
+		pgsh_deadline_cancel_allowed && !proc_exit_inprogress)
+	{
+		pgsh_deadline_cancel_requested = true;
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+}
+
+/*
+ * A top-level transaction ended outside any CALL with a deadline armed or a
+ * cancel requested (pgsh_deadline_xact_end): no statement is left to have
+ * a deadline.  Disarm whatever is armed.  Never fails.
+ */
+void
+pgsh_deadline_disarm_all(void)
+{
+	pgsh_deadline_cancel_allowed = false;
+	if (pgsh_deadline_armed_at != 0)
+	{
+		disable_timeout(deadline_timeout, false);
+		pgsh_deadline_armed_at = 0;
+	}
+	deadline_fired = false;
+	deadline_reported = false;
+	if (pgsh_deadline_cancel_requested)
+		pgsh_deadline_withdraw_cancel();
+}
