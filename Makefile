@@ -26,7 +26,8 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp
 
 # Isolation specs live in test/specs, expected output in test/expected.
 ISOLATION      = concurrent_accounting cursor_reset policy_visibility \
-                 admission_slots admission_queue admission_cancel
+                 admission_slots admission_queue admission_cancel breaker_probe \
+                 deadline_lock
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 
