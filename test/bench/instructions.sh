@@ -8,9 +8,10 @@
 # host's speed or load: two runs give the same count to within a few
 # instructions per statement.
 #
-# One instance, three configurations that differ only in
+# One instance, four configurations: three that differ only in
 # shared_preload_libraries (none, pg_shield, pg_stat_statements;
-# compute_query_id = on in all), started one after the other with the whole
+# compute_query_id = on in all), and pg_shield_deadline, pg_shield whose role
+# policy also sets a deadline, with pg_shield.breaker_failures on, started one after the other with the whole
 # postmaster under callgrind (every backend writes its own profile when it
 # exits).  For each configuration, after a prewarm and a warm-up, a single
 # pgbench client (-S -M prepared -c 1, as the non-superuser bench_user, fixed
@@ -75,6 +76,7 @@ share_secs=10
 shared_buffers=256MB
 target=0.99
 minimum=0.98        # the issue's minimum
+deadline_target=0.985   # with a deadline and breakers on (issue 10)
 
 quick() { n1=500; n2=1500; scale=1; warmup_tx=200; share_secs=3; }
 [ "${BENCH_QUICK:-0}" = 1 ] && quick
@@ -104,8 +106,8 @@ for t in valgrind callgrind_annotate; do
         echo "instructions.sh: $t not found; install valgrind first: apt-get install valgrind" >&2; exit 1; }
 done
 
-configs=(none pg_shield pg_stat_statements)
-preload_of() { case $1 in none) echo "" ;; *) echo "$1" ;; esac; }
+configs=(none pg_shield pg_stat_statements pg_shield_deadline)
+preload_of() { case $1 in none) echo "" ;; pg_shield_deadline) echo pg_shield ;; *) echo "$1" ;; esac; }
 
 # ---------------------------------------------------------------- setup
 
@@ -143,7 +145,11 @@ bench_free_port port
 bench_initdb "$data" "$port" "" "$shared_buffers" "autovacuum = off" "include 'preload.conf'"
 # The include overrides the empty shared_preload_libraries written above.
 set_preload() {
-    echo "shared_preload_libraries = '$(preload_of "$1")'" | as_pg tee "$data/preload.conf" >/dev/null
+    {
+        echo "shared_preload_libraries = '$(preload_of "$1")'"
+        # breakers on by default for every fingerprint (they never open here)
+        [ "$1" = pg_shield_deadline ] && echo "pg_shield.breaker_failures = 5"
+    } | as_pg tee "$data/preload.conf" >/dev/null
 }
 psql_su() { bench_psql "$port" "$@"; }
 
@@ -244,6 +250,7 @@ echo "workload:    pgbench -S -M prepared -c 1 -n --random-seed=1 as bench_user 
 echo "             -t $n1 and -t $n2 after $warmup_tx warm-up transactions; scale $scale (prewarmed),"
 echo "             shared_buffers $shared_buffers, compute_query_id on, autovacuum off"
 echo "policy:      $policy"
+echo "             pg_shield_deadline: the same policy with deadline 1 hour, and pg_shield.breaker_failures 5"
 echo "load avg:    $load_before (before; does not affect instruction counts)"
 echo
 
@@ -259,6 +266,14 @@ for cfg in "${configs[@]}"; do
         { echo "instructions.sh: $cfg: compute_query_id is not on" >&2; exit 1; }
     if [ "$cfg" = pg_shield ]; then
         bench_check_private_so "$data" "$port" bench
+    fi
+    # the fourth configuration: the role policy also has a deadline (armed at
+    # every statement, never reached), and every fingerprint has a breaker
+    if [ "$cfg" = pg_shield_deadline ]; then
+        psql_su bench -c "SELECT shield.set_role_policy('bench_user', max_concurrent => 1000,
+                                                        deadline => '1 hour')" >/dev/null
+        [ "$(psql_su postgres -c "SHOW pg_shield.breaker_failures")" = 5 ] ||
+            { echo "instructions.sh: pg_shield.breaker_failures is not 5" >&2; exit 1; }
     fi
     psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
         'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
@@ -304,6 +319,8 @@ over() {   # label a b
         printf "%-30s %+14.1f %12.4f %16.4f\n", l, a - b, a / b, b / a }'
 }
 over "pg_shield - none" pg_shield none
+over "pg_shield_deadline - none" pg_shield_deadline none
+over "pg_shield_deadline - pg_shield" pg_shield_deadline pg_shield
 over "pg_stat_statements - none" pg_stat_statements none
 over "pg_shield - pg_stat_statements" pg_shield pg_stat_statements
 echo "(cost ratio: of the backend's instructions per statement.  TPS ratio bound: its inverse, what"
@@ -319,6 +336,7 @@ est() {   # label a b
 }
 echo "estimated TPS ratio:"
 est "pg_shield/none" pg_shield none
+est "pg_shield_deadline/none" pg_shield_deadline none
 est "pg_stat_statements/none" pg_stat_statements none
 est "pg_shield/pg_stat_statements" pg_shield pg_stat_statements
 echo "(1 - (cost ratio - 1) x share: assumes the extra instructions run at the backend's average speed"
@@ -331,6 +349,10 @@ for th in "$target" "$minimum"; do
     printf '  %-34s %s\n' "$label >= $th:" \
         "$(awk -v r="$r_est" -v t="$th" 'BEGIN {print (r + 0 >= t + 0) ? "MET" : "NOT MET"}')"
 done
+r_dl=$(awk -v a="${ips[pg_shield_deadline]}" -v b="${ips[none]}" -v f="$share" 'BEGIN {printf "%.4f", 1 - (a / b - 1) * f}')
+echo "pg_shield_deadline/none estimated from instructions = $r_dl"
+printf '  %-34s %s\n' "deadline target >= $deadline_target:" \
+    "$(awk -v r="$r_dl" -v t="$deadline_target" 'BEGIN {print (r + 0 >= t + 0) ? "MET" : "NOT MET"}')"
 
 # diff_profile CFG: functions whose per-statement cost differs most from none.
 diff_profile() {
@@ -353,6 +375,7 @@ diff_profile() {
 }
 diff_profile pg_shield
 diff_profile pg_stat_statements
+diff_profile pg_shield_deadline
 
 echo
 echo "pg_shield.so functions, instructions per statement"
