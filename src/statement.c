@@ -1172,7 +1172,8 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 void
 pgsh_frame_failed(void)
 {
-	bool		deadline_cancel = false;
+	bool		deadline_cancel = false;	/* core's cancel, to replace */
+	bool		deadline_raised = false;	/* pg_shield's error already */
 
 	frame.active = false;
 	frame_level_reset();
@@ -1181,6 +1182,8 @@ pgsh_frame_failed(void)
 	{
 		deadline_cancel = frame.deadline.enforce &&
 			pgsh_deadline_caught(&frame.deadline);
+		deadline_raised = frame.deadline.enforce &&
+			pgsh_deadline_raised(&frame.deadline);
 		(void) frame_ended(deadline_cancel ? PGSH_OUTCOME_FAILURE :
 						   pgsh_breaker_outcome_of(geterrcode()));
 	}
@@ -1197,7 +1200,7 @@ pgsh_frame_failed(void)
 		note_failure_text(frame.userid, frame.queryid, frame.source,
 						  frame.stmt_location, frame.stmt_len);
 		note_pending_error(frame.userid, frame.queryid);
-		pending_error.deadline_cancelled = deadline_cancel;
+		pending_error.deadline_cancelled = deadline_cancel || deadline_raised;
 	}
 	frame.source = NULL;
 

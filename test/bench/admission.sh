@@ -32,8 +32,13 @@
 #      - a rate-limited one (rate_user, max_rate 0.001: every statement after
 #        the first is rejected with 53S04),
 #      - a queue-full one (full_user, max_concurrent 1, queue_timeout 0, while
-#        another full_user session holds the slot in pg_sleep: 53S01).
-#    Target: p99 of both rejections < 1 ms.  The rejected statements are
+#        another full_user session holds the slot in pg_sleep: 53S01),
+#      - one an open circuit breaker rejects (breaker_user: a policy on the
+#        statement's fingerprint for that role with breaker_failures 1, a
+#        cooldown of an hour and a deadline of a microsecond, so that the
+#        first statement fails by its deadline and opens the breaker, and
+#        every later one is rejected: 53S05).
+#    Target: p99 of every rejection < 1 ms.  The rejected statements are
 #    counted (psql's errors by SQLSTATE and shield.role_stats).
 #
 # Every ratio is paired: each round runs both sides seconds apart, in an
@@ -164,10 +169,13 @@ psql_su shield bench >/dev/null <<SQL
 CREATE EXTENSION pg_shield;
 CREATE ROLE rate_user LOGIN NOSUPERUSER NOINHERIT;
 CREATE ROLE full_user LOGIN NOSUPERUSER NOINHERIT;
-GRANT SELECT ON pgbench_accounts TO rate_user, full_user;
+CREATE ROLE breaker_user LOGIN NOSUPERUSER NOINHERIT;
+GRANT SELECT ON pgbench_accounts TO rate_user, full_user, breaker_user;
 SELECT shield.set_role_policy('bench_user', $policy_args);
 SELECT shield.set_role_policy('rate_user', max_rate => 0.001);
 SELECT shield.set_role_policy('full_user', max_concurrent => 1, queue_timeout => '0');
+SELECT shield.set_query_policy('${lat_sql%;}', role => 'breaker_user', breaker_failures => 1,
+                               breaker_cooldown => '1 hour', deadline => '1 microsecond');
 SQL
 [ "$(psql_su shield bench -c "SHOW pg_shield.max_active")" = 0 ] || die "pg_shield.max_active is not 0 by default"
 
@@ -458,6 +466,16 @@ if want 3; then
     [ "$full_rej" -eq "$n_all" ] && [ "$(other_errors full 53S01)" -eq 0 ] ||
         { head "$tmp/lat-full.err" >&2; die "queue-full series: expected $n_all errors 53S01, got $full_rej"; }
 
+    # breaker open: the first statement fails by its deadline (57014) and
+    # opens the breaker; every later one is rejected (53S05)
+    read -r _ _ _ bj0 <<<"$(role_counters breaker_user)"
+    latency_series breaker_user breaker
+    read -r _ _ _ bj1 <<<"$(role_counters breaker_user)"
+    psql_su shield bench -c "SELECT shield.reset_breaker(shield.fingerprint('${lat_sql%;}'))" >/dev/null
+    brk_rej=$(errors_of breaker 53S05)
+    [ "$brk_rej" -eq $((n_all - 1)) ] && [ "$(errors_of breaker 57014)" -eq 1 ] ||
+        { head "$tmp/lat-breaker.err" >&2; die "breaker series: expected 1 error 57014 and $((n_all - 1)) errors 53S05, got $brk_rej"; }
+
     printf '%-44s %9s %9s %9s %9s %22s\n' "series ($LAT_STATEMENTS statements each)" "p50 ms" "p90 ms" "p99 ms" "max ms" "rejected (psql/shield)"
     read -r a50 a90 a99 amax < <(pct admitted)
     read -r r50 r90 r99 rmax < <(pct rate)
@@ -465,6 +483,8 @@ if want 3; then
     printf '%-44s %9s %9s %9s %9s %22s\n' "admitted (bench_user, non-binding policy)" "$a50" "$a90" "$a99" "$amax" "0/-"
     printf '%-44s %9s %9s %9s %9s %22s\n' "rate limit 53S04 (max_rate 0.001)" "$r50" "$r90" "$r99" "$rmax" "$rate_rej/$((rj1 - rj0))"
     printf '%-44s %9s %9s %9s %9s %22s\n' "queue full 53S01 (max_concurrent 1, qt 0)" "$f50" "$f90" "$f99" "$fmax" "$full_rej/$((fj1 - fj0))"
+    read -r b50 b90 b99 bmax < <(pct breaker)
+    printf '%-44s %9s %9s %9s %9s %22s\n' "breaker open 53S05 (breaker_failures 1)" "$b50" "$b90" "$b99" "$bmax" "$brk_rej/$((bj1 - bj0))"
     echo "statement: $lat_sql (parsed and planned before the rejection: the cost check needs the plan)"
 fi
 
@@ -560,9 +580,10 @@ if want 3; then
     echo "3. fast rejection (client-side latency, $LAT_STATEMENTS statements each)"
     echo "   rate limit 53S04: p50 $r50 ms, p99 $r99 ms, max $rmax ms"
     echo "   queue full 53S01: p50 $f50 ms, p99 $f99 ms, max $fmax ms"
+    echo "   breaker open 53S05: p50 $b50 ms, p99 $b99 ms, max $bmax ms"
     echo "   admitted (for comparison): p50 $a50 ms, p99 $a99 ms, max $amax ms"
     v=PASS
-    awk -v a="$r99" -v b="$f99" -v t="$target_p99_ms" 'BEGIN {exit !(a < t && b < t)}' || v=FAIL
+    awk -v a="$r99" -v b="$f99" -v c="$b99" -v t="$target_p99_ms" 'BEGIN {exit !(a < t && b < t && c < t)}' || v=FAIL
     echo "   target p99 < $target_p99_ms ms: $v"
 fi
 if [ "$probe_spread" != n/a ] && awk -v s="$probe_spread" 'BEGIN {exit !(s > 1.15)}'; then

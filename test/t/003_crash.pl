@@ -77,7 +77,7 @@ is(kill('KILL', $pid), 1, "sent SIGKILL to backend $pid");
 $node->wait_for_log(qr/all server processes terminated; reinitializing/,
 	$log_offset);
 ok( $node->log_contains(
-		qr/server process \(PID $pid\) was terminated by signal 9/,
+		qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/,
 		$log_offset),
 	'the postmaster saw the backend die');
 
