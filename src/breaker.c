@@ -373,12 +373,13 @@ pgsh_breaker_outcome_of(int sqlerrcode)
 }
 
 /*
- * A statement with a breaker ended: move its breaker.  Runs in abort
- * callbacks too: never fails, allocates nothing.
+ * A statement with a breaker ended, with something to move (see
+ * pgsh_breaker_outcome): move its breaker.  Runs in abort callbacks too:
+ * never fails, allocates nothing.
  */
 void
-pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
-					 uint64 queryid, PgshBreakerOutcome outcome)
+pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
+				  uint64 queryid, PgshBreakerOutcome outcome)
 {
 	BreakerKey	key;
 	ShieldBreaker *b;
@@ -386,11 +387,6 @@ pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
 	bool		mine;
 	char		source[64];
 
-	/* the usual end: a success, and no entry to reset */
-	if (!t->probe &&
-		(outcome == PGSH_OUTCOME_ABANDONED ||
-		 (outcome == PGSH_OUTCOME_SUCCESS && !pgsh_breaker_may_exist(queryid))))
-		return;
 	if (pgsh_state == NULL)
 		return;
 

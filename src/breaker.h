@@ -97,8 +97,25 @@ pgsh_breaker_may_exist(uint64 queryid)
 
 extern void pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid,
 							   uint64 queryid, ShieldBreakerVerdict *verdict);
-extern void pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
-								 uint64 queryid, PgshBreakerOutcome outcome);
+extern void pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
+							  uint64 queryid, PgshBreakerOutcome outcome);
+
+/*
+ * A statement with a breaker ended: move its breaker (pgsh_breaker_move),
+ * unless there is nothing to move, the usual case: a success, or no
+ * verdict, of a statement that is not the probe, whose fingerprint has no
+ * entry.  Runs in abort callbacks too: never fails.
+ */
+static inline void
+pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
+					 uint64 queryid, PgshBreakerOutcome outcome)
+{
+	if (!t->probe &&
+		(outcome == PGSH_OUTCOME_ABANDONED ||
+		 (outcome == PGSH_OUTCOME_SUCCESS && !pgsh_breaker_may_exist(queryid))))
+		return;
+	pgsh_breaker_move(t, userid, queryid, outcome);
+}
 extern PgshBreakerOutcome pgsh_breaker_outcome_of(int sqlerrcode);
 extern bool pgsh_breaker_reset(Oid dbid, uint64 queryid);
 extern ShieldBreakerRow *pgsh_breakers_copy(int *n);

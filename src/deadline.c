@@ -14,9 +14,14 @@
  * statement_timeout's.  It is armed for the statement whose executor call
  * is running (statement.c brackets the level-0 executor calls of a
  * statement with a deadline, and a CALL or DO as a whole), and stays armed
- * across the statement's calls; it is disarmed when the statement ends, on
- * every path (its end, the abort of its transaction or subtransaction, the
- * close of its portal), and at the end of every top-level transaction.
+ * across the statement's calls.  The deadline is released when the
+ * statement ends, on every path (its end, the abort of its transaction or
+ * subtransaction, the close of its portal), and at the end of every
+ * top-level transaction: from then on it can cancel nothing.  Releasing
+ * does not cancel the timer itself (disable_timeout() would cost about as
+ * much per statement as arming it): the next statement's deadline
+ * reschedules it, and if none does, it expires once, harmlessly, marking a
+ * deadline that nothing asks about any more.
  *
  * The handler runs in the SIGALRM handler: it only sets flags.  While one
  * of the statement's calls runs (pgsh_deadline_cancel_allowed), it
@@ -67,7 +72,10 @@
 /* The private timeout, registered at the first arming; MAX_TIMEOUTS until. */
 static TimeoutId deadline_timeout = MAX_TIMEOUTS;
 
-/* The deadline the timer is armed for; 0 if it is not armed. */
+/*
+ * The deadline the timer was last armed for; 0 if never.  The timer may
+ * still be pending for it after its statement ended (see above).
+ */
 TimestampTz pgsh_deadline_armed_at = 0;
 
 /* The timer fired for pgsh_deadline_armed_at. */
@@ -160,16 +168,12 @@ pgsh_deadline_arm(const ShieldDeadline *d)
 {
 	if (pgsh_deadline_armed_at == d->at && deadline_fired)
 		pgsh_deadline_raise(d, false);
-	if (GetCurrentTimestamp() >= d->at)
-	{
-		if (pgsh_deadline_armed_at != 0)
-			disable_timeout(deadline_timeout, false);
-		pgsh_deadline_armed_at = d->at;
-		deadline_fired = true;
-		deadline_reported = false;
-		pgsh_deadline_raise(d, false);
-	}
 
+	/*
+	 * A deadline already past is armed too: the timer then fires at once,
+	 * and the call is canceled at its first CHECK_FOR_INTERRUPTS, as it
+	 * would be a moment later.
+	 */
 	if (deadline_timeout == MAX_TIMEOUTS)
 		deadline_timeout = RegisterTimeout(USER_TIMEOUT,
 										   deadline_timeout_handler);
@@ -253,28 +257,18 @@ pgsh_deadline_raise(const ShieldDeadline *d, bool in_catch)
 }
 
 /*
- * The statement ended, on whatever path: disarm its deadline, unless the
- * timer is armed for another statement's (an open cursor's).  Never fails.
+ * Release the deadline the timer was armed for (pgsh_deadline_end, and
+ * pgsh_deadline_xact_end at the end of a top-level transaction): it can
+ * cancel nothing any more.  Never fails.
  */
 void
-pgsh_deadline_end(const ShieldDeadline *d)
+pgsh_deadline_release(void)
 {
-	if (!d->enforce || pgsh_deadline_armed_at != d->at || pgsh_deadline_armed_at == 0)
-		return;
 	pgsh_deadline_cancel_allowed = false;
-	disable_timeout(deadline_timeout, false);
-	pgsh_deadline_armed_at = 0;
 	deadline_fired = false;
 	deadline_reported = false;
 	if (pgsh_deadline_cancel_requested)
 		pgsh_deadline_withdraw_cancel();
-}
-
-/* Monitor mode: did the statement, now ending, outlive its deadline? */
-bool
-pgsh_deadline_overran(const ShieldDeadline *d)
-{
-	return d->at != 0 && !d->enforce && GetCurrentTimestamp() > d->at;
 }
 
 /*
@@ -293,24 +287,4 @@ pgsh_deadline_subxact_aborted(void)
 		InterruptPending = true;
 		QueryCancelPending = true;
 	}
-}
-
-/*
- * A top-level transaction ended outside any CALL with a deadline armed or a
- * cancel requested (pgsh_deadline_xact_end): no statement is left to have
- * a deadline.  Disarm whatever is armed.  Never fails.
- */
-void
-pgsh_deadline_disarm_all(void)
-{
-	pgsh_deadline_cancel_allowed = false;
-	if (pgsh_deadline_armed_at != 0)
-	{
-		disable_timeout(deadline_timeout, false);
-		pgsh_deadline_armed_at = 0;
-	}
-	deadline_fired = false;
-	deadline_reported = false;
-	if (pgsh_deadline_cancel_requested)
-		pgsh_deadline_withdraw_cancel();
 }

@@ -45,6 +45,9 @@ extern void pgsh_deadline_set(ShieldDeadline *d,
 							  Oid userid, uint64 queryid,
 							  TimestampTz arrived, double queue_ms);
 
+/* The deadline the timer was last armed for, 0 if never (deadline.c). */
+extern TimestampTz pgsh_deadline_armed_at;
+
 /* The armed deadline's cancel may be requested (see deadline.c). */
 extern volatile sig_atomic_t pgsh_deadline_cancel_allowed;
 extern volatile sig_atomic_t pgsh_deadline_cancel_requested;
@@ -89,24 +92,36 @@ extern bool pgsh_deadline_caught(const ShieldDeadline *d);
 extern bool pgsh_deadline_raised(const ShieldDeadline *d);
 PGSH_NORETURN extern void pgsh_deadline_raise(const ShieldDeadline *d,
 											  bool in_catch);
-extern void pgsh_deadline_end(const ShieldDeadline *d);
-extern bool pgsh_deadline_overran(const ShieldDeadline *d);
-extern void pgsh_deadline_subxact_aborted(void);
-extern void pgsh_deadline_disarm_all(void);
-
-/* The deadline the timer is armed for, 0 if none (deadline.c). */
-extern TimestampTz pgsh_deadline_armed_at;
+extern void pgsh_deadline_release(void);
 
 /*
- * A top-level transaction ended outside any CALL: nothing may stay armed.
- * Nearly always nothing is, and this costs a few loads.
+ * The statement ended, on whatever path: release its deadline (see
+ * deadline.c), unless the timer was armed for another statement's (an open
+ * cursor's).  Never fails.
+ */
+static inline void
+pgsh_deadline_end(const ShieldDeadline *d)
+{
+	if (d->enforce && pgsh_deadline_armed_at == d->at)
+		pgsh_deadline_release();
+}
+/* Monitor mode: did the statement, now ending, outlive its deadline? */
+static inline bool
+pgsh_deadline_overran(const ShieldDeadline *d)
+{
+	return d->at != 0 && !d->enforce && GetCurrentTimestamp() > d->at;
+}
+extern void pgsh_deadline_subxact_aborted(void);
+
+/*
+ * A top-level transaction ended outside any CALL: no deadline may cancel
+ * anything any more.  Nearly always none can, and this costs two loads.
  */
 static inline void
 pgsh_deadline_xact_end(void)
 {
-	if (unlikely(pgsh_deadline_armed_at != 0 || pgsh_deadline_cancel_allowed ||
-				 pgsh_deadline_cancel_requested))
-		pgsh_deadline_disarm_all();
+	if (unlikely(pgsh_deadline_cancel_allowed || pgsh_deadline_cancel_requested))
+		pgsh_deadline_release();
 }
 
 PGSH_END_INTERNAL

@@ -148,7 +148,7 @@ set_preload() {
     {
         echo "shared_preload_libraries = '$(preload_of "$1")'"
         # breakers on by default for every fingerprint (they never open here)
-        [ "$1" = pg_shield_deadline ] && echo "pg_shield.breaker_failures = 5"
+        if [ "$1" = pg_shield_deadline ]; then echo "pg_shield.breaker_failures = 5"; fi
     } | as_pg tee "$data/preload.conf" >/dev/null
 }
 psql_su() { bench_psql "$port" "$@"; }
