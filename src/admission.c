@@ -1063,7 +1063,7 @@ static struct
 	bool		slot_monitor[MAX_SCOPES];	/* monitored: its limit is not published */
 }			memo;
 
-static bool
+static pg_attribute_always_inline bool
 memo_matches(const ShieldAdmitRequest *req, bool need_slot)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
@@ -1594,7 +1594,7 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
  * statement's enforced deadline expires (0: none), which ends a wait;
  * shown_deadline: its deadline as shield.activity shows it.
  */
-static void
+static pg_attribute_always_inline void
 admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			 TimestampTz deadline_at, TimestampTz shown_deadline)
 {

@@ -155,17 +155,15 @@ pgsh_breaker_state_name(PgshBreakerState state)
 }
 
 /*
- * The breaker settings a statement is subject to (see the file header).
- * threshold 0: none.
+ * The breaker settings of a statement with a fingerprint whose policies set
+ * some, or with pg_shield.breaker_failures on (see the file header and
+ * pgsh_breaker_ticket).  threshold 0: none.
  */
 void
-pgsh_breaker_ticket(ShieldBreakerTicket *t,
-					const ShieldEffectivePolicy *policy, uint64 queryid)
+pgsh_breaker_ticket_of(ShieldBreakerTicket *t,
+					   const ShieldEffectivePolicy *policy)
 {
-	t->probe = false;
-	if (queryid == 0)
-		t->threshold = 0;
-	else if (policy->breaker_from >= 0)
+	if (policy->breaker_from >= 0)
 	{
 		const ShieldPolicy *p = &policy->scopes[policy->breaker_from];
 

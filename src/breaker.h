@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "guc.h"
 #include "policy.h"
 
 PGSH_BEGIN_INTERNAL
@@ -76,9 +77,24 @@ typedef struct ShieldBreakerRow
 extern Size pgsh_breaker_shmem_size(void);
 extern void pgsh_breaker_shmem_init(void);
 
-extern void pgsh_breaker_ticket(ShieldBreakerTicket *t,
-								const ShieldEffectivePolicy *policy,
-								uint64 queryid);
+extern void pgsh_breaker_ticket_of(ShieldBreakerTicket *t,
+								   const ShieldEffectivePolicy *policy);
+
+/*
+ * The breaker a statement is subject to (see breaker.c): a statement
+ * without a fingerprint has none, nor one whose policies set none while
+ * pg_shield.breaker_failures is 0, the usual case, decided inline.
+ */
+static inline void
+pgsh_breaker_ticket(ShieldBreakerTicket *t,
+					const ShieldEffectivePolicy *policy, uint64 queryid)
+{
+	t->probe = false;
+	if (queryid == 0 || (policy->breaker_from < 0 && pgsh_breaker_failures == 0))
+		t->threshold = 0;
+	else
+		pgsh_breaker_ticket_of(t, policy);
+}
 
 /*
  * Counters of the breakers that exist, spread over the fingerprints' low

@@ -93,11 +93,13 @@ typedef struct ShieldUnit
 	double		exec_ms;		/* time in ExecutorRun and ExecutorFinish */
 	uint64		rows;			/* rows processed by top-level ExecutorRun */
 	bool		failed;			/* an error escaped one of its executor calls */
-	int			fail_code;		/* its SQLSTATE, if caught (0: not known) */
 	bool		deadline_cancelled; /* pg_shield's deadline canceled it */
 	bool		would_cancel;	/* monitor mode: it outlived its deadline */
 	bool		unguarded;		/* its level-0 executor calls run without
 								 * PG_TRY (see pgsh_unit_call_begin) */
+	bool		ends_with_work; /* it has a deadline or a breaker: its end
+								 * must see to them */
+	int			fail_code;		/* its SQLSTATE, if caught (0: not known) */
 	ShieldAdmission adm;		/* what admission decided */
 	ShieldDeadline deadline;	/* its deadline (at 0: none) */
 	ShieldEffectivePolicy policy;	/* req.policy: resolved once */
@@ -433,9 +435,9 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->rows = 0;
 	unit->req.arrived = GetCurrentStatementStartTimestamp();
 	unit->failed = false;
-	unit->fail_code = 0;
 	unit->deadline_cancelled = false;
 	unit->would_cancel = false;
+	unit->fail_code = 0;
 
 	if (frame.active && frame.delegate)
 	{
@@ -497,6 +499,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * calls' PG_CATCH tells a deadline's cancel, and gives a failure's
 	 * SQLSTATE to the breaker.
 	 */
+	unit->ends_with_work = unit->deadline.at != 0 ||
+		unit->adm.breaker.threshold > 0;
 	unit->unguarded = (unit->req.queryid == 0 ||
 					   pgsh_stats_text_known(unit->req.userid, unit->req.queryid)) &&
 		!unit->deadline.enforce && unit->adm.breaker.threshold == 0;
@@ -776,15 +780,22 @@ pgsh_unit_end(QueryDesc *queryDesc)
 		return;
 	unit = &units[i];
 	unit_release(unit);
-	if (unlikely(unit->deadline.at != 0 || unit->adm.breaker.threshold > 0))
+	if (unlikely(unit->ends_with_work))
+	{
 		statement_ended(&unit->deadline, &unit->adm.breaker,
 						unit->req.userid, unit->req.queryid,
 						PGSH_OUTCOME_SUCCESS, &unit->would_cancel);
+		if (unit->would_cancel)
+		{
+			unit_end_observed(i, queryDesc);
+			return;
+		}
+	}
 
 	/* the usual statement, recorded without an observation */
 	if (!(frame.active && frame.delegated_qd == queryDesc) &&
 		!unit->adm.queued && !unit->adm.would_reject &&
-		!unit->adm.would_queue && !unit->would_cancel &&
+		!unit->adm.would_queue &&
 		pgsh_stats_record_completed(unit->req.userid, unit->req.queryid,
 									unit->req.arrived, unit->adm.governed,
 									unit->adm.role_active, unit->exec_ms,
@@ -829,7 +840,7 @@ finish_units(SubTransactionId floor_subid)
 		 * never finished: its transaction rolled back, or the backend
 		 * exits.
 		 */
-		if (unit->deadline.at != 0 || unit->adm.breaker.threshold > 0)
+		if (unit->ends_with_work)
 			statement_ended(&unit->deadline, &unit->adm.breaker,
 							unit->req.userid, unit->req.queryid,
 							unit->failed ?
