@@ -45,8 +45,8 @@ extern void pgsh_deadline_set(ShieldDeadline *d,
 							  Oid userid, uint64 queryid,
 							  TimestampTz arrived, double queue_ms);
 
-/* The deadline the timer was last armed for, 0 if never (deadline.c). */
-extern TimestampTz pgsh_deadline_armed_at;
+/* The deadline in force, 0 if none (deadline.c). */
+extern volatile TimestampTz pgsh_deadline_armed_at;
 
 /* The armed deadline's cancel may be requested (see deadline.c). */
 extern volatile sig_atomic_t pgsh_deadline_cancel_allowed;
@@ -67,9 +67,10 @@ pgsh_deadline_call_begin(const ShieldDeadline *d)
 {
 	if (!d->enforce)
 		return;
+	/* first: a deadline armed in the past fires at once, and must cancel */
+	pgsh_deadline_cancel_allowed = true;
 	if (unlikely(!pgsh_deadline_armed_for(d)))
 		pgsh_deadline_arm(d);
-	pgsh_deadline_cancel_allowed = true;
 }
 
 /*
