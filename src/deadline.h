@@ -116,12 +116,13 @@ extern void pgsh_deadline_subxact_aborted(void);
 
 /*
  * A top-level transaction ended outside any CALL: no deadline may cancel
- * anything any more.  Nearly always none can, and this costs two loads.
+ * anything any more.  Nearly always none can, and this costs a load.
  */
 static inline void
 pgsh_deadline_xact_end(void)
 {
-	if (unlikely(pgsh_deadline_cancel_allowed || pgsh_deadline_cancel_requested))
+	/* (the timer requests a cancel only while it is allowed) */
+	if (unlikely(pgsh_deadline_cancel_allowed))
 		pgsh_deadline_release();
 }
 

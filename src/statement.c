@@ -385,13 +385,15 @@ pgsh_planning_failed(Query *parse, const char *query_string)
 /*
  * Start a unit for this executor run if it is one (see unit_should_begin).
  * The caller has checked that it is not EXPLAIN without ANALYZE.  Returns
- * whether a unit was started, and how its calls run.
+ * whether a unit was started, and how the rest of its ExecutorStart runs
+ * (its later calls: pgsh_last_unit.calls).
  */
 PgshUnitCalls
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
 	ShieldUnit *unit = NULL;
 	PlannedStmt *pstmt = queryDesc->plannedstmt;
+	bool		text_known;
 	int			i;
 
 	if (!unit_should_begin(queryDesc))
@@ -499,17 +501,27 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * calls' PG_CATCH tells a deadline's cancel, and gives a failure's
 	 * SQLSTATE to the breaker.
 	 */
+	text_known = unit->req.queryid == 0 ||
+		pgsh_stats_text_known(unit->req.userid, unit->req.queryid);
 	unit->ends_with_work = unit->deadline.at != 0 ||
 		unit->adm.breaker.threshold > 0;
-	unit->unguarded = (unit->req.queryid == 0 ||
-					   pgsh_stats_text_known(unit->req.userid, unit->req.queryid)) &&
-		!unit->deadline.enforce && unit->adm.breaker.threshold == 0;
+	unit->unguarded = text_known && !unit->deadline.enforce &&
+		unit->adm.breaker.threshold == 0;
 	unit->queryDesc = queryDesc;
 	pgsh_last_unit.index = unit - units;
 	pgsh_last_unit.calls = unit->unguarded ?
 		PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
 	pgsh_last_unit_qd = queryDesc;
-	return pgsh_last_unit.calls;
+
+	/*
+	 * The rest of ExecutorStart (initializing the plan) runs unguarded when
+	 * the text is known, even for a statement with a deadline or a breaker:
+	 * its deadline may cancel it from its first ExecutorRun on (a deadline
+	 * that passed meanwhile cancels that at once), and a failure there, which
+	 * is rare, gives its breaker no verdict.  That keeps a setjmp off their
+	 * start.
+	 */
+	return text_known ? PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
 }
 
 /* Index of the unit of this executor run, or -1. */
