@@ -23,6 +23,9 @@
 #error "pg_shield supports PostgreSQL 15 to 18 (tested: 15, 17 and 18)"
 #endif
 
+/* The major version this build is for (15, 17, 18): fingerprints are its own. */
+#define PGSH_PG_MAJOR (PG_VERSION_NUM / 10000)
+
 /*
  * A backend's index in ProcGlobal->allProcs: PGPROC.pgprocno up to
  * PostgreSQL 16, MyProcNumber from 17 on (the 17 change "Replace

@@ -44,7 +44,7 @@ PGSH_BEGIN_INTERNAL
  * The major version whose query identifiers this build computes: a query
  * policy stored with another one is stale (see policy.c).
  */
-#define PGSH_FINGERPRINT_VERSION (PG_VERSION_NUM / 10000)
+#define PGSH_FINGERPRINT_VERSION PGSH_PG_MAJOR
 
 typedef enum PgshPriority
 {
