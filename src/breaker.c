@@ -39,8 +39,9 @@
  * forgotten first.
  *
  * LOCKING.  pgsh_state->breaker_lock guards breaker_hash: LW_SHARED to
- * look an entry up (and to reject while one is open), LW_EXCLUSIVE to
- * create, change or remove one.  It is never held together with another
+ * look an entry up (to reject while one is open, or to find that a
+ * success has nothing to reset), LW_EXCLUSIVE to create, change or remove
+ * one.  It is never held together with another
  * pg_shield lock; events are recorded after it is released.  Besides, the
  * filter counts the entries per slot of the fingerprints' low bits; it is
  * changed under the exclusive lock with atomics and read without a lock,
@@ -390,6 +391,25 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 
 	event.pending = false;
 	key_init(&key, MyDatabaseId, queryid);
+
+	/*
+	 * A success or no verdict changes something only if the fingerprint has
+	 * an entry (the filter only says it may: its slot is shared with other
+	 * fingerprints).  Look under the shared lock first, so that the
+	 * statements of a fingerprint sharing a slot with another's open breaker
+	 * take no exclusive lock.
+	 */
+	if (outcome != PGSH_OUTCOME_FAILURE)
+	{
+		bool		found;
+
+		LWLockAcquire(pgsh_state->breaker_lock, LW_SHARED);
+		found = hash_search(breaker_hash, &key, HASH_FIND, NULL) != NULL;
+		LWLockRelease(pgsh_state->breaker_lock);
+		if (!found)
+			return;
+	}
+
 	LWLockAcquire(pgsh_state->breaker_lock, LW_EXCLUSIVE);
 	if (outcome == PGSH_OUTCOME_FAILURE)
 		b = enter_locked(&key);
