@@ -662,29 +662,12 @@ admission_exit(int code, Datum arg)
 static void
 describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
 {
-	char	   *role = NULL;
-
 	if (need->key.dbid == InvalidOid)
-	{
 		snprintf(buf, size, "%s instance (pg_shield.max_active)",
 				 capital ? "The" : "the");
-		return;
-	}
-	if (need->key.userid != InvalidOid)
-		role = GetUserNameFromId(need->key.userid, true);
-	if (need->key.queryid == 0)
-		snprintf(buf, size, "%s \"%s\" (policy " INT64_FORMAT ")",
-				 capital ? "Role" : "role", role ? role : "?",
-				 need->policy_id);
-	else if (need->key.userid == InvalidOid)
-		snprintf(buf, size, "%s " INT64_FORMAT " (policy " INT64_FORMAT ")",
-				 capital ? "Fingerprint" : "fingerprint",
-				 (int64) need->key.queryid, need->policy_id);
 	else
-		snprintf(buf, size, "%s " INT64_FORMAT " of role \"%s\" (policy " INT64_FORMAT ")",
-				 capital ? "Fingerprint" : "fingerprint",
-				 (int64) need->key.queryid, role ? role : "?",
-				 need->policy_id);
+		pgsh_policy_describe(buf, size, need->key.userid, need->key.queryid,
+							 need->policy_id, capital);
 }
 
 /* Count a rejection, or a would-be rejection in monitor mode, and log it. */
