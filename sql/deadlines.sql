@@ -92,6 +92,22 @@ ROLLBACK;
 SELECT 1 AS after_rollback;
 RESET ROLE;
 
+-- a statement that fails takes its deadline with it: once a savepoint is
+-- rolled back over it, its deadline cancels nothing that follows (core
+-- disables every timeout after an error; pg_shield also releases the
+-- deadline when the subtransaction's abort finishes the statement)
+SELECT shield.drop_query_policy(shield.fingerprint('SELECT id FROM shield_t ORDER BY id')) AS dropped;
+SELECT shield.set_query_policy('SELECT 1 / (id - 1) FROM shield_t WHERE id = 1',
+                               deadline => '100 ms') <> 0 AS declared;
+SET ROLE regress_shield_late;
+BEGIN;
+SAVEPOINT s;
+SELECT 1 / (id - 1) FROM shield_t WHERE id = 1;
+ROLLBACK TO SAVEPOINT s;
+SELECT true AS outlived_the_failed_statements_deadline FROM pg_sleep(0.3);
+COMMIT;
+RESET ROLE;
+
 -- monitor mode: nothing is canceled, would_cancel counts it
 SELECT shield.set_role_policy('regress_shield_late', deadline => '10 ms',
                               mode => 'monitor');
