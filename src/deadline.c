@@ -35,7 +35,7 @@
  * of the statement's calls runs (pgsh_deadline_cancel_allowed), it
  * requests a query cancel, which the next CHECK_FOR_INTERRUPTS raises as
  * core's "canceling statement due to user request" (57014).  The call's
- * PG_CATCH in statement.c recognizes it (pgsh_deadline_caught) and
+ * PG_CATCH in statement.c recognizes it (pgsh_deadline_error) and
  * replaces it with pg_shield's own error, which names the policy, the
  * limit and the elapsed time.  Outside a call (a cursor between fetches, a
  * portal suspended between Execute messages, the client idle) the handler
@@ -213,32 +213,28 @@ pgsh_deadline_arm(const ShieldDeadline *d)
 }
 
 /*
- * Called in the PG_CATCH of a call of the statement: is the error in
- * flight the cancel this deadline requested, to be replaced by
- * pgsh_deadline_raise?  It is if the deadline passed, the error is a query
- * cancel, and statement_timeout was not due first.
+ * Called in the PG_CATCH of a call of the statement (or of its CALL or DO):
+ * what the error in flight is to its deadline.  PGSH_DEADLINE_CANCEL: the
+ * cancel the deadline requested (it passed, the error is a query cancel,
+ * and statement_timeout was not due first), to be replaced by
+ * pgsh_deadline_raise.  PGSH_DEADLINE_RAISED: pg_shield's own error, raised
+ * at the start of the call (the deadline passed while no call ran).
  */
-bool
-pgsh_deadline_caught(const ShieldDeadline *d)
+PgshDeadlineError
+pgsh_deadline_error(const ShieldDeadline *d)
 {
-	if (!d->enforce || pgsh_deadline_armed_at != d->at || !deadline_fired ||
-		deadline_reported)
-		return false;
-	if (geterrcode() != ERRCODE_QUERY_CANCELED)
-		return false;
-	return !deadline_after_statement_timeout;
-}
+	int			code;
 
-/*
- * Called in the PG_CATCH of a call of the statement: is the error in
- * flight pg_shield's own deadline error, raised at the start of the call
- * (the deadline passed while no call ran)?
- */
-bool
-pgsh_deadline_raised(const ShieldDeadline *d)
-{
-	return d->enforce && pgsh_deadline_armed_at == d->at && deadline_reported &&
-		geterrcode() == PGSH_ERRCODE_DEADLINE;
+	if (!d->enforce || pgsh_deadline_armed_at != d->at)
+		return PGSH_DEADLINE_NONE;
+	code = geterrcode();
+	if (deadline_reported)
+		return code == PGSH_ERRCODE_DEADLINE ?
+			PGSH_DEADLINE_RAISED : PGSH_DEADLINE_NONE;
+	if (deadline_fired && code == ERRCODE_QUERY_CANCELED &&
+		!deadline_after_statement_timeout)
+		return PGSH_DEADLINE_CANCEL;
+	return PGSH_DEADLINE_NONE;
 }
 
 /*

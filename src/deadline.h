@@ -89,8 +89,15 @@ pgsh_deadline_call_end(const ShieldDeadline *d)
 		pgsh_deadline_withdraw_cancel();
 }
 
-extern bool pgsh_deadline_caught(const ShieldDeadline *d);
-extern bool pgsh_deadline_raised(const ShieldDeadline *d);
+/* What an error in flight is to a statement's deadline. */
+typedef enum PgshDeadlineError
+{
+	PGSH_DEADLINE_NONE,			/* not the deadline's */
+	PGSH_DEADLINE_CANCEL,		/* core's cancel, requested by the deadline */
+	PGSH_DEADLINE_RAISED		/* pg_shield's deadline error already */
+} PgshDeadlineError;
+
+extern PgshDeadlineError pgsh_deadline_error(const ShieldDeadline *d);
 PGSH_NORETURN extern void pgsh_deadline_raise(const ShieldDeadline *d,
 											  bool in_catch);
 extern void pgsh_deadline_release(void);

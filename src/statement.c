@@ -718,13 +718,11 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 	/* the cancel its deadline requested: replaced by pg_shield's error */
 	if (unlikely(units[i].deadline.enforce))
 	{
-		if (pgsh_deadline_caught(&units[i].deadline))
-		{
-			units[i].deadline_cancelled = true;
+		PgshDeadlineError e = pgsh_deadline_error(&units[i].deadline);
+
+		units[i].deadline_cancelled = e != PGSH_DEADLINE_NONE;
+		if (e == PGSH_DEADLINE_CANCEL)
 			pgsh_deadline_raise(&units[i].deadline, true);
-		}
-		if (pgsh_deadline_raised(&units[i].deadline))
-			units[i].deadline_cancelled = true;
 	}
 }
 
@@ -1195,19 +1193,17 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 void
 pgsh_frame_failed(void)
 {
-	bool		deadline_cancel = false;	/* core's cancel, to replace */
-	bool		deadline_raised = false;	/* pg_shield's error already */
+	PgshDeadlineError deadline = PGSH_DEADLINE_NONE;
 
 	frame.active = false;
 	frame_level_reset();
 	frame_release();
 	if (frame.admitted)
 	{
-		deadline_cancel = frame.deadline.enforce &&
-			pgsh_deadline_caught(&frame.deadline);
-		deadline_raised = frame.deadline.enforce &&
-			pgsh_deadline_raised(&frame.deadline);
-		(void) frame_ended(deadline_cancel ? PGSH_OUTCOME_FAILURE :
+		/* before frame_ended, which releases the deadline */
+		deadline = pgsh_deadline_error(&frame.deadline);
+		(void) frame_ended(deadline != PGSH_DEADLINE_NONE ?
+						   PGSH_OUTCOME_FAILURE :
 						   pgsh_breaker_outcome_of(geterrcode()));
 	}
 	if (frame.stashed)
@@ -1223,12 +1219,12 @@ pgsh_frame_failed(void)
 		note_failure_text(frame.userid, frame.queryid, frame.source,
 						  frame.stmt_location, frame.stmt_len);
 		note_pending_error(frame.userid, frame.queryid);
-		pending_error.deadline_cancelled = deadline_cancel || deadline_raised;
+		pending_error.deadline_cancelled = deadline != PGSH_DEADLINE_NONE;
 	}
 	frame.source = NULL;
 
 	/* the cancel its deadline requested: replaced by pg_shield's error */
-	if (deadline_cancel)
+	if (deadline == PGSH_DEADLINE_CANCEL)
 		pgsh_deadline_raise(&frame.deadline, true);
 }
 
