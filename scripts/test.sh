@@ -211,26 +211,37 @@ run_pgtap() {
     check_server_logs pgtap "$dir/server.log"
 }
 
-# The reference page must stay well-formed DocBook XML, and the packaging
-# (control file, META.json, Makefile, scripts) must agree.  Independent of
+# The reference page must stay well-formed DocBook XML and describe every
+# setting, SQLSTATE, function and view column, and the packaging (control
+# file, META.json, Makefile, scripts) must agree.  Independent of
 # the server: run once, with the first one.
 run_docs() {
     echo "== docs and packaging"
-    if xmllint --noout "$src/contrib-docs/pg_shield.sgml" 2>"$slog/docs.log"; then
+    if xmllint --noout "$src/contrib-docs/pg_shield.sgml" 2>"$slog/xmllint.log"; then
         echo "  contrib-docs/pg_shield.sgml is well-formed"
         count 1 0
     else
-        cat "$slog/docs.log"
+        cat "$slog/xmllint.log"
         count 0 1
     fi
-    if "$src/test/check-packaging.sh" >"$slog/packaging.log" 2>&1; then
-        sed 's/^/  /' "$slog/packaging.log"
-        count "$(grep -c '^ok' "$slog/packaging.log")" 0
-    else
-        sed 's/^/  /' "$slog/packaging.log"
-        count "$(grep -c '^ok' "$slog/packaging.log")" "$(grep -c '^not ok' "$slog/packaging.log" | sed 's/^0$/1/')"
-        keep_logs=1
-    fi
+    run_check docs
+    run_check packaging
+}
+
+# One of the checks of test/: each prints "ok - ..." or "not ok - ..." per
+# check and exits non-zero if any failed (counted as one failure at least).
+# The failures are shown, the rest counted.
+run_check() {
+    local name=$1 log="$slog/$1.log" ok bad
+    "$src/test/check-$name.sh" >"$log" 2>&1
+    local rc=$?
+    ok=$(grep -c '^ok' "$log")
+    bad=$(grep -c '^not ok' "$log")
+    [ $rc -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+    echo "  test/check-$name.sh"
+    grep -v '^ok' "$log" | sed 's/^/  /'
+    count "$ok" "$bad"
+    [ "$bad" -eq 0 ] || keep_logs=1
 }
 
 # The TAP upgrade test needs pg_shield in Debian's PostgreSQL 15 too, whose
