@@ -77,6 +77,23 @@ SET ROLE regress_shield_late;
 CALL shield_commits();
 RESET ROLE;
 
+-- statements sent in one message arrive together and have the same
+-- deadline, yet each has its own: a cursor the statement closes takes only
+-- its own deadline with it
+CREATE FUNCTION shield_close_then_sleep() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    c refcursor := 'shield_closed';
+BEGIN
+    CLOSE c;
+    PERFORM pg_sleep(10);
+    RETURN 'outlived its deadline';
+END $$;
+SET ROLE regress_shield_late;
+BEGIN;
+DECLARE shield_closed CURSOR FOR SELECT 1 \; SELECT shield_close_then_sleep();
+ROLLBACK;
+RESET ROLE;
+
 -- a cursor's deadline runs from its DECLARE: a fetch after it fails at
 -- once, and the deadline passing between statements cancels nothing else
 SELECT shield.drop_role_policy('regress_shield_late');
@@ -127,6 +144,7 @@ SELECT true AS exempt FROM pg_sleep(0.05);
 DELETE FROM shield.policy;
 DROP FUNCTION shield_swallow();
 DROP FUNCTION shield_others();
+DROP FUNCTION shield_close_then_sleep();
 DROP PROCEDURE shield_commits();
 DROP TABLE pg_temp.shield_commits_t;
 REVOKE ALL ON shield_t FROM regress_shield_late;

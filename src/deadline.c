@@ -84,8 +84,16 @@ static TimeoutId deadline_timeout = MAX_TIMEOUTS;
  * The deadline in force: of the statement the timer was last armed for, 0
  * once released.  The timer may be pending for an earlier time, and for a
  * released one (see above).  Read by the handler.
+ *
+ * Which statement's it is, is told by its token, not its time: statements
+ * sent in one message arrive at the same time, and with the same policy
+ * have the same deadline, yet the end of one (a cursor a function closes)
+ * must not release the other's.  Tokens are never reused in a backend, and
+ * 0, released, is none.
  */
 volatile TimestampTz pgsh_deadline_armed_at = 0;
+uint64		pgsh_deadline_armed_token = 0;
+static uint64 deadline_last_token = 0;
 
 /* The timer fired for pgsh_deadline_armed_at. */
 static volatile sig_atomic_t deadline_fired = false;
@@ -147,6 +155,7 @@ pgsh_deadline_set(ShieldDeadline *d, const ShieldEffectivePolicy *policy,
 	p = &policy->scopes[policy->deadline_from];
 	/* at most PGSH_MAX_DURATION_US after a timestamp of now: no overflow */
 	d->at = arrived + p->deadline_us;
+	d->token = ++deadline_last_token;
 	d->enforce = !p->monitor && pgsh_mode == PGSH_MODE_ENFORCE;
 	d->arrived = arrived;
 	d->queue_ms = queue_ms;
@@ -166,7 +175,7 @@ pgsh_deadline_armed_for(const ShieldDeadline *d)
 	 * Core disables every timeout after an error that reaches the top level,
 	 * which a cursor of an outer savepoint survives: ask the timer itself.
 	 */
-	return pgsh_deadline_armed_at == d->at && pgsh_deadline_armed_at != 0 &&
+	return pgsh_deadline_armed_token == d->token &&
 		get_timeout_active(deadline_timeout);
 }
 
@@ -186,7 +195,7 @@ pgsh_deadline_withdraw_cancel(void)
 void
 pgsh_deadline_arm(const ShieldDeadline *d)
 {
-	if (pgsh_deadline_armed_at == d->at && deadline_fired)
+	if (pgsh_deadline_armed_token == d->token && deadline_fired)
 		pgsh_deadline_raise(d, false);
 
 	/*
@@ -204,6 +213,7 @@ pgsh_deadline_arm(const ShieldDeadline *d)
 		get_timeout_finish_time(STATEMENT_TIMEOUT) <= d->at;
 	deadline_fired = false;
 	deadline_reported = false;
+	pgsh_deadline_armed_token = d->token;
 	pgsh_deadline_armed_at = d->at;
 
 	/* pending for an earlier time: it fires early, and moves (see above) */
@@ -225,7 +235,7 @@ pgsh_deadline_error(const ShieldDeadline *d)
 {
 	int			code;
 
-	if (!d->enforce || pgsh_deadline_armed_at != d->at)
+	if (!d->enforce || pgsh_deadline_armed_token != d->token)
 		return PGSH_DEADLINE_NONE;
 	code = geterrcode();
 	if (deadline_reported)
@@ -285,6 +295,7 @@ void
 pgsh_deadline_release(void)
 {
 	pgsh_deadline_armed_at = 0;
+	pgsh_deadline_armed_token = 0;
 	pgsh_deadline_cancel_allowed = false;
 	deadline_fired = false;
 	deadline_reported = false;

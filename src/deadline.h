@@ -29,6 +29,7 @@ PGSH_BEGIN_INTERNAL
 typedef struct ShieldDeadline
 {
 	TimestampTz at;				/* when it expires; 0: no deadline */
+	uint64		token;			/* which deadline it is (see deadline.c) */
 	bool		enforce;		/* false: monitor mode, only counted */
 	TimestampTz arrived;		/* the statement's arrival */
 	double		queue_ms;		/* time it spent in the admission queue */
@@ -45,8 +46,9 @@ extern void pgsh_deadline_set(ShieldDeadline *d,
 							  Oid userid, uint64 queryid,
 							  TimestampTz arrived, double queue_ms);
 
-/* The deadline in force, 0 if none (deadline.c). */
+/* The deadline in force: its time, 0 if none, and its token (deadline.c). */
 extern volatile TimestampTz pgsh_deadline_armed_at;
+extern uint64 pgsh_deadline_armed_token;
 
 /* The armed deadline's cancel may be requested (see deadline.c). */
 extern volatile sig_atomic_t pgsh_deadline_cancel_allowed;
@@ -110,7 +112,7 @@ extern void pgsh_deadline_release(void);
 static inline void
 pgsh_deadline_end(const ShieldDeadline *d)
 {
-	if (d->enforce && pgsh_deadline_armed_at == d->at)
+	if (d->enforce && pgsh_deadline_armed_token == d->token)
 		pgsh_deadline_release();
 }
 /* Monitor mode: did the statement, now ending, outlive its deadline? */
