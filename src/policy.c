@@ -107,6 +107,7 @@ typedef struct PolicyEntry
 {
 	PolicyKey	key;			/* hash key; must be first */
 	ShieldPolicy policy;
+	NameData	rolname;		/* the role's name when loaded, for messages */
 } PolicyEntry;
 
 static MemoryContext policy_cxt = NULL;
@@ -205,31 +206,46 @@ pgsh_duration_text(char *buf, size_t size, int64 us)
 	return buf;
 }
 
+static const char *cached_role_name(Oid role, uint64 queryid,
+									int64 policy_id);
+
 /*
  * "Role "app" (policy 3)", "Fingerprint 123 (policy 4)", "Fingerprint 123
  * of role "app" (policy 5)": the scope of a policy, as the DETAIL of an
- * error names it.
+ * error or an event names it.
+ *
+ * The role's name is the one the cache loaded with the policy, so that
+ * describing reads no catalog and allocates nothing: the end of a statement
+ * that outlived a monitored deadline is described in the abort callbacks
+ * too, where no catalog may be read.  A policy changed since the statement
+ * resolved it names its role by OID.
  */
 void
 pgsh_policy_describe(char *buf, size_t size, Oid role, uint64 queryid,
 					 int64 policy_id, bool capital)
 {
-	char	   *rolename = NULL;
+	char		who[NAMEDATALEN + 32] = "";
 
 	if (role != InvalidOid)
-		rolename = GetUserNameFromId(role, true);
+	{
+		const char *rolename = cached_role_name(role, queryid, policy_id);
+
+		if (rolename != NULL)
+			snprintf(who, sizeof(who), "\"%s\"", rolename);
+		else
+			snprintf(who, sizeof(who), "with OID %u", role);
+	}
 	if (queryid == 0)
-		snprintf(buf, size, "%s \"%s\" (policy " INT64_FORMAT ")",
-				 capital ? "Role" : "role", rolename ? rolename : "?",
-				 policy_id);
+		snprintf(buf, size, "%s %s (policy " INT64_FORMAT ")",
+				 capital ? "Role" : "role", who, policy_id);
 	else if (role == InvalidOid)
 		snprintf(buf, size, "%s " INT64_FORMAT " (policy " INT64_FORMAT ")",
 				 capital ? "Fingerprint" : "fingerprint",
 				 (int64) queryid, policy_id);
 	else
-		snprintf(buf, size, "%s " INT64_FORMAT " of role \"%s\" (policy " INT64_FORMAT ")",
+		snprintf(buf, size, "%s " INT64_FORMAT " of role %s (policy " INT64_FORMAT ")",
 				 capital ? "Fingerprint" : "fingerprint",
-				 (int64) queryid, rolename ? rolename : "?", policy_id);
+				 (int64) queryid, who, policy_id);
 }
 
 static PgshPriority
@@ -376,6 +392,7 @@ policy_cache_load(void)
 			ShieldPolicy p;
 			PolicyKey	key;
 			PolicyEntry *entry;
+			char	   *rolename;
 
 			heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
 			policy_from_tuple(&p, values, nulls);
@@ -389,11 +406,14 @@ policy_cache_load(void)
 				continue;
 			}
 
+			rolename = p.role != InvalidOid ?
+				GetUserNameFromId(p.role, true) : NULL;
 			memset(&key, 0, sizeof(key));
 			key.role = p.role;
 			key.queryid = p.queryid;
 			entry = hash_search(policy_cache, &key, HASH_ENTER, NULL);
 			entry->policy = p;
+			namestrcpy(&entry->rolname, rolename ? rolename : "?");
 			if (p.queryid == 0)
 				n_role_policies++;
 			else if (p.role == InvalidOid)
@@ -412,6 +432,28 @@ policy_cache_load(void)
 
 	if (n_stale_policies > 0)
 		report_stale_policies();
+}
+
+/*
+ * The name of a policy's role, as the cache loaded it; NULL if the cache
+ * does not hold that policy (any more).  Reads no catalog, allocates
+ * nothing: callable in abort callbacks.
+ */
+static const char *
+cached_role_name(Oid role, uint64 queryid, int64 policy_id)
+{
+	PolicyKey	key;
+	PolicyEntry *entry;
+
+	if (!policy_cache_loaded || policy_cache == NULL)
+		return NULL;
+	memset(&key, 0, sizeof(key));
+	key.role = role;
+	key.queryid = queryid;
+	entry = hash_search(policy_cache, &key, HASH_FIND, NULL);
+	if (entry == NULL || entry->policy.id != policy_id)
+		return NULL;
+	return NameStr(entry->rolname);
 }
 
 static const ShieldPolicy *
