@@ -651,6 +651,9 @@ admission_exit(int code, Datum arg)
 		(void) leave_queue(false);
 	}
 	pgsh_admission_cleanup();
+
+	/* probes are made by admission: give up those still running */
+	pgsh_breaker_backend_exit();
 }
 
 /*----

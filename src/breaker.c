@@ -20,9 +20,12 @@
  * rejections are not executions and count for nothing.  A probe that never
  * finishes (its transaction rolled back under it, its backend exited, it
  * was turned away by another limit) is no verdict: the breaker stays open,
- * and the next statement probes.  A probe that runs long holds the breaker
- * half open as long: its deadline, statement_timeout or
- * idle_in_transaction_session_timeout bound it.
+ * and the next statement probes.  A backend that exits while it is a probe
+ * (terminated while its CALL or DO ran, or while it waited in the admission
+ * queue, where FATAL skips the PG_CATCH that would say so) gives up its
+ * probes on the way out (pgsh_breaker_backend_exit).  A probe that runs
+ * long holds the breaker half open as long: its deadline,
+ * statement_timeout or idle_in_transaction_session_timeout bound it.
  *
  * The settings come from the most specific query policy that sets
  * breaker_failures, else from pg_shield.breaker_failures and
@@ -98,6 +101,12 @@ typedef struct ShieldBreaker
 
 pg_atomic_uint32 *pgsh_breaker_filter = NULL;
 static HTAB *breaker_hash = NULL;
+
+/*
+ * How many of this backend's statements were made probes and have not
+ * ended yet: only a backend with some looks for its probes when it exits.
+ */
+static int	breaker_probes_running = 0;
 
 /* An event to record once the lock is released. */
 typedef struct BreakerEvent
@@ -252,6 +261,19 @@ enter_locked(const BreakerKey *key)
 	return b;
 }
 
+/*
+ * A half-open breaker's probe gives no verdict: open, with its cooldown
+ * over, so that the next statement probes.  Caller holds the lock
+ * exclusively.
+ */
+static void
+abandon_probe_locked(ShieldBreaker *b)
+{
+	b->state = PGSH_BREAKER_OPEN;
+	b->opened_at = GetCurrentTimestamp() - b->cooldown_us;
+	b->probe_pid = 0;
+}
+
 /* "policy 7" or "pg_shield.breaker_failures", for details. */
 static const char *
 settings_source(int64 policy_id, char *buf, size_t size)
@@ -337,6 +359,7 @@ pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 		b->probe_pid = MyProcPid;
 		b->probe_since = now;
 		t->probe = true;
+		breaker_probes_running++;
 		event.pending = true;
 		event.action = PGSH_ACTION_BREAKER_HALF_OPEN;
 		snprintf(event.detail, sizeof(event.detail),
@@ -388,6 +411,8 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 
 	if (pgsh_state == NULL)
 		return;
+	if (t->probe && breaker_probes_running > 0)
+		breaker_probes_running--;
 
 	event.pending = false;
 	key_init(&key, MyDatabaseId, queryid);
@@ -469,12 +494,7 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 
 		case PGSH_OUTCOME_ABANDONED:
 			if (mine)
-			{
-				/* no verdict: open, with its cooldown over, so the next probes */
-				b->state = PGSH_BREAKER_OPEN;
-				b->opened_at = GetCurrentTimestamp() - b->cooldown_us;
-				b->probe_pid = 0;
-			}
+				abandon_probe_locked(b);
 			break;
 	}
 	LWLockRelease(pgsh_state->breaker_lock);
@@ -545,4 +565,29 @@ pgsh_breakers_copy(int *n)
 	}
 	LWLockRelease(pgsh_state->breaker_lock);
 	return rows;
+}
+
+/*
+ * The backend exits: the breakers whose probe it still is get no verdict
+ * from it (see the file header), so that the next statement probes.
+ * Called from admission's before_shmem_exit callback; a backend that was
+ * never a probe takes no lock.  Never fails.
+ */
+void
+pgsh_breaker_backend_exit(void)
+{
+	HASH_SEQ_STATUS hstat;
+	ShieldBreaker *b;
+
+	if (breaker_probes_running == 0 || pgsh_state == NULL)
+		return;
+	breaker_probes_running = 0;
+	LWLockAcquire(pgsh_state->breaker_lock, LW_EXCLUSIVE);
+	hash_seq_init(&hstat, breaker_hash);
+	while ((b = hash_seq_search(&hstat)) != NULL)
+	{
+		if (b->state == PGSH_BREAKER_HALF_OPEN && b->probe_pid == MyProcPid)
+			abandon_probe_locked(b);
+	}
+	LWLockRelease(pgsh_state->breaker_lock);
 }

@@ -135,6 +135,7 @@ pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
 extern PgshBreakerOutcome pgsh_breaker_outcome_of(int sqlerrcode);
 extern bool pgsh_breaker_reset(Oid dbid, uint64 queryid);
 extern ShieldBreakerRow *pgsh_breakers_copy(int *n);
+extern void pgsh_breaker_backend_exit(void);
 extern const char *pgsh_breaker_state_name(PgshBreakerState state);
 
 PGSH_END_INTERNAL

@@ -14,6 +14,10 @@
 #  - The breaker survives the eviction of its fingerprint's statistics
 #    entries (a churn of distinct statements through a table of 100).
 #  - A query policy's breaker_failures overrides the default.
+#  - A probe whose backend is terminated gives no verdict, whether it was
+#    running (a DO) or waiting in the admission queue (FATAL skips the
+#    error handling that says so): the next statement probes, instead of
+#    being turned away by a breaker half open for a probe that is gone.
 use strict;
 use warnings;
 
@@ -132,6 +136,71 @@ like(run_as_brk($query), qr/circuit breaker open/,
 is( $node->safe_psql(
 		'postgres', "SELECT breaker_state FROM shield.query_stats WHERE queryid = $fp"),
 	'open', 'shield.query_stats shows it open');
+
+# A probe terminated while it runs: a DO, whose breaker opens after two
+# failures.
+my $do = q{DO $$BEGIN PERFORM pg_sleep(secs) FROM brk_t; END $$};
+like(run_as_brk("SET statement_timeout = '20ms'; $do"),
+	qr/statement timeout/, 'the DO fails once');
+like(run_as_brk("SET statement_timeout = '20ms'; $do"),
+	qr/statement timeout/, 'twice');
+like(run_as_brk($do), qr/circuit breaker open/, 'its breaker is open');
+my $do_fp = $node->safe_psql('postgres',
+	"SELECT queryid FROM shield.breakers WHERE state = 'open' AND queryid <> $fp");
+usleep(1_600_000);
+
+sub terminate_probe
+{
+	my ($queryid, $what) = @_;
+	ok( $node->poll_query_until(
+			'postgres',
+			"SELECT state = 'half_open' FROM shield.breakers WHERE queryid = $queryid"),
+		"$what: the probe is let through");
+	my $pid = $node->safe_psql('postgres',
+		"SELECT probe_pid FROM shield.breakers WHERE queryid = $queryid");
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok( $node->poll_query_until(
+			'postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+		"$what: the probe's backend is terminated");
+	is( $node->safe_psql(
+			'postgres', "SELECT state FROM shield.breakers WHERE queryid = $queryid"),
+		'open', "$what: the breaker is open again, with no probe");
+}
+
+my $probe = $node->background_psql('postgres');
+$probe->query_safe('SET ROLE regress_brk');
+$probe->query_until(qr/started/, "\\echo started\n$do;\n");
+terminate_probe($do_fp, 'a running DO');
+eval { $probe->quit };
+$node->safe_psql('postgres', 'UPDATE brk_t SET secs = 0');
+is(run_as_brk($do), '', 'the next DO probes, and succeeds');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM shield.breakers WHERE queryid = $do_fp"),
+	'0', 'which closes the breaker');
+
+# A probe terminated while it waits in the admission queue: the breaker
+# of the query policy above is open, and the role's only slot is taken.
+$node->safe_psql('postgres',
+	"SELECT shield.set_role_policy('regress_brk', max_concurrent => 1, queue_timeout => '60 s')");
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('SET ROLE regress_brk');
+$holder->query_safe('BEGIN');
+$holder->query_safe('DECLARE c CURSOR FOR SELECT 1');
+usleep(1_600_000);
+$probe = $node->background_psql('postgres');
+$probe->query_safe('SET ROLE regress_brk');
+$probe->query_until(qr/started/, "\\echo started\n$query;\n");
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) = 1 FROM shield.activity WHERE state = 'queued'}),
+	'the probe waits in the queue');
+terminate_probe($fp, 'a queued statement');
+eval { $probe->quit };
+$holder->query_safe('COMMIT');
+$holder->quit;
+is(run_as_brk($query), '', 'the next statement probes, and succeeds');
+is( $node->safe_psql(
+		'postgres', "SELECT count(*) FROM shield.breakers WHERE queryid = $fp"),
+	'0', 'which closes the breaker');
 
 $node->stop;
 done_testing();
