@@ -42,8 +42,8 @@
  * forgotten first.
  *
  * LOCKING.  pgsh_state->breaker_lock guards breaker_hash: LW_SHARED to
- * look an entry up (to reject while one is open, or to find that a
- * success has nothing to reset), LW_EXCLUSIVE to create, change or remove
+ * look an entry up (to reject while one is open, or to find that the end
+ * of a statement changes nothing), LW_EXCLUSIVE to create, change or remove
  * one.  It is never held together with another
  * pg_shield lock; events are recorded after it is released.  Besides, the
  * filter counts the entries per slot of the fingerprints' low bits; it is
@@ -304,7 +304,7 @@ pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 {
 	BreakerKey	key;
 	ShieldBreaker *b;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now = 0;
 	LWLockMode	mode = LW_SHARED;
 	BreakerEvent event;
 	char		source[64];
@@ -319,6 +319,8 @@ pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 		b = hash_search(breaker_hash, &key, HASH_FIND, NULL);
 		if (b == NULL || b->state == PGSH_BREAKER_CLOSED)
 			break;
+		if (now == 0)
+			now = GetCurrentTimestamp();
 		if (b->state == PGSH_BREAKER_OPEN && now < b->opened_at + b->cooldown_us)
 		{
 			verdict->reject = true;
@@ -418,20 +420,26 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 	key_init(&key, MyDatabaseId, queryid);
 
 	/*
-	 * A success or no verdict changes something only if the fingerprint has
-	 * an entry (the filter only says it may: its slot is shared with other
-	 * fingerprints).  Look under the shared lock first, so that the
-	 * statements of a fingerprint sharing a slot with another's open breaker
-	 * take no exclusive lock.
+	 * A success or no verdict changes something only if the fingerprint's
+	 * breaker is closed with failures to forget, or half open with this
+	 * statement as its probe (the filter only says an entry may exist: its
+	 * slot is shared with other fingerprints).  Decide under the shared lock
+	 * first, so that the statements of a fingerprint sharing a slot with
+	 * another's breaker, or of one whose open breaker only monitors, take no
+	 * exclusive lock.
 	 */
 	if (outcome != PGSH_OUTCOME_FAILURE)
 	{
-		bool		found;
+		bool		changes;
 
 		LWLockAcquire(pgsh_state->breaker_lock, LW_SHARED);
-		found = hash_search(breaker_hash, &key, HASH_FIND, NULL) != NULL;
+		b = hash_search(breaker_hash, &key, HASH_FIND, NULL);
+		changes = b != NULL &&
+			((outcome == PGSH_OUTCOME_SUCCESS && b->state == PGSH_BREAKER_CLOSED) ||
+			 (t->probe && b->state == PGSH_BREAKER_HALF_OPEN &&
+			  b->probe_pid == MyProcPid));
 		LWLockRelease(pgsh_state->breaker_lock);
-		if (!found)
+		if (!changes)
 			return;
 	}
 
