@@ -53,8 +53,10 @@
  * admits a statement the breaker opened for a moment earlier, or takes the
  * lock for nothing: a breaker is not a fence, and both are harmless.
  *
- * Recording an outcome runs in abort callbacks too: it takes the lock,
- * never raises an error (HASH_ENTER_NULL), and allocates nothing.
+ * Nothing raises an error while holding the lock (the views' copy is
+ * allocated before it is taken; see shmem.c).  Recording an outcome runs in
+ * abort callbacks too: it takes the lock, never raises an error
+ * (HASH_ENTER_NULL), and allocates nothing.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -543,18 +545,20 @@ pgsh_breaker_reset(Oid dbid, uint64 queryid)
 	return true;
 }
 
-/* Every breaker with something to remember, palloc'd. */
+/*
+ * Every breaker with something to remember, palloc'd (allocated while the
+ * lock is not held: see the file header).
+ */
 ShieldBreakerRow *
 pgsh_breakers_copy(int *n)
 {
 	ShieldBreakerRow *rows;
 	HASH_SEQ_STATUS hstat;
 	ShieldBreaker *b;
-	long		max;
+	long		room;
 
-	LWLockAcquire(pgsh_state->breaker_lock, LW_SHARED);
-	max = hash_get_num_entries(breaker_hash);
-	rows = palloc(Max(1, max) * sizeof(ShieldBreakerRow));
+	rows = pgsh_copy_room(pgsh_state->breaker_lock, &breaker_hash, 1,
+						  sizeof(ShieldBreakerRow), &room);
 	*n = 0;
 	hash_seq_init(&hstat, breaker_hash);
 	while ((b = hash_seq_search(&hstat)) != NULL)

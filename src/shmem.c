@@ -48,6 +48,17 @@
  * entries) is described in breaker.c.  It is never held together with
  * another pg_shield lock.
  *
+ * pg_shield's PG_CATCH blocks (a failed CALL or DO, a probe turned away, a
+ * wait in the queue that ends in an error) record events, move breakers and
+ * leave the queue before the abort releases LWLocks: were the error raised
+ * while this backend held the lock they take, it would wait for itself
+ * forever.  So nothing raises an error while holding events_lock or
+ * breaker_lock (the views' copies are allocated before the lock is taken),
+ * nor admission_lock but for the one error that its sizing rules out (see
+ * admission.c), nor stats_lock: the views' copies are allocated while no
+ * lock is held (pgsh_copy_room), not under the lock as pg_stat_statements
+ * does.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -162,4 +173,41 @@ pgsh_check_loaded(void)
 				(errcode(PGSH_ERRCODE_NOT_LOADED),
 				 errmsg("pg_shield must be loaded via \"shared_preload_libraries\""),
 				 errhint("Add pg_shield to the shared_preload_libraries configuration parameter and restart the server.")));
+}
+
+static long
+count_entries(HTAB *const *tables, int ntables)
+{
+	long		entries = 0;
+	int			i;
+
+	for (i = 0; i < ntables; i++)
+		entries += hash_get_num_entries(tables[i]);
+	return entries;
+}
+
+/*
+ * Room for a view's copy of shared tables, allocated while their lock is
+ * not held (see LOCKING PROTOCOL): for as many entries of entrysize bytes
+ * as the tables hold together, and some more for those created meanwhile.
+ * Returns with the lock held shared, the tables holding at most *room
+ * entries; should more have been created, allocates again.
+ */
+void *
+pgsh_copy_room(LWLock *lock, HTAB *const *tables, int ntables,
+			   Size entrysize, long *room)
+{
+	LWLockAcquire(lock, LW_SHARED);
+	for (;;)
+	{
+		void	   *copy;
+
+		*room = count_entries(tables, ntables) + 16;
+		LWLockRelease(lock);
+		copy = palloc_extended(mul_size(*room, entrysize), MCXT_ALLOC_HUGE);
+		LWLockAcquire(lock, LW_SHARED);
+		if (count_entries(tables, ntables) <= *room)
+			return copy;
+		pfree(copy);
+	}
 }

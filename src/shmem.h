@@ -53,6 +53,8 @@ extern HTAB *pgsh_role_hash;
 
 extern void pgsh_shmem_init(void);
 extern void pgsh_check_loaded(void);
+extern void *pgsh_copy_room(LWLock *lock, HTAB *const *tables, int ntables,
+							Size entrysize, long *room);
 
 PGSH_END_INTERNAL
 

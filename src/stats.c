@@ -1136,20 +1136,25 @@ pgsh_stats_roles(long *n)
 	long		nroles = 0;
 	long		nfps = 0;
 	long		i;
+	long		room;
+	HTAB	   *tables[2];
 	HASH_SEQ_STATUS hstat;
 	ShieldRoleEntry *role;
 	ShieldFpEntry *fp;
 	HTAB	   *index;
 	HASHCTL		info;
 
-	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	roles = palloc_extended(mul_size(Max(1, hash_get_num_entries(pgsh_role_hash) +
-										 hash_get_num_entries(pgsh_fp_hash)),
-									 sizeof(ShieldRoleEntry)),
-							MCXT_ALLOC_HUGE);
-	fps = palloc_extended(mul_size(Max(1, hash_get_num_entries(pgsh_fp_hash)),
-								   sizeof(struct FpCounters)),
-						  MCXT_ALLOC_HUGE);
+	/*
+	 * One allocation, made before the lock is taken (see shmem.c): a row for
+	 * every role and fingerprint entry (at most that many roles), then the
+	 * fingerprints' counters.
+	 */
+	tables[0] = pgsh_role_hash;
+	tables[1] = pgsh_fp_hash;
+	roles = pgsh_copy_room(pgsh_state->stats_lock, tables, 2,
+						   sizeof(ShieldRoleEntry) + sizeof(struct FpCounters),
+						   &room);
+	fps = (struct FpCounters *) (roles + room);
 	hash_seq_init(&hstat, pgsh_role_hash);
 	while ((role = hash_seq_search(&hstat)) != NULL)
 	{
@@ -1205,7 +1210,6 @@ pgsh_stats_roles(long *n)
 		pgsh_counters_merge(&roles[pos].counters, &fps[i].counters);
 	}
 	hash_destroy(index);
-	pfree(fps);
 	*n = nroles;
 	return roles;
 }

@@ -100,7 +100,7 @@ put_queryid(Datum *values, bool *nulls, uint64 queryid, bool visible)
 /*
  * Copy every entry of a statistics table, each under its spinlock, while
  * holding stats_lock shared.  The copies are palloc'd in the caller's
- * context.
+ * context, before the lock is taken (see shmem.c).
  */
 static void *
 copy_entries(HTAB *htab, Size entrysize, Size mutex_offset, long *n)
@@ -108,11 +108,11 @@ copy_entries(HTAB *htab, Size entrysize, Size mutex_offset, long *n)
 	HASH_SEQ_STATUS hstat;
 	char	   *entry;
 	char	   *copies;
+	long		room;
 
 	*n = 0;
-	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	copies = palloc_extended(mul_size(Max(1, hash_get_num_entries(htab)),
-									  entrysize), MCXT_ALLOC_HUGE);
+	copies = pgsh_copy_room(pgsh_state->stats_lock, &htab, 1, entrysize,
+							&room);
 	hash_seq_init(&hstat, htab);
 	while ((entry = hash_seq_search(&hstat)) != NULL)
 	{
