@@ -82,16 +82,19 @@ SELECT count(*) AS trigger_statements_counted FROM shield.query_stats
 WHERE query LIKE 'INSERT INTO bound_audit%' AND (calls > 0 OR errors > 0);
 SELECT calls FROM shield.query_stats WHERE query LIKE 'INSERT INTO bound_t VALUES (21%';
 
--- a cursor opened by a function is accounted when it is fetched
+-- a cursor opened by a function is accounted when it is fetched: each
+-- FETCH or MOVE is a statement of the cursor's query
 CREATE FUNCTION bound_open() RETURNS refcursor LANGUAGE plpgsql AS
 $$ DECLARE c refcursor := 'bound_rc';
-   BEGIN OPEN c FOR SELECT id FROM bound_t ORDER BY id; RETURN c; END $$;
+   BEGIN OPEN c FOR SELECT id AS bound_rc FROM bound_t ORDER BY id DESC; RETURN c; END $$;
 BEGIN;
 SELECT bound_open();
 FETCH 3 FROM bound_rc;
+MOVE 1 IN bound_rc;
+FETCH 2 FROM bound_rc;
 COMMIT;
 SELECT query, calls, rows FROM shield.query_stats
-WHERE query LIKE 'FETCH 3 FROM bound_rc%';
+WHERE query LIKE '%bound_rc%' AND query NOT LIKE '%bound_open%';
 
 -- a statement that rules rewrite into several queries is one statement
 CREATE TABLE bound_r (id int);

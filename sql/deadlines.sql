@@ -94,6 +94,25 @@ DECLARE shield_closed CURSOR FOR SELECT 1 \; SELECT shield_close_then_sleep();
 ROLLBACK;
 RESET ROLE;
 
+-- a FETCH from a cursor that a function opened is a statement of the
+-- cursor's query, with that query's deadline
+SELECT shield.set_query_policy('SELECT pg_sleep(10) AS shield_rc',
+                               deadline => '100 ms') <> 0 AS declared;
+CREATE FUNCTION shield_open_rc() RETURNS refcursor LANGUAGE plpgsql AS $$
+DECLARE
+    c refcursor := 'shield_rc';
+BEGIN
+    OPEN c FOR SELECT pg_sleep(10) AS shield_rc;
+    RETURN c;
+END $$;
+SET ROLE regress_shield_late;
+BEGIN;
+SELECT shield_open_rc();
+FETCH ALL FROM shield_rc;
+ROLLBACK;
+RESET ROLE;
+SELECT shield.drop_query_policy(shield.fingerprint('SELECT pg_sleep(10) AS shield_rc')) AS dropped;
+
 -- a cursor's deadline runs from its DECLARE: a fetch after it fails at
 -- once, and the deadline passing between statements cancels nothing else
 SELECT shield.drop_role_policy('regress_shield_late');
@@ -154,6 +173,7 @@ DELETE FROM shield.policy;
 DROP FUNCTION shield_swallow();
 DROP FUNCTION shield_others();
 DROP FUNCTION shield_close_then_sleep();
+DROP FUNCTION shield_open_rc();
 DROP PROCEDURE shield_commits();
 DROP TABLE pg_temp.shield_commits_t;
 REVOKE ALL ON shield_t FROM regress_shield_late;

@@ -23,7 +23,10 @@
  * pgsh_nesting_level counts the planner, executor and nested utility calls
  * now running, and only level 0 can start a unit.  Cursor and
  * prepared-statement plumbing (FETCH, MOVE, CLOSE, PREPARE, DEALLOCATE) is
- * not accounted: its work belongs to the cursor or prepared statement.
+ * not accounted: its work belongs to the cursor or prepared statement;
+ * but a FETCH or MOVE from a cursor that a function opened (a refcursor,
+ * which no statement of its own admitted) is a statement of the cursor's
+ * query.
  *
  * Several executor units can be open at once (a cursor stays open while
  * other statements run), so they are kept in a small backend-local array.
@@ -125,7 +128,9 @@ static struct
 	int			stmt_len;
 	const char *expect_source;	/* sourceText of the executor run it
 								 * delegates to, NULL if none can match */
-	bool		admit;			/* CALL or DO: admitted as a statement */
+	bool		admit;			/* CALL, DO, or FETCH or MOVE of a cursor
+								 * without a unit: admitted as a statement */
+	double		cost;			/* for admission: the plan's, or -1 */
 	bool		admitted;		/* and admission let it run */
 	ShieldAdmission adm;		/* what admission decided for it */
 	ShieldDeadline deadline;	/* its deadline, once admitted */
@@ -145,7 +150,8 @@ static struct
 	uint64		queryid;
 	SubTransactionId subid;
 	TimestampTz started;
-	bool		deadline_cancelled;	/* a CALL or DO canceled by its deadline */
+	bool		deadline_cancelled;	/* an admitted utility (CALL, DO, FETCH)
+									 * canceled by its deadline */
 } pending_error;
 
 /*
@@ -1034,6 +1040,31 @@ jumble_inner_query(PlannedStmt *pstmt, const char *queryString)
 	(void) PGSH_JUMBLE_QUERY(query, queryString);
 }
 
+/*
+ * A FETCH or MOVE that opens a frame reads a cursor that no statement of
+ * its own admitted: one a function opened and returned (a refcursor), whose
+ * query ran nested in that function's statement and starts its work here.
+ * Each such FETCH is a statement of the cursor's query: admitted, given a
+ * deadline and accounted as that query (its fingerprint, its plan's cost,
+ * its text), so that the query's policies apply however it is run.
+ */
+static void
+fetch_frame_begin(FetchStmt *fetch)
+{
+	Portal		portal = GetPortalByName(fetch->portalname);
+	PlannedStmt *cursor;
+
+	if (!PortalIsValid(portal) || portal->queryDesc == NULL)
+		return;				/* it fails, or reads nothing */
+	cursor = portal->queryDesc->plannedstmt;
+	frame.admit = true;
+	frame.queryid = PGSH_QUERYID(cursor->queryId);
+	frame.cost = cursor->planTree ? cursor->planTree->total_cost : -1.0;
+	frame.source = portal->sourceText;
+	frame.stmt_location = cursor->stmt_location;
+	frame.stmt_len = cursor->stmt_len;
+}
+
 void
 pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 {
@@ -1064,6 +1095,9 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	 */
 	frame.admit = !delegate &&
 		(IsA(pstmt->utilityStmt, CallStmt) || IsA(pstmt->utilityStmt, DoStmt));
+	frame.cost = -1.0;
+	if (IsA(pstmt->utilityStmt, FetchStmt))
+		fetch_frame_begin((FetchStmt *) pstmt->utilityStmt);
 	frame.admitted = false;
 	memset(&frame.adm, 0, sizeof(frame.adm));
 	frame.deadline.at = 0;
@@ -1071,8 +1105,9 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 }
 
 /*
- * Admit a CALL or DO (see pgsh_frame_begin); called inside the utility's
- * PG_TRY, so that a rejection ends the frame.  Admission counts a
+ * Admit a CALL, a DO or a FETCH of a cursor without a unit (see
+ * pgsh_frame_begin); called inside the utility's PG_TRY, so that a
+ * rejection ends the frame.  Admission counts a
  * rejection itself: it must not be counted again as a failure.
  */
 void
@@ -1086,7 +1121,7 @@ pgsh_frame_admit(void)
 									  &frame.policy, &frame.policy_tag);
 	req.userid = frame.userid;
 	req.queryid = frame.queryid;
-	req.cost = -1.0;
+	req.cost = frame.cost;
 	req.arrived = GetCurrentStatementStartTimestamp();
 	req.policy = &frame.policy;
 	req.policy_tag = frame.policy_tag;
@@ -1095,7 +1130,7 @@ pgsh_frame_admit(void)
 	frame.error_noted = false;
 	frame.admitted = true;
 
-	/* its deadline may cancel it while it runs: the whole CALL or DO */
+	/* its deadline may cancel it while it runs: the whole utility */
 	if (frame.policy.deadline_from >= 0 && frame.adm.governed)
 	{
 		pgsh_deadline_set(&frame.deadline, &frame.policy, frame.userid,
@@ -1105,7 +1140,7 @@ pgsh_frame_admit(void)
 }
 
 /*
- * An admitted CALL or DO ends, with this outcome for its breaker.  Cannot
+ * An admitted utility ends, with this outcome for its breaker.  Cannot
  * fail.  Returns whether it outlived a monitored deadline.
  */
 static bool
@@ -1122,7 +1157,7 @@ frame_ended(PgshBreakerOutcome outcome)
 	return would_cancel;
 }
 
-/* Give back the slot of an admitted CALL or DO.  Cannot fail. */
+/* Give back the slot of an admitted utility.  Cannot fail. */
 static inline void
 frame_release(void)
 {
