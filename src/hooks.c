@@ -448,7 +448,7 @@ pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	instr_time	start;
 
 	if (pgsh_tracking_enabled())
-		kind = pgsh_utility_kind(pstmt);
+		kind = pgsh_utility_kind(pstmt, context);
 
 	switch (kind)
 	{

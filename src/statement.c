@@ -925,15 +925,19 @@ finish_pending_error(SubTransactionId floor_subid)
  */
 
 /*
- * Classify a utility statement about to run.  Only a statement at nesting
- * level 0, outside any frame, opens a frame.
+ * Classify a utility statement about to run.  Only a statement the client
+ * sent (core runs it as PROCESS_UTILITY_TOPLEVEL) opens a frame, at nesting
+ * level 0 and outside any frame: one that a function runs at level 0
+ * (computing EXECUTE's parameters, or a deferred trigger at commit) is not
+ * the client's statement.
  */
 PgshUtilityKind
-pgsh_utility_kind(PlannedStmt *pstmt)
+pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
-	if (pgsh_nesting_level != 0 || frame.active)
+	if (pgsh_nesting_level != 0 || frame.active ||
+		context != PROCESS_UTILITY_TOPLEVEL)
 		return PGSH_UTILITY_NESTED;
 
 	switch (nodeTag(stmt))

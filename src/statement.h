@@ -17,6 +17,7 @@
 #include "executor/execdesc.h"
 #include "nodes/plannodes.h"
 #include "tcop/cmdtag.h"
+#include "tcop/utility.h"
 
 #include "compat.h"
 #include "guc.h"
@@ -149,7 +150,8 @@ extern void pgsh_unit_guard_end(int unit);
 extern void pgsh_unit_end(QueryDesc *queryDesc);
 
 /* utility statements */
-extern PgshUtilityKind pgsh_utility_kind(PlannedStmt *pstmt);
+extern PgshUtilityKind pgsh_utility_kind(PlannedStmt *pstmt,
+										 ProcessUtilityContext context);
 extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
 							 bool delegate);
 extern void pgsh_frame_admit(void);
