@@ -112,6 +112,24 @@ static ShieldUnit *units = NULL;
 static int	units_allocated = 0;
 static int	units_used = 0;		/* slots [0, units_used) may be in use */
 
+/*
+ * How the executor run a delegating utility statement delegates to is told
+ * from the runs that functions start inside it at level 0 (the parameters
+ * of EXECUTE, event triggers): by what core gives it, never by comparing
+ * texts, which a function can repeat.
+ */
+typedef enum PgshDelegatedRun
+{
+	PGSH_RUN_SAME_STRING,		/* its query string is the utility's own (the
+								 * same pointer): CREATE TABLE AS, EXPLAIN
+								 * ANALYZE, COPY, REFRESH; EXPLAIN ANALYZE
+								 * EXECUTE passes the prepared statement's */
+	PGSH_RUN_CURSOR_PORTAL,		/* DECLARE: in the portal of the cursor */
+	PGSH_RUN_HIDDEN_PORTAL		/* EXECUTE, CREATE TABLE AS EXECUTE: in the
+								 * hidden portal ExecuteQuery creates, after
+								 * the parameters are computed */
+} PgshDelegatedRun;
+
 /* The top-level utility statement now running, if any. */
 static struct
 {
@@ -126,8 +144,12 @@ static struct
 	const char *source;			/* query string, valid while active */
 	int			stmt_location;
 	int			stmt_len;
-	const char *expect_source;	/* sourceText of the executor run it
-								 * delegates to, NULL if none can match */
+	const char *expect_source;	/* query string of the query it delegates
+								 * to, as the planner gets it; NULL if none
+								 * can match */
+	PgshDelegatedRun expect_run;	/* how its executor run is told */
+	Portal		outer_portal;	/* the portal running the utility */
+	const char *cursor_name;	/* DECLARE: the cursor it opens */
 	bool		admit;			/* CALL, DO, or FETCH or MOVE of a cursor
 								 * without a unit: admitted as a statement */
 	double		cost;			/* for admission: the plan's, or -1 */
@@ -221,11 +243,19 @@ unit_should_begin(QueryDesc *queryDesc)
 	if (frame.active)
 	{
 		/* a delegating frame not yet delegated: is this its query? */
-		if (frame.expect_source == NULL || queryDesc->sourceText == NULL ||
-			(queryDesc->sourceText != frame.expect_source &&
-			 strcmp(queryDesc->sourceText, frame.expect_source) != 0))
+		if (frame.expect_source == NULL)
 			return false;
-		return true;
+		switch (frame.expect_run)
+		{
+			case PGSH_RUN_SAME_STRING:
+				return queryDesc->sourceText == frame.expect_source;
+			case PGSH_RUN_CURSOR_PORTAL:
+				return portal != frame.outer_portal &&
+					strcmp(portal->name, frame.cursor_name) == 0;
+			case PGSH_RUN_HIDDEN_PORTAL:
+				return portal != frame.outer_portal && !portal->visible;
+		}
+		return false;
 	}
 
 	if (list_length(portal->stmts) > 1)
@@ -319,7 +349,9 @@ note_pending_error(Oid userid, uint64 queryid)
 /*
  * Is this planning the top-level statement's?  Inside a delegating frame,
  * only the planning of the utility's own query is (functions computing
- * EXECUTE's parameters are planned at level 0 too).
+ * EXECUTE's parameters are planned at level 0 too): the planner gets the
+ * very query string the utility holds (the prepared statement's, for
+ * EXECUTE).
  */
 bool
 pgsh_planning_top_level(const char *query_string)
@@ -328,9 +360,7 @@ pgsh_planning_top_level(const char *query_string)
 		return false;
 	if (!frame.active)
 		return true;
-	return frame.expect_source != NULL && query_string != NULL &&
-		(query_string == frame.expect_source ||
-		 strcmp(query_string, frame.expect_source) == 0);
+	return frame.expect_source != NULL && query_string == frame.expect_source;
 }
 
 /*
@@ -982,20 +1012,35 @@ pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
 }
 
 /*
- * The sourceText the delegated executor run will have: the prepared
- * statement's text for EXECUTE (also under EXPLAIN and CREATE TABLE AS),
- * the utility's own query string otherwise.  NULL if EXECUTE names no
- * prepared statement (it will fail).
+ * How a delegating utility's executor run will be told (see
+ * PgshDelegatedRun): sets frame.expect_source, the query string its query
+ * is planned with (the prepared statement's for EXECUTE, also under EXPLAIN
+ * and CREATE TABLE AS; the utility's own otherwise; NULL if EXECUTE names
+ * no prepared statement, and will fail), and frame.expect_run.
  */
-static const char *
-delegated_source(PlannedStmt *pstmt, const char *queryString)
+static void
+expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	ExecuteStmt *execute = NULL;
 
+	frame.expect_source = queryString;
+	frame.expect_run = PGSH_RUN_SAME_STRING;
+	frame.cursor_name = NULL;
+
+	if (IsA(stmt, DeclareCursorStmt))
+	{
+		frame.expect_run = PGSH_RUN_CURSOR_PORTAL;
+		frame.cursor_name = ((DeclareCursorStmt *) stmt)->portalname;
+		return;
+	}
+
 	/* EXECUTE, also under EXPLAIN and CREATE TABLE AS, runs the prepared text */
 	if (IsA(stmt, ExecuteStmt))
+	{
 		execute = (ExecuteStmt *) stmt;
+		frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
+	}
 	else if (IsA(stmt, CreateTableAsStmt) || IsA(stmt, ExplainStmt))
 	{
 		Node	   *query = IsA(stmt, ExplainStmt) ?
@@ -1003,16 +1048,20 @@ delegated_source(PlannedStmt *pstmt, const char *queryString)
 
 		if (IsA(query, Query) && ((Query *) query)->utilityStmt != NULL &&
 			IsA(((Query *) query)->utilityStmt, ExecuteStmt))
+		{
 			execute = (ExecuteStmt *) ((Query *) query)->utilityStmt;
+			/* EXPLAIN runs the cached plan itself; CREATE TABLE AS, EXECUTE */
+			if (IsA(stmt, CreateTableAsStmt))
+				frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
+		}
 	}
 	if (execute != NULL)
 	{
 		PreparedStatement *prepared = FetchPreparedStatement(execute->name,
 															 false);
 
-		return prepared ? prepared->plansource->query_string : NULL;
+		frame.expect_source = prepared ? prepared->plansource->query_string : NULL;
 	}
-	return queryString;
 }
 
 /*
@@ -1085,9 +1134,13 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	frame.source = queryString;
 	frame.stmt_location = pstmt->stmt_location;
 	frame.stmt_len = pstmt->stmt_len;
-	frame.expect_source = delegate ? delegated_source(pstmt, queryString) : NULL;
+	frame.outer_portal = ActivePortal;
+	frame.expect_source = NULL;
 	if (delegate)
+	{
+		expect_delegated_run(pstmt, queryString);
 		jumble_inner_query(pstmt, queryString);
+	}
 	frame.delegated_qd = NULL;
 	frame.stashed = false;
 	frame.own_text = frame.expect_source == queryString;

@@ -11,7 +11,9 @@
 #    statement is canceled; a portal fetched over several Execute messages
 #    (pg-cursor) keeps the deadline of its Bind, which passes while the
 #    client is between fetches: the next fetch fails at once, and the
-#    statements after it run undisturbed.  node-postgres is installed from
+#    statements after it run undisturbed.  EXECUTE of a prepared statement
+#    is governed as its query, even when a function computing its parameter
+#    runs the very text of that statement first.  node-postgres is installed from
 #    the npm registry into the test's directory; without node or npm the
 #    test says so and counts as skipped.
 use strict;
@@ -102,11 +104,17 @@ my $have_node =
   && system("cd '$dir' && npm install --no-audit --no-fund --silent pg pg-cursor >'$npm_log' 2>&1") == 0;
 SKIP:
 {
-	skip 'node and npm, or node-postgres from the npm registry, are not available', 5
+	skip 'node and npm, or node-postgres from the npm registry, are not available', 6
 	  unless $have_node;
 
-	$node->safe_psql('postgres',
-		q{SELECT shield.set_role_policy('regress_late', deadline => '300 ms')});
+	# a function whose query repeats, word for word, the text of the
+	# prepared statement whose parameter it computes
+	$node->safe_psql(
+		'postgres', q{
+SELECT shield.set_role_policy('regress_late', deadline => '300 ms');
+CREATE FUNCTION shield_same_text(float8) RETURNS float8 LANGUAGE sql
+  AS 'SELECT $1::float8 FROM pg_sleep($1)';
+});
 	my $script = "$dir/extended.js";
 	my $port = $node->port;
 	my $host = $node->host;
@@ -133,6 +141,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     out.push('second fetch: ' + second.length + ' rows');
   } catch (e) { out.push('second fetch: ' + e.code + ' ' + e.message); }
   await client.query('ROLLBACK');
+  await client.query({ name: 'shield_p', text: 'SELECT \$1::float8 FROM pg_sleep(\$1)', values: [0] });
+  try {
+    await client.query('EXECUTE shield_p(shield_same_text(0) + 10)');
+    out.push('execute: ran');
+  } catch (e) { out.push('execute: ' + e.code + ' ' + e.message); }
   const after = await client.query('SELECT count(*) AS n FROM generate_series(1, 5)');
   out.push('after: ' + after.rows[0].n);
   const again = await client.query('SELECT \$1::int AS v', [7]);
@@ -156,6 +169,11 @@ EOF
 		$stdout,
 		qr/^second fetch: 57014 canceling statement due to pg_shield deadline$/m,
 		'the deadline passed while the portal was suspended: the next Execute fails at once'
+	);
+	like(
+		$stdout,
+		qr/^execute: 57014 canceling statement due to pg_shield deadline$/m,
+		'EXECUTE of a prepared statement is canceled, though a function computing its parameter runs the same text first'
 	);
 	like($stdout, qr/^after: 5$/m,
 		'the next statement runs undisturbed: the timer did not cancel it');
