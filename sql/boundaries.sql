@@ -84,6 +84,17 @@ SELECT count(*) AS trigger_statements_counted FROM shield.query_stats
 WHERE (query LIKE 'INSERT INTO bound_audit%' OR query LIKE 'NOTIFY bound_audit_ch%')
   AND (calls > 0 OR errors > 0);
 SELECT calls FROM shield.query_stats WHERE query LIKE 'INSERT INTO bound_t VALUES (21%';
+-- and so do the loops they run, each in a portal of its own
+CREATE OR REPLACE FUNCTION bound_audit_fn() RETURNS trigger LANGUAGE plpgsql AS
+$$ DECLARE r record;
+   BEGIN FOR r IN SELECT g AS bound_audit_loop FROM generate_series(1, 3) g LOOP
+     INSERT INTO bound_audit VALUES (r.bound_audit_loop); END LOOP;
+   RETURN NULL; END $$;
+INSERT INTO bound_t VALUES (23, 23);
+SELECT count(*) AS audit_rows FROM bound_audit;
+SELECT count(*) AS trigger_loops_counted FROM shield.query_stats
+WHERE query LIKE '%bound_audit_loop%' AND query NOT LIKE '%FUNCTION%';
+DELETE FROM bound_t WHERE id = 23;
 
 -- a cursor opened by a function is accounted when it is fetched: each
 -- FETCH or MOVE is a statement of the cursor's query

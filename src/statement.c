@@ -59,6 +59,7 @@
 #include "nodes/parsenodes.h"
 #include "utils/memutils.h"
 #include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
 #include "utils/portal.h"
 
 #include "admission.h"
@@ -223,14 +224,33 @@ at_top_level(void)
 }
 
 /*
+ * Is this the query string of the message the client sent, as postgres.c
+ * gives it (debug_query_string)?  The same string for the simple protocol;
+ * for the extended protocol's Bind and Execute, the portal's copy of it.
+ * Code that runs at level 0 outside pg_shield's hooks (deferred triggers
+ * and foreign-key checks fired at commit, a fast-path function call) runs
+ * the queries of its functions, not the client's: at a commit that ends
+ * the message (Sync, or the end of a simple query) or in a fast-path call
+ * debug_query_string is NULL or the client's statement, never the
+ * function's query.
+ */
+static inline bool
+sent_by_client(const char *source)
+{
+	return source != NULL && debug_query_string != NULL &&
+		(source == debug_query_string ||
+		 strcmp(source, debug_query_string) == 0);
+}
+
+/*
  * Is this executor run a unit of its own?  Besides the planner's rule
- * (at_top_level), it must run in a portal: deferred triggers and
- * foreign-key checks fired at commit run at level 0 with no active portal,
- * and belong to the statements that queued them.  Inside a delegating
- * utility, only the run of the utility's own query is the unit (functions
- * that evaluate EXECUTE's parameters run first, at level 0 too); and a
- * statement that rules rewrote into several queries is governed once, by
- * its first.
+ * (at_top_level), it must run the client's query in a portal: a loop of a
+ * deferred trigger fired at commit runs at level 0 in a portal of its own,
+ * and belongs to the statement that queued the trigger.  Inside a
+ * delegating utility, only the run of the utility's own query is the unit
+ * (functions that evaluate EXECUTE's parameters run first, at level 0
+ * too); and a statement that rules rewrote into several queries is
+ * governed once, by its first.
  */
 static bool
 unit_should_begin(QueryDesc *queryDesc)
@@ -257,6 +277,9 @@ unit_should_begin(QueryDesc *queryDesc)
 		}
 		return false;
 	}
+
+	if (!sent_by_client(queryDesc->sourceText))
+		return false;
 
 	if (list_length(portal->stmts) > 1)
 	{
@@ -347,11 +370,13 @@ note_pending_error(Oid userid, uint64 queryid)
  */
 
 /*
- * Is this planning the top-level statement's?  Inside a delegating frame,
- * only the planning of the utility's own query is (functions computing
- * EXECUTE's parameters are planned at level 0 too): the planner gets the
- * very query string the utility holds (the prepared statement's, for
- * EXECUTE).
+ * Is this planning the top-level statement's?  The planner gets the very
+ * query string the client sent (see sent_by_client: the simple protocol
+ * plans its string, Bind the prepared statement's, which is
+ * debug_query_string then).  Inside a delegating frame, only the planning
+ * of the utility's own query is (functions computing EXECUTE's parameters
+ * are planned at level 0 too): it gets the very query string the utility
+ * holds (the prepared statement's, for EXECUTE).
  */
 bool
 pgsh_planning_top_level(const char *query_string)
@@ -359,7 +384,7 @@ pgsh_planning_top_level(const char *query_string)
 	if (!at_top_level())
 		return false;
 	if (!frame.active)
-		return true;
+		return query_string != NULL && query_string == debug_query_string;
 	return frame.expect_source != NULL && query_string == frame.expect_source;
 }
 
