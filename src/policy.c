@@ -107,7 +107,8 @@ typedef struct PolicyEntry
 {
 	PolicyKey	key;			/* hash key; must be first */
 	ShieldPolicy policy;
-	NameData	rolname;		/* the role's name when loaded, for messages */
+	const char *rolname;		/* the role's name when loaded (in
+								 * policy_cxt), for messages */
 } PolicyEntry;
 
 static MemoryContext policy_cxt = NULL;
@@ -406,14 +407,16 @@ policy_cache_load(void)
 				continue;
 			}
 
+			/* first: nothing may fail between HASH_ENTER and filling in */
 			rolename = p.role != InvalidOid ?
 				GetUserNameFromId(p.role, true) : NULL;
+			rolename = MemoryContextStrdup(policy_cxt, rolename ? rolename : "?");
 			memset(&key, 0, sizeof(key));
 			key.role = p.role;
 			key.queryid = p.queryid;
 			entry = hash_search(policy_cache, &key, HASH_ENTER, NULL);
 			entry->policy = p;
-			namestrcpy(&entry->rolname, rolename ? rolename : "?");
+			entry->rolname = rolename;
 			if (p.queryid == 0)
 				n_role_policies++;
 			else if (p.role == InvalidOid)
@@ -453,7 +456,7 @@ cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 	entry = hash_search(policy_cache, &key, HASH_FIND, NULL);
 	if (entry == NULL || entry->policy.id != policy_id)
 		return NULL;
-	return NameStr(entry->rolname);
+	return entry->rolname;
 }
 
 static const ShieldPolicy *

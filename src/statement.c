@@ -278,7 +278,12 @@ unit_should_begin(QueryDesc *queryDesc)
 		return false;
 	}
 
-	if (!sent_by_client(queryDesc->sourceText))
+	/*
+	 * Only postgres.c creates the unnamed portal, for a simple query or an
+	 * unnamed Bind: a run in it is the client's, and a strcmp is spared on
+	 * the usual path.  SPI names every portal it creates.
+	 */
+	if (portal->name[0] != '\0' && !sent_by_client(queryDesc->sourceText))
 		return false;
 
 	if (list_length(portal->stmts) > 1)
