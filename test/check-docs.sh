@@ -15,35 +15,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-exec perl -e '
+exec perl -I test -MCheckLib -e '
 use strict;
 use warnings;
 
-my $failed = 0;
-sub check
-{
-	my ($ok, $what) = @_;
-	print(($ok ? "ok" : "not ok") . " - $what\n");
-	$failed = 1 unless $ok;
-	return $ok;
-}
-
-sub slurp
-{
-	my ($file) = @_;
-	open(my $fh, "<", $file) or die "could not open $file: $!\n";
-	local $/;
-	my $text = <$fh>;
-	close($fh);
-	return $text;
-}
-
-my $sgml = slurp("contrib-docs/pg_shield.sgml");
-my $guc = slurp("src/guc.c");
-my $errors = slurp("src/errors.h");
-my $control = slurp("pg_shield.control");
+my $sgml = slurp("contrib-docs/pg_shield.sgml") // die "could not read contrib-docs/pg_shield.sgml\n";
+my $guc = slurp("src/guc.c") // die "could not read src/guc.c\n";
+my $errors = slurp("src/errors.h") // die "could not read src/errors.h\n";
+my $control = slurp("pg_shield.control") // die "could not read pg_shield.control\n";
 my ($version) = $control =~ /^default_version\s*=\s*\x27([^\x27]+)\x27/m;
-my $script = slurp("pg_shield--$version.sql");
+my $script = slurp("pg_shield--$version.sql") // die "could not read the install script\n";
 $script =~ s/--[^\n]*//g;
 
 # The sect2 blocks of the page, by id and by title.
@@ -168,5 +149,5 @@ while ($script =~ /CREATE VIEW \@extschema\@\.(\w+) AS\s+SELECT (.*?)\s+FROM (\S
 	}
 }
 
-exit $failed;
+exit checks_failed();
 '

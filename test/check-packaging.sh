@@ -10,28 +10,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-exec perl -MJSON::PP -e '
+exec perl -I test -MCheckLib -MJSON::PP -e '
 use strict;
 use warnings;
-
-my $failed = 0;
-sub check
-{
-	my ($ok, $what) = @_;
-	print(($ok ? "ok" : "not ok") . " - $what\n");
-	$failed = 1 unless $ok;
-	return $ok;
-}
-
-sub slurp
-{
-	my ($file) = @_;
-	open(my $fh, "<", $file) or return undef;
-	local $/;
-	my $text = <$fh>;
-	close($fh);
-	return $text;
-}
 
 # The control file: the version, stated once.
 my $control = slurp("pg_shield.control") // "";
@@ -144,5 +125,5 @@ my ($data) = $makefile =~ /^DATA\s*=\s*(.*)$/m;
 check(defined $data && scalar($data =~ /wildcard\s+\S*pg_shield--\*\.sql/),
 	"the Makefile installs every pg_shield--*.sql (DATA is a wildcard)");
 
-exit $failed;
+exit checks_failed();
 '
