@@ -165,6 +165,7 @@ typedef struct AdmissionState
 								 * lock, read without it */
 	uint64		next_seq;
 	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
+	pg_atomic_uint32 shedding;	/* PgshShedding; written under the lock */
 	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
 } AdmissionState;
 
@@ -272,6 +273,7 @@ pgsh_admission_shmem_init(void)
 		pg_atomic_init_u32(&state->nqueued, 0);
 		state->next_seq = 0;
 		state->wait_ewma_ms = 0.0;
+		pg_atomic_init_u32(&state->shedding, PGSH_SHED_NONE);
 	}
 
 	procs = ShmemInitStruct("pg_shield backends",
@@ -1780,4 +1782,13 @@ pgsh_activity_copy(int *n)
 	}
 	*n = count;
 	return result;
+}
+
+/* Which priorities are being shed now (see PgshShedding). */
+PgshShedding
+pgsh_admission_shedding(void)
+{
+	if (state == NULL)
+		return PGSH_SHED_NONE;
+	return (PgshShedding) pg_atomic_read_u32(&state->shedding);
 }

@@ -75,6 +75,20 @@ typedef struct ShieldActivity
 
 extern ShieldActivity *pgsh_activity_copy(int *n);
 
+/*
+ * The overload controller's verdict: which priorities arriving statements
+ * are shed at.  Read without a lock (a single atomic), so the planner may
+ * ask it for every statement.
+ */
+typedef enum PgshShedding
+{
+	PGSH_SHED_NONE,				/* not overloaded */
+	PGSH_SHED_LOW,				/* overloaded: low is shed */
+	PGSH_SHED_NORMAL			/* severe: low and normal are shed */
+} PgshShedding;
+
+extern PgshShedding pgsh_admission_shedding(void);
+
 PGSH_END_INTERNAL
 
 #endif							/* PGSH_ADMISSION_H */
