@@ -1,44 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * admission.c
- *		Admission control: cost ceilings, rate limits, and concurrency
- *		slots with a bounded priority queue.
+ *		Admission control: the entry point (pgsh_admit), cost ceilings, rate
+ *		limits, the fast path to a slot, release, and shield.activity.
  *
  * A statement is admitted once, when it starts (statement.c decides when
  * that is).  Admission checks, in order: the strictest max_cost of the
- * matching policies against the executed plan; a token in the bucket of
- * every matching scope with max_rate; and, if the backend holds no slot
- * yet, a slot in every matching concurrency scope: the instance
- * (pg_shield.max_active), the role, the fingerprint, the fingerprint for
- * the role.  A backend holds at most one slot; statements it starts while
- * it holds one (a second cursor, say) run under it, since waiting for a
- * slot while holding one could wait for itself.
+ * matching policies against the executed plan; the fingerprint's circuit
+ * breaker (breaker.c); a token in the bucket of every matching scope with
+ * max_rate; and, if the backend holds no slot yet, a slot in every
+ * matching concurrency scope: the instance (pg_shield.max_active), the
+ * role, the fingerprint, the fingerprint for the role.  A backend holds at
+ * most one slot; statements it starts while it holds one (a second cursor,
+ * say) run under it, since waiting for a slot while holding one could wait
+ * for itself.
  *
- * Scopes.  Every scope that can be counted lives in a shared hash
- * (scope_hash), keyed by (database, role, fingerprint); the instance scope
- * lives in AdmissionState.  A scope counts its slots in an atomic (active)
- * and carries a token bucket for rate limits.  Limits come from each
- * statement's resolved policy, so a policy change applies to the next
- * statement; each statement also publishes the limits it found in its
- * scopes (Scope.limit), which dispatch() applies to the statements already
- * waiting, so that a raised or removed limit reaches them.  The role scope of a
- * statement is always counted (it feeds shield.role_stats.active and
- * peak_active); fingerprint scopes only when a policy limits them.  The
- * table holds 12 * MaxBackends + pg_shield.max_roles entries (see
- * scope_capacity), so evicting the idle ones always makes room.
+ * The work is divided between three files, as pgvector divides hnsw*.c:
  *
- * The queue.  A statement that finds a scope full waits in a queue ordered
- * by rank (critical, then statements whose transaction holds a
- * transaction id, then normal, then low) and arrival.  Slots are never
- * taken by a newcomer while anybody waits (no barging): the fast path is
- * only tried when the queue is empty.  A slot freed while statements wait
- * is handed over by the releaser, who runs dispatch(): in queue order,
- * every waiter all of whose scopes have room gets its slots, is marked
- * granted and has its latch set.  Only the chosen waiters wake (no
- * thundering herd).  A waiter that gives up (timeout, cancel, terminate)
- * dequeues itself under the lock; if it was granted meanwhile, it keeps
- * the slot on timeout, or releases it (dispatching it to the next waiter)
- * on error.
+ *	admission.c			this file: pgsh_admit and its fast path, the memo of a
+ *						session's scopes, rate buckets, release, activity rows;
+ *	admission_scope.c	the scope table (where slots and buckets are counted);
+ *	admission_queue.c	the queue: waiting, dispatch, the overload controller
+ *						and load shedding, retry hints.
+ *
+ * admission_int.h holds what they share; nothing outside them sees it.
+ *
+ * Limits come from each statement's resolved policy, so a policy change
+ * applies to the next statement; each statement also publishes the limits
+ * it found in its scopes (Scope.limit), which the queue's dispatcher
+ * applies to the statements already waiting, so that a raised or removed
+ * limit reaches them.  The role scope of a statement is always counted (it
+ * feeds shield.role_stats.active and peak_active); fingerprint scopes only
+ * when a policy limits them.
  *
  * LOCKING.  pgsh_state->admission_lock guards the scope hash's structure,
  * the queue and the queue fields of every ProcSlot:
@@ -95,7 +88,7 @@
 #include "utils/inval.h"
 #include "utils/syscache.h"
 
-#include "admission.h"
+#include "admission_int.h"
 #include "compat.h"
 #include "errors.h"
 #include "events.h"
@@ -103,109 +96,12 @@
 #include "shmem.h"
 #include "stats.h"
 
-/* instance, role, fingerprint, fingerprint for the role */
-#define MAX_SCOPES 4
-
-/* Hash key of a scope: a role scope has queryid 0, a query scope userid 0. */
-typedef struct ScopeKey
-{
-	Oid			dbid;
-	Oid			userid;
-	uint64		queryid;
-} ScopeKey;
-
-typedef struct Scope
-{
-	ScopeKey	key;			/* hash key; must be first */
-	pg_atomic_uint32 active;	/* slots held */
-	pg_atomic_uint32 pins;		/* backends whose memo points to it */
-	volatile int32 limit;		/* max_concurrent last enforced in it, -1:
-								 * none; what dispatch() applies, so that a
-								 * changed limit reaches the waiters */
-	int32		waiters;		/* queued statements needing it; lock */
-	slock_t		mutex;			/* protects the rate bucket */
-	double		tokens;
-	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
-} Scope;
-
-typedef enum ProcState
-{
-	PROC_IDLE,
-	PROC_QUEUED,
-	PROC_RUNNING
-} ProcState;
-
-/* One per backend, indexed by pgprocno. */
-typedef struct ProcSlot
-{
-	/*
-	 * What shield.activity shows.  Written by the backend itself only,
-	 * bracketed by changecount (odd while writing); readers retry until
-	 * they see the same even value before and after copying.
-	 */
-	pg_atomic_uint32 changecount;
-	int			state;			/* ProcState */
-	ShieldActivity shown;		/* its row, unless state is PROC_IDLE */
-
-	/* The queue entry; admission_lock. */
-	bool		granted;
-	int			rank;
-	uint64		seq;
-	int			nscopes;
-	int			role_index;		/* index of the role scope, -1 if none */
-	int32		role_active;	/* set with granted */
-	Scope	   *scopes[MAX_SCOPES];
-	int32		limits[MAX_SCOPES]; /* -1: counted, not limited */
-} ProcSlot;
-
-typedef struct AdmissionState
-{
-	Scope		instance;		/* pg_shield.max_active */
-	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
-								 * lock, read without it */
-	uint64		next_seq;
-	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
-	pg_atomic_uint32 shedding;	/* PgshShedding; written under the lock */
-	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
-} AdmissionState;
-
-/* A scope a statement is subject to (backend-local). */
-typedef struct ScopeNeed
-{
-	ScopeKey	key;
-	Scope	   *scope;
-	int32		limit;			/* max_concurrent, -1: none */
-	bool		monitor;		/* its limits are only observed */
-	double		rate;			/* max_rate, < 0: none */
-	int64		policy_id;		/* 0: the instance */
-	bool		slot;			/* takes a slot in it */
-} ScopeNeed;
-
-static AdmissionState *state = NULL;
-/*
- * Each backend writes its own slot at every statement: pad the slots to
- * whole cache lines, so that neighbours do not share (and bounce) a line.
- */
-typedef union ProcSlotPadded
-{
-	ProcSlot	slot;
-	char		pad[2 * PG_CACHE_LINE_SIZE];
-} ProcSlotPadded;
-
-StaticAssertDecl(sizeof(ProcSlot) <= 2 * PG_CACHE_LINE_SIZE,
-				 "ProcSlot must fit its padding");
-
-static ProcSlotPadded *procs = NULL;
-
-#define PROC(i) (&procs[(i)].slot)
-static HTAB *scope_hash = NULL;
+AdmissionState *pgsh_adm = NULL;
+ProcSlotPadded *pgsh_adm_procs = NULL;
 
 /* This backend. */
-static ProcSlot *me = NULL;
+ProcSlot   *pgsh_adm_me = NULL;
 static bool exit_callback_registered = false;
-static bool waiting = false;	/* enqueued, not yet admitted or gone */
-static TimestampTz waiting_arrived;	/* arrival of the statement waiting;
-										 * the rest is in *me */
 
 static void memo_unpin(void);
 static struct
@@ -215,22 +111,6 @@ static struct
 	Scope	   *scopes[MAX_SCOPES];
 }			held;
 
-/*
- * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
- * its memo, those of the memo it is building (pinned before the old one is
- * dropped), and those it holds a slot in (waiting ones are the memo's).
- * The rest is room for idle scopes to keep their rate buckets (an evicted
- * bucket starts full again).
- */
-static int
-scope_capacity(void)
-{
-	return 3 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
-}
-
-/* Scopes a backend may need to create at once: all of a statement's. */
-#define SCOPE_ROOM MAX_SCOPES
-
 Size
 pgsh_admission_shmem_size(void)
 {
@@ -239,20 +119,8 @@ pgsh_admission_shmem_size(void)
 	size = MAXALIGN(add_size(offsetof(AdmissionState, queue),
 							 mul_size(MaxBackends + 1, sizeof(int))));
 	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ProcSlotPadded))));
-	size = add_size(size, hash_estimate_size(scope_capacity(), sizeof(Scope)));
+	size = add_size(size, pgsh_scopes_shmem_size());
 	return size;
-}
-
-static void
-scope_init(Scope *scope)
-{
-	pg_atomic_init_u32(&scope->active, 0);
-	pg_atomic_init_u32(&scope->pins, 0);
-	scope->limit = -1;
-	scope->waiters = 0;
-	SpinLockInit(&scope->mutex);
-	scope->tokens = 0.0;
-	scope->refilled_at = 0;
 }
 
 /* Caller holds AddinShmemInitLock. */
@@ -260,228 +128,34 @@ void
 pgsh_admission_shmem_init(void)
 {
 	bool		found;
-	HASHCTL		info;
 	int			i;
 
-	state = ShmemInitStruct("pg_shield admission",
+	pgsh_adm = ShmemInitStruct("pg_shield admission",
 							offsetof(AdmissionState, queue) +
 							(MaxBackends + 1) * sizeof(int), &found);
 	if (!found)
 	{
-		memset(&state->instance.key, 0, sizeof(ScopeKey));
-		scope_init(&state->instance);
-		pg_atomic_init_u32(&state->nqueued, 0);
-		state->next_seq = 0;
-		state->wait_ewma_ms = 0.0;
-		pg_atomic_init_u32(&state->shedding, PGSH_SHED_NONE);
+		memset(&pgsh_adm->instance.key, 0, sizeof(ScopeKey));
+		pgsh_scope_init(&pgsh_adm->instance);
+		pg_atomic_init_u32(&pgsh_adm->nqueued, 0);
+		pgsh_adm->next_seq = 0;
+		pgsh_adm->wait_ewma_ms = 0.0;
+		pg_atomic_init_u32(&pgsh_adm->shedding, PGSH_SHED_NONE);
 	}
 
-	procs = ShmemInitStruct("pg_shield backends",
+	pgsh_adm_procs = ShmemInitStruct("pg_shield backends",
 							MaxBackends * sizeof(ProcSlotPadded), &found);
 	if (!found)
 	{
 		for (i = 0; i < MaxBackends; i++)
 		{
-			memset(&procs[i], 0, sizeof(ProcSlotPadded));
-			pg_atomic_init_u32(&PROC(i)->changecount, 0);
-			PROC(i)->state = PROC_IDLE;
+			memset(&pgsh_adm_procs[i], 0, sizeof(ProcSlotPadded));
+			pg_atomic_init_u32(&PGSH_PROC(i)->changecount, 0);
+			PGSH_PROC(i)->state = PROC_IDLE;
 		}
 	}
 
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ScopeKey);
-	info.entrysize = sizeof(Scope);
-	scope_hash = ShmemInitHash("pg_shield scopes",
-							   scope_capacity(), scope_capacity(),
-							   &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-}
-
-/*----
- * Scopes
- *----
- */
-
-/* Forget every idle scope.  Caller holds the lock exclusively. */
-static void
-evict_idle_scopes(void)
-{
-	HASH_SEQ_STATUS hstat;
-	Scope	   *scope;
-
-	hash_seq_init(&hstat, scope_hash);
-	while ((scope = hash_seq_search(&hstat)) != NULL)
-	{
-		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0 &&
-			pg_atomic_read_u32(&scope->pins) == 0)
-			hash_search(scope_hash, &scope->key, HASH_REMOVE, NULL);
-	}
-}
-
-/*
- * Find a scope, creating it if create (the lock held exclusively; the
- * caller made room, see resolve_scopes); otherwise the lock is held in
- * either mode.  NULL if missing.
- */
-static Scope *
-scope_lookup(const ScopeKey *key, bool create)
-{
-	Scope	   *scope;
-	bool		found;
-
-	if (key->dbid == InvalidOid)
-		return &state->instance;
-	scope = hash_search(scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
-						&found);
-	if (scope != NULL && !found)
-		scope_init(scope);
-	return scope;
-}
-
-/*
- * Take a slot in each scope, all or none.  A scope with a limit >= 0 is
- * taken only below it; the others are counted.  *role_active receives the
- * count of scope role_index, this slot included (left alone if role_index
- * is -1).  Runs with the lock held (either mode) or on the memo's pinned
- * scopes.
- */
-static pg_attribute_always_inline bool
-take_slots(int n, Scope *const *scopes, const int32 *limits, int role_index,
-		   int32 *role_active)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		pg_atomic_uint32 *active = &scopes[i]->active;
-		uint32		count;
-
-		if (limits[i] >= 0)
-		{
-			uint32		cur = pg_atomic_read_u32(active);
-
-			for (;;)
-			{
-				if (cur >= (uint32) limits[i])
-				{
-					while (--i >= 0)
-						pg_atomic_fetch_sub_u32(&scopes[i]->active, 1);
-					return false;
-				}
-				if (pg_atomic_compare_exchange_u32(active, &cur, cur + 1))
-					break;
-			}
-			count = cur + 1;
-		}
-		else
-			count = pg_atomic_fetch_add_u32(active, 1) + 1;
-		if (i == role_index)
-			*role_active = (int32) count;
-	}
-	return true;
-}
-
-/*----
- * The queue (admission_lock held exclusively)
- *----
- */
-/* Statements in the queue. */
-static inline int
-queue_length(void)
-{
-	return (int) pg_atomic_read_u32(&state->nqueued);
-}
-
-static void
-queue_remove_at(int pos)
-{
-	ProcSlot   *w = PROC(state->queue[pos]);
-	int			i;
-
-	for (i = 0; i < w->nscopes; i++)
-		w->scopes[i]->waiters--;
-	memmove(&state->queue[pos], &state->queue[pos + 1],
-			(queue_length() - pos - 1) * sizeof(int));
-	pg_atomic_fetch_sub_u32(&state->nqueued, 1);
-}
-
-static void
-queue_insert(int procno)
-{
-	ProcSlot   *w = PROC(procno);
-	int			pos;
-	int			i;
-
-	/* behind every waiter of the same or a better rank: arrival order */
-	for (pos = queue_length(); pos > 0; pos--)
-	{
-		if (PROC(state->queue[pos - 1])->rank <= w->rank)
-			break;
-	}
-	memmove(&state->queue[pos + 1], &state->queue[pos],
-			(queue_length() - pos) * sizeof(int));
-	state->queue[pos] = procno;
-	for (i = 0; i < w->nscopes; i++)
-		w->scopes[i]->waiters++;
-	/* a full barrier: see the file header */
-	pg_atomic_fetch_add_u32(&state->nqueued, 1);
-}
-
-static void
-queue_remove(int procno)
-{
-	int			pos;
-
-	for (pos = 0; pos < queue_length(); pos++)
-	{
-		if (state->queue[pos] == procno)
-		{
-			queue_remove_at(pos);
-			return;
-		}
-	}
-}
-
-/*
- * Hand free slots to waiters, in queue order: each waiter all of whose
- * scopes have room gets them and is woken.  Cannot fail.
- */
-static void
-dispatch(void)
-{
-	int			pos = 0;
-
-	while (pos < queue_length())
-	{
-		int			procno = state->queue[pos];
-		ProcSlot   *w = PROC(procno);
-		int32		limits[MAX_SCOPES];
-		int			i;
-
-		/*
-		 * The limits in force now, as the latest statement of each scope
-		 * saw them (a policy change or a reload may have moved them); the
-		 * instance's is this backend's pg_shield.max_active.
-		 */
-		for (i = 0; i < w->nscopes; i++)
-		{
-			if (w->limits[i] < 0)
-				limits[i] = -1;
-			else if (w->scopes[i] == &state->instance)
-				limits[i] = pgsh_max_active > 0 ? pgsh_max_active : -1;
-			else
-				limits[i] = w->scopes[i]->limit;
-		}
-		w->role_active = 0;
-		if (!take_slots(w->nscopes, w->scopes, limits, w->role_index,
-						&w->role_active))
-		{
-			pos++;
-			continue;
-		}
-		w->granted = true;
-		queue_remove_at(pos);
-		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
-	}
+	pgsh_scopes_shmem_init();
 }
 
 /*----
@@ -491,8 +165,8 @@ dispatch(void)
 static inline void
 activity_begin_write(void)
 {
-	pg_atomic_write_u32(&me->changecount,
-						pg_atomic_read_u32(&me->changecount) + 1);
+	pg_atomic_write_u32(&pgsh_adm_me->changecount,
+						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
 	pg_write_barrier();
 }
 
@@ -500,8 +174,8 @@ static inline void
 activity_end_write(void)
 {
 	pg_write_barrier();
-	pg_atomic_write_u32(&me->changecount,
-						pg_atomic_read_u32(&me->changecount) + 1);
+	pg_atomic_write_u32(&pgsh_adm_me->changecount,
+						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
 }
 
 /*
@@ -512,7 +186,7 @@ activity_end_write(void)
 static inline void
 activity_set_idle(void)
 {
-	me->state = PROC_IDLE;
+	pgsh_adm_me->state = PROC_IDLE;
 }
 
 static pg_attribute_always_inline void
@@ -520,18 +194,32 @@ activity_set(int procstate, const ShieldAdmitRequest *req,
 			 TimestampTz since, TimestampTz deadline_at)
 {
 	activity_begin_write();
-	me->state = procstate;
-	me->shown.queued = procstate == PROC_QUEUED;
+	pgsh_adm_me->state = procstate;
+	pgsh_adm_me->shown.queued = procstate == PROC_QUEUED;
 	if (req != NULL)
 	{
 		/* pid and dbid: written when the slot was found (is_governed) */
-		me->shown.userid = req->userid;
-		me->shown.queryid = req->queryid;
-		me->shown.priority = req->policy->priority;
-		me->shown.deadline_at = deadline_at;
+		pgsh_adm_me->shown.userid = req->userid;
+		pgsh_adm_me->shown.queryid = req->queryid;
+		pgsh_adm_me->shown.priority = req->policy->priority;
+		pgsh_adm_me->shown.deadline_at = deadline_at;
 	}
-	me->shown.since = since;
+	pgsh_adm_me->shown.since = since;
 	activity_end_write();
+}
+
+/* activity_set and activity_set_idle for the queue */
+void
+pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
+					  TimestampTz since, TimestampTz deadline_at)
+{
+	activity_set(procstate, req, since, deadline_at);
+}
+
+void
+pgsh_adm_activity_set_idle(void)
+{
+	activity_set_idle();
 }
 
 /*----
@@ -560,10 +248,10 @@ pgsh_admission_release(void)
 	activity_set_idle();
 
 	/* after the fetch-subs (full barriers): see the file header */
-	if (pg_atomic_read_u32(&state->nqueued) > 0)
+	if (pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
 	{
 		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		dispatch();
+		pgsh_queue_dispatch_locked();
 		LWLockRelease(pgsh_state->admission_lock);
 	}
 }
@@ -575,38 +263,6 @@ pgsh_admission_holding(void)
 }
 
 /*
- * Leave the queue.  If a slot was granted meanwhile: keep it if keep,
- * otherwise pass it on.  Returns whether the slot is now held.  Never
- * fails.
- */
-static bool
-leave_queue(bool keep)
-{
-	bool		granted;
-	int			i;
-
-	if (!waiting)
-		return false;
-	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-	granted = me->granted;
-	if (!granted)
-		queue_remove(PGSH_MY_PROCNO);
-	else if (!keep)
-	{
-		for (i = me->nscopes - 1; i >= 0; i--)
-			pg_atomic_fetch_sub_u32(&me->scopes[i]->active, 1);
-		dispatch();
-	}
-	me->granted = false;
-	LWLockRelease(pgsh_state->admission_lock);
-	waiting = false;
-	if (granted && keep)
-		return true;
-	activity_set_idle();
-	return false;
-}
-
-/*
  * Backstop: give everything back, whatever state this backend is in.
  * Called at the end of every top-level transaction (after statement.c has
  * finished its statements, so normally there is nothing left) and at exit.
@@ -615,9 +271,9 @@ void
 pgsh_admission_cleanup(void)
 {
 	/* the usual case, at the end of every transaction: nothing to give back */
-	if (me == NULL || (!waiting && !held.holding))
+	if (pgsh_adm_me == NULL || (!held.holding && !pgsh_queue_waiting()))
 		return;
-	(void) leave_queue(false);
+	pgsh_queue_leave();
 	pgsh_admission_release();
 }
 
@@ -626,16 +282,16 @@ pgsh_admission_cleanup(void)
  * cancelled, timed out by statement_timeout or terminated while queued.
  * Cannot fail.
  */
-static void
-count_failed_wait(void)
+void
+pgsh_adm_count_failed_wait(TimestampTz arrived)
 {
 	ShieldObservation obs;
 
-	pgsh_observation_init(&obs, me->shown.userid, me->shown.queryid,
-						  waiting_arrived);
+	pgsh_observation_init(&obs, pgsh_adm_me->shown.userid,
+						  pgsh_adm_me->shown.queryid, arrived);
 	obs.failed = true;
 	obs.queued = true;
-	obs.queue_ms = (double) (GetCurrentTimestamp() - me->shown.since) / 1000.0;
+	obs.queue_ms = (double) (GetCurrentTimestamp() - pgsh_adm_me->shown.since) / 1000.0;
 	pgsh_stats_record(&obs);
 }
 
@@ -647,11 +303,7 @@ admission_exit(int code, Datum arg)
 	memo_unpin();
 
 	/* terminated while it waited (FATAL skips PG_CATCH): count it */
-	if (waiting)
-	{
-		count_failed_wait();	/* first: leaving clears the activity */
-		(void) leave_queue(false);
-	}
+	pgsh_queue_exit();
 	pgsh_admission_cleanup();
 
 	/* probes are made by admission: give up those still running */
@@ -676,8 +328,8 @@ describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
 }
 
 /* Count a rejection, or a would-be rejection in monitor mode, and log it. */
-static void
-note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
+void
+pgsh_adm_note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
 			   bool enforced, bool queued, double queue_ms,
 			   PgshAction action, const char *detail)
 {
@@ -692,14 +344,6 @@ note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
 		pgsh_stats_record(&obs);
 	}
 	pgsh_event_record(action, enforced, req->userid, req->queryid, detail);
-}
-
-static int
-retry_hint_ms(void)
-{
-	double		ms = state->wait_ewma_ms;
-
-	return (int) Max(10.0, Min(ms, 60000.0));
 }
 
 /*----
@@ -732,15 +376,15 @@ static bool
 is_governed(const ShieldAdmitRequest *req)
 {
 	/* this backend's activity slot, found once */
-	if (unlikely(me == NULL))
+	if (unlikely(pgsh_adm_me == NULL))
 	{
-		if (state == NULL || MyProc == NULL ||
+		if (pgsh_adm == NULL || MyProc == NULL ||
 			PGSH_MY_PROCNO >= MaxBackends)
 			return false;
-		me = PROC(PGSH_MY_PROCNO);
+		pgsh_adm_me = PGSH_PROC(PGSH_MY_PROCNO);
 		activity_begin_write();
-		me->shown.pid = MyProcPid;
-		me->shown.dbid = MyDatabaseId;
+		pgsh_adm_me->shown.pid = MyProcPid;
+		pgsh_adm_me->shown.dbid = MyDatabaseId;
 		activity_end_write();
 	}
 	if (!pgsh_exempt_superuser)
@@ -791,7 +435,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			 "%s sets max_cost %g; the plan's estimated total cost is %.2f.",
 			 scope, p->max_cost, req->cost);
 	enforced = pgsh_mode == PGSH_MODE_ENFORCE && !p->monitor;
-	note_rejection(req, PGSH_REJECT_COST, enforced, false, 0.0,
+	pgsh_adm_note_rejection(req, PGSH_REJECT_COST, enforced, false, 0.0,
 				   PGSH_ACTION_COST_LIMIT, detail);
 	if (!enforced)
 	{
@@ -892,7 +536,7 @@ report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
 	snprintf(detail, sizeof(detail),
 			 "%s allows %g statements per second, in bursts of at most %g; none is left.",
 			 scope, need->rate, Max(1.0, need->rate));
-	note_rejection(req, PGSH_REJECT_RATE, enforced, false, 0.0,
+	pgsh_adm_note_rejection(req, PGSH_REJECT_RATE, enforced, false, 0.0,
 				   PGSH_ACTION_RATE_LIMIT, detail);
 	if (enforced)
 		ereport(ERROR,
@@ -900,48 +544,6 @@ report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
 				 errmsg("rate limit exceeded"),
 				 errdetail_internal("%s", detail),
 				 errhint("Retry after %d ms.", retry_ms)));
-}
-
-/*
- * Find or create the scopes.  Called with the lock held in *mode; may
- * upgrade it to exclusive (released and retaken) to create missing ones.
- */
-static void
-resolve_scopes(ScopeNeed *needs, int n, LWLockMode *mode)
-{
-	int			i;
-	bool		missing = false;
-
-	for (i = 0; i < n; i++)
-	{
-		needs[i].scope = scope_lookup(&needs[i].key, false);
-		if (needs[i].scope == NULL)
-			missing = true;
-	}
-	if (!missing)
-		return;
-
-	if (*mode != LW_EXCLUSIVE)
-	{
-		LWLockRelease(pgsh_state->admission_lock);
-		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		*mode = LW_EXCLUSIVE;
-	}
-
-	/*
-	 * Make room first, then look every scope up again: evicting in the
-	 * middle could remove one found a moment ago (it is not pinned yet).
-	 * The table is sized so that evicting the idle scopes always leaves
-	 * room for a statement's scopes.
-	 */
-	if (hash_get_num_entries(scope_hash) + SCOPE_ROOM > scope_capacity())
-		evict_idle_scopes();
-	for (i = 0; i < n; i++)
-	{
-		needs[i].scope = scope_lookup(&needs[i].key, true);
-		if (needs[i].scope == NULL)
-			elog(ERROR, "pg_shield scope table is full");
-	}
 }
 
 /* The scopes a statement is subject to; returns how many. */
@@ -1083,14 +685,14 @@ memo_unpin(void)
 
 	for (i = 0; memo.valid && i < memo.n; i++)
 	{
-		if (memo.needs[i].scope != &state->instance)
+		if (memo.needs[i].scope != &pgsh_adm->instance)
 			pg_atomic_fetch_sub_u32(&memo.needs[i].scope->pins, 1);
 	}
 	memo.valid = false;
 }
 
 /*
- * Publish the limits of the memo's scopes (-1: none) for dispatch(), which
+ * Publish the limits of the memo's scopes (-1: none) for the dispatcher, which
  * only knows a waiter's scopes by the limits published in them; returns
  * whether one moved.  A session publishes when it rebuilds its memo (the
  * policies changed) and, while statements wait, at every statement, so
@@ -1117,13 +719,20 @@ publish_limits_locked(bool locked)
 			moved = true;
 		}
 	}
-	if (moved && !locked && pg_atomic_read_u32(&state->nqueued) > 0)
+	if (moved && !locked && pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
 	{
 		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		dispatch();
+		pgsh_queue_dispatch_locked();
 		LWLockRelease(pgsh_state->admission_lock);
 	}
 	return moved;
+}
+
+/* For the queue, which holds admission_lock exclusively. */
+bool
+pgsh_adm_publish_limits_locked(void)
+{
+	return publish_limits_locked(true);
 }
 
 static inline void
@@ -1149,10 +758,10 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 
 		/* pinned under the lock: eviction holds it exclusively */
 		LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
-		resolve_scopes(needs, n, &mode);
+		pgsh_scopes_resolve(needs, n, &mode);
 		for (i = 0; i < n; i++)
 		{
-			if (needs[i].scope != &state->instance)
+			if (needs[i].scope != &pgsh_adm->instance)
 				pg_atomic_fetch_add_u32(&needs[i].scope->pins, 1);
 		}
 		LWLockRelease(pgsh_state->admission_lock);
@@ -1228,8 +837,8 @@ full_scope(const ScopeNeed *needs, int n, uint32 *active)
  * "Role "app" (policy 3) limits concurrent statements to 2 (running: 2)":
  * the first full scope, for the DETAIL of a concurrency rejection.
  */
-static void
-describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
+void
+pgsh_adm_describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
 {
 	uint32		active;
 	int			full = full_scope(needs, n, &active);
@@ -1249,8 +858,8 @@ describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
  * Give back the rate tokens of a statement that concurrency turned away:
  * it did not run.  Its scopes are pinned by the memo.
  */
-static void
-refund_tokens(const ScopeNeed *needs, int n)
+void
+pgsh_adm_refund_tokens(const ScopeNeed *needs, int n)
 {
 	int			i;
 
@@ -1266,133 +875,6 @@ refund_tokens(const ScopeNeed *needs, int n)
 	}
 }
 
-/*
- * A waiter checks that its client is still there at least this often, as
- * client_connection_check_interval would have core do while a statement
- * runs: a statement whose client disconnected must not keep its place in
- * the queue, nor be admitted later and run for nobody.
- */
-#define CLIENT_CHECK_INTERVAL_MS 1000
-
-/*
- * Is the client of this backend gone?  Only asks the socket (a poll(), no
- * read); a backend without a client socket has nobody to lose.
- */
-static bool
-client_gone(void)
-{
-	return MyProcPort != NULL && !pq_check_connection();
-}
-
-/*
- * Wait until granted or until wait_until.  Returns whether granted.
- * Errors (cancel, terminate, statement_timeout) propagate; the caller
- * leaves the queue in PG_CATCH.  A client that disconnects ends the
- * backend as core does when it notices one (FATAL "connection to client
- * lost"); the exit callback leaves the queue.
- */
-static bool
-wait_for_grant(TimestampTz wait_until)
-{
-	TimestampTz next_client_check = 0;
-
-	for (;;)
-	{
-		TimestampTz now;
-		long		ms;
-
-		pg_memory_barrier();
-		if (((volatile ProcSlot *) me)->granted)
-		{
-			/* what the dispatcher wrote before granting (role_active) */
-			pg_read_barrier();
-			return true;
-		}
-		now = GetCurrentTimestamp();
-		if (now >= next_client_check)
-		{
-			if (next_client_check != 0 && client_gone())
-			{
-				ClientConnectionLost = true;
-				InterruptPending = true;
-				CHECK_FOR_INTERRUPTS();
-			}
-			next_client_check = now + CLIENT_CHECK_INTERVAL_MS * INT64CONST(1000);
-		}
-		if (now >= wait_until)
-			return false;
-
-		/*
-		 * Each sleep is short: wait_until can be up to pg_shield's longest
-		 * duration away, beyond what WaitLatch takes, and the client is
-		 * looked at between sleeps.
-		 */
-		ms = TimestampDifferenceMilliseconds(now, Min(wait_until, next_client_check));
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(Max(ms, 1), CLIENT_CHECK_INTERVAL_MS),
-						 PGSH_WAIT_EVENT_QUEUE);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/*
- * The statement's deadline (policy "deadline", counted from its arrival)
- * expired before it could be admitted: cancel it as a deadline would.
- */
-static void
-reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
-				bool queued, double queue_ms)
-{
-	const ShieldEffectivePolicy *policy = req->policy;
-	const ShieldPolicy *p = &policy->scopes[policy->deadline_from];
-	char		limit[NAMEDATALEN + 160];
-	char		deadline[64];
-	char		detail[512];
-
-	describe_limit(limit, sizeof(limit), needs, n);
-	pgsh_duration_text(deadline, sizeof(deadline), p->deadline_us);
-	if (queued)
-		snprintf(detail, sizeof(detail),
-				 "The deadline of %s (policy " INT64_FORMAT ") expired after %.0f ms in the admission queue.  %s.",
-				 deadline, p->id, queue_ms, limit);
-	else
-		snprintf(detail, sizeof(detail),
-				 "The deadline of %s (policy " INT64_FORMAT ") expired before the statement could be admitted.  %s.",
-				 deadline, p->id, limit);
-	refund_tokens(needs, n);
-	note_rejection(req, PGSH_REJECT_DEADLINE, true, queued, queue_ms,
-				   PGSH_ACTION_DEADLINE, detail);
-	ereport(ERROR,
-			(errcode(PGSH_ERRCODE_DEADLINE),
-			 errmsg("canceling statement due to pg_shield deadline"),
-			 errdetail_internal("%s", detail)));
-}
-
-/*
- * Wait in the queue.  On any error (cancel, terminate, statement_timeout)
- * leave it first, passing on a slot granted meanwhile.
- */
-static bool
-wait_in_queue(TimestampTz wait_until)
-{
-	bool		granted = false;
-
-	PG_TRY();
-	{
-		granted = wait_for_grant(wait_until);
-	}
-	PG_CATCH();
-	{
-		count_failed_wait();	/* first: leaving clears the activity */
-		(void) leave_queue(false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return granted;
-}
-
 /* What the rate limits said: a monitored scope that had no token. */
 typedef struct RateOutcome
 {
@@ -1402,7 +884,7 @@ typedef struct RateOutcome
 
 /*
  * Take a token from every rate-limited scope (take_tokens); a refusal is
- * an error.  Kept out of pgsh_admit, as admit_waiting is.
+ * an error.  Kept out of pgsh_admit, as the queue is.
  */
 static pg_noinline RateOutcome
 take_rate_tokens(const ShieldAdmitRequest *req, ScopeNeed *needs, int n)
@@ -1415,135 +897,6 @@ take_rate_tokens(const ShieldAdmitRequest *req, ScopeNeed *needs, int n)
 	if (refused >= 0)
 		report_rate(req, &needs[refused], true, rate.retry_ms);
 	return rate;
-}
-
-/*
- * The slow path of pgsh_admit: a scope is full, or statements wait.  Queue
- * up and let dispatch() decide; wait if the statement may.  Sets
- * adm->role_active (the role's running statements once admitted, 0 if
- * unknown) and returns when the statement was let in if it waited, else 0;
- * rejections are errors.  Kept out of pgsh_admit, so that the fast path
- * carries none of its stack.
- */
-static pg_noinline TimestampTz
-admit_waiting(const ShieldAdmitRequest *req, ShieldAdmission *adm,
-			  const ScopeNeed *needs, int n, Scope *const *scopes,
-			  const int32 *limits, int nslots, int role_slot,
-			  int64 queue_timeout_us, TimestampTz deadline_at)
-{
-	TimestampTz admitted_at;
-	PgshPriority priority = req->policy->priority;
-	bool		may_wait;
-	bool		queue_full;
-	TimestampTz enqueued;
-	TimestampTz wait_until;
-	bool		granted;
-
-	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-	queue_full = queue_length() >= pgsh_max_queue;
-	enqueued = GetCurrentTimestamp();
-
-	(void) publish_limits_locked(true);	/* dispatch() below */
-	me->granted = false;
-	me->rank = priority == PGSH_PRIORITY_CRITICAL ? 0 :
-		GetTopTransactionIdIfAny() != InvalidTransactionId ? 1 :
-		priority == PGSH_PRIORITY_NORMAL ? 2 : 3;
-	me->seq = state->next_seq++;
-	me->nscopes = nslots;
-	me->role_index = role_slot;
-	memcpy(me->scopes, scopes, nslots * sizeof(Scope *));
-	memcpy(me->limits, limits, nslots * sizeof(int32));
-	queue_insert(PGSH_MY_PROCNO);
-	waiting = true;
-	dispatch();
-	granted = me->granted;
-
-	/* both at most PGSH_MAX_DURATION_US away: no overflow */
-	wait_until = enqueued + queue_timeout_us;
-	if (deadline_at != 0 && deadline_at < wait_until)
-		wait_until = deadline_at;
-	may_wait = !queue_full && queue_timeout_us > 0 && enqueued < wait_until;
-
-	if (granted)
-	{
-		me->granted = false;
-		waiting = false;
-		LWLockRelease(pgsh_state->admission_lock);
-		adm->role_active = me->role_active;
-		return 0;
-	}
-	if (!may_wait)
-	{
-		int			queued_now = queue_length() - 1;
-		char		limit[NAMEDATALEN + 160];
-		char		detail[512];
-
-		queue_remove(PGSH_MY_PROCNO);
-		waiting = false;
-		LWLockRelease(pgsh_state->admission_lock);
-
-		/* it may not wait because its deadline has passed already */
-		if (!queue_full && queue_timeout_us > 0)
-			reject_deadline(req, needs, n, false, 0.0);
-
-		describe_limit(limit, sizeof(limit), needs, n);
-		if (queue_full)
-			snprintf(detail, sizeof(detail),
-					 "%s; the admission queue is full (waiting: %d).",
-					 limit, queued_now);
-		else
-			snprintf(detail, sizeof(detail),
-					 "%s; its queue_timeout is 0.", limit);
-		refund_tokens(needs, n);
-		note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
-					   PGSH_ACTION_QUEUE_FULL, detail);
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
-				 errmsg("concurrency limit reached and the statement cannot queue"),
-				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_ms())));
-	}
-
-	activity_set(PROC_QUEUED, req, enqueued, deadline_at);
-	LWLockRelease(pgsh_state->admission_lock);
-	waiting_arrived = req->arrived;
-
-	granted = wait_in_queue(wait_until);
-	if (!granted)
-		granted = leave_queue(true);
-	else
-		waiting = false;	/* out of the queue: nobody writes me now */
-
-	admitted_at = GetCurrentTimestamp();
-	adm->queued = true;
-	adm->queue_ms = (double) (admitted_at - enqueued) / 1000.0;
-	state->wait_ewma_ms = 0.9 * state->wait_ewma_ms + 0.1 * adm->queue_ms;
-
-	if (!granted)
-	{
-		char		limit[NAMEDATALEN + 160];
-		char		detail[512];
-
-		char		timeout[64];
-
-		if (deadline_at != 0 && deadline_at < enqueued + queue_timeout_us)
-			reject_deadline(req, needs, n, true, adm->queue_ms);
-		describe_limit(limit, sizeof(limit), needs, n);
-		snprintf(detail, sizeof(detail),
-				 "%s; the statement waited %.0f ms (queue_timeout: %s).",
-				 limit, adm->queue_ms,
-				 pgsh_duration_text(timeout, sizeof(timeout), queue_timeout_us));
-		refund_tokens(needs, n);
-		note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
-					   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
-				 errmsg("timed out waiting in the pg_shield admission queue"),
-				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_ms())));
-	}
-	adm->role_active = me->role_active;
-	return admitted_at;
 }
 
 /*
@@ -1562,7 +915,7 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	if (!verdict.reject)
 		return;
 	enforced = !adm->breaker.monitor;
-	note_rejection(req, PGSH_REJECT_BREAKER, enforced, false, 0.0,
+	pgsh_adm_note_rejection(req, PGSH_REJECT_BREAKER, enforced, false, 0.0,
 				   PGSH_ACTION_BREAKER_OPEN, verdict.detail);
 	if (!enforced)
 	{
@@ -1638,15 +991,15 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	 * queue as it was before publish_limits() let waiters in only sends
 	 * this statement down the slow path, which looks again.
 	 */
-	nqueued = pg_atomic_read_u32(&state->nqueued);
+	nqueued = pg_atomic_read_u32(&pgsh_adm->nqueued);
 	if (nqueued > 0)
 		publish_limits();
 	if ((!memo.limited || nqueued == 0) &&
-		take_slots(nslots, scopes, limits, role_slot, &role_active))
+		pgsh_scope_take_slots(nslots, scopes, limits, role_slot, &role_active))
 		goto admitted;
 
-	/* slow path: queue up, and let dispatch() decide */
-	now = admit_waiting(req, adm, needs, n, scopes, limits, nslots,
+	/* slow path: queue up, and let the dispatcher decide */
+	now = pgsh_queue_admit(req, adm, needs, n, scopes, limits, nslots,
 						role_slot, queue_timeout_us, deadline_at);
 	role_active = adm->role_active;
 
@@ -1758,20 +1111,20 @@ pgsh_activity_copy(int *n)
 
 	for (i = 0; i < MaxBackends; i++)
 	{
-		volatile ProcSlot *p = PROC(i);
+		volatile ProcSlot *p = PGSH_PROC(i);
 		ShieldActivity a;
 		int			procstate;
 
 		for (;;)
 		{
-			uint32		before = pg_atomic_read_u32(&PROC(i)->changecount);
+			uint32		before = pg_atomic_read_u32(&PGSH_PROC(i)->changecount);
 			uint32		after;
 
 			pg_read_barrier();
 			procstate = p->state;
 			memcpy(&a, (const ShieldActivity *) &p->shown, sizeof(a));
 			pg_read_barrier();
-			after = pg_atomic_read_u32(&PROC(i)->changecount);
+			after = pg_atomic_read_u32(&PGSH_PROC(i)->changecount);
 			if (before == after && (before & 1) == 0)
 				break;
 			CHECK_FOR_INTERRUPTS();
@@ -1788,7 +1141,8 @@ pgsh_activity_copy(int *n)
 PgshShedding
 pgsh_admission_shedding(void)
 {
-	if (state == NULL)
+	if (pgsh_adm == NULL)
 		return PGSH_SHED_NONE;
-	return (PgshShedding) pg_atomic_read_u32(&state->shedding);
+	return (PgshShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
 }
+

@@ -1,0 +1,204 @@
+/*-------------------------------------------------------------------------
+ *
+ * admission_int.h
+ *		What the admission files share: the scope table, the per-backend
+ *		slots and the queue's state.  Only admission.c, admission_scope.c
+ *		and admission_queue.c include it; the rest of pg_shield goes
+ *		through admission.h.  The locking protocol is in admission.c's
+ *		header.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/admission_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PGSH_ADMISSION_INT_H
+#define PGSH_ADMISSION_INT_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "admission.h"
+#include "events.h"
+#include "stats.h"
+
+/* instance, role, fingerprint, fingerprint for the role */
+#define MAX_SCOPES 4
+
+/* Hash key of a scope: a role scope has queryid 0, a query scope userid 0. */
+typedef struct ScopeKey
+{
+	Oid			dbid;
+	Oid			userid;
+	uint64		queryid;
+} ScopeKey;
+
+typedef struct Scope
+{
+	ScopeKey	key;			/* hash key; must be first */
+	pg_atomic_uint32 active;	/* slots held */
+	pg_atomic_uint32 pins;		/* backends whose memo points to it */
+	volatile int32 limit;		/* max_concurrent last enforced in it, -1:
+								 * none; what dispatch() applies, so that a
+								 * changed limit reaches the waiters */
+	int32		waiters;		/* queued statements needing it; lock */
+	slock_t		mutex;			/* protects the rate bucket */
+	double		tokens;
+	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
+} Scope;
+
+typedef enum ProcState
+{
+	PROC_IDLE,
+	PROC_QUEUED,
+	PROC_RUNNING
+} ProcState;
+
+/* One per backend, indexed by pgprocno. */
+typedef struct ProcSlot
+{
+	/*
+	 * What shield.activity shows.  Written by the backend itself only,
+	 * bracketed by changecount (odd while writing); readers retry until
+	 * they see the same even value before and after copying.
+	 */
+	pg_atomic_uint32 changecount;
+	int			state;			/* ProcState */
+	ShieldActivity shown;		/* its row, unless state is PROC_IDLE */
+
+	/* The queue entry; admission_lock. */
+	bool		granted;
+	int			rank;
+	uint64		seq;
+	int			nscopes;
+	int			role_index;		/* index of the role scope, -1 if none */
+	int32		role_active;	/* set with granted */
+	Scope	   *scopes[MAX_SCOPES];
+	int32		limits[MAX_SCOPES]; /* -1: counted, not limited */
+} ProcSlot;
+
+typedef struct AdmissionState
+{
+	Scope		instance;		/* pg_shield.max_active */
+	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
+								 * lock, read without it */
+	uint64		next_seq;
+	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
+	pg_atomic_uint32 shedding;	/* PgshShedding; written under the lock */
+	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
+} AdmissionState;
+
+/* A scope a statement is subject to (backend-local). */
+typedef struct ScopeNeed
+{
+	ScopeKey	key;
+	Scope	   *scope;
+	int32		limit;			/* max_concurrent, -1: none */
+	bool		monitor;		/* its limits are only observed */
+	double		rate;			/* max_rate, < 0: none */
+	int64		policy_id;		/* 0: the instance */
+	bool		slot;			/* takes a slot in it */
+} ScopeNeed;
+
+/*
+ * Each backend writes its own slot at every statement: pad the slots to
+ * whole cache lines, so that neighbours do not share (and bounce) a line.
+ */
+typedef union ProcSlotPadded
+{
+	ProcSlot	slot;
+	char		pad[2 * PG_CACHE_LINE_SIZE];
+} ProcSlotPadded;
+
+StaticAssertDecl(sizeof(ProcSlot) <= 2 * PG_CACHE_LINE_SIZE,
+				 "ProcSlot must fit its padding");
+
+extern ProcSlotPadded *pgsh_adm_procs;
+
+#define PGSH_PROC(i) (&pgsh_adm_procs[(i)].slot)
+
+/* Shared state (admission.c sets these up); this backend's slot. */
+extern AdmissionState *pgsh_adm;
+extern ProcSlot *pgsh_adm_me;
+
+/* admission_scope.c: the scope table */
+extern Size pgsh_scopes_shmem_size(void);
+extern void pgsh_scopes_shmem_init(void);
+extern void pgsh_scope_init(Scope *scope);
+extern void pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode);
+
+/*
+ * Take a slot in each scope, all or none.  A scope with a limit >= 0 is
+ * taken only below it; the others are counted.  *role_active receives the
+ * count of scope role_index, this slot included (left alone if role_index
+ * is -1).  Runs with the lock held (either mode) or on the memo's pinned
+ * scopes.
+ */
+static pg_attribute_always_inline bool
+pgsh_scope_take_slots(int n, Scope *const *scopes, const int32 *limits, int role_index,
+		   int32 *role_active)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		pg_atomic_uint32 *active = &scopes[i]->active;
+		uint32		count;
+
+		if (limits[i] >= 0)
+		{
+			uint32		cur = pg_atomic_read_u32(active);
+
+			for (;;)
+			{
+				if (cur >= (uint32) limits[i])
+				{
+					while (--i >= 0)
+						pg_atomic_fetch_sub_u32(&scopes[i]->active, 1);
+					return false;
+				}
+				if (pg_atomic_compare_exchange_u32(active, &cur, cur + 1))
+					break;
+			}
+			count = cur + 1;
+		}
+		else
+			count = pg_atomic_fetch_add_u32(active, 1) + 1;
+		if (i == role_index)
+			*role_active = (int32) count;
+	}
+	return true;
+}
+
+/* admission_queue.c: waiting for a slot */
+extern TimestampTz pgsh_queue_admit(const ShieldAdmitRequest *req,
+									ShieldAdmission *adm,
+									const ScopeNeed *needs, int n,
+									Scope *const *scopes, const int32 *limits,
+									int nslots, int role_slot,
+									int64 queue_timeout_us,
+									TimestampTz deadline_at);
+extern void pgsh_queue_dispatch_locked(void);
+extern bool pgsh_queue_waiting(void);
+extern void pgsh_queue_leave(void);
+extern void pgsh_queue_exit(void);
+
+/* admission.c: what the queue needs of the rest */
+extern bool pgsh_adm_publish_limits_locked(void);
+extern void pgsh_adm_describe_limit(char *buf, size_t size,
+									const ScopeNeed *needs, int n);
+extern void pgsh_adm_refund_tokens(const ScopeNeed *needs, int n);
+extern void pgsh_adm_note_rejection(const ShieldAdmitRequest *req,
+									PgshRejection why, bool enforced,
+									bool queued, double queue_ms,
+									PgshAction action, const char *detail);
+extern void pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
+								  TimestampTz since, TimestampTz deadline_at);
+extern void pgsh_adm_activity_set_idle(void);
+extern void pgsh_adm_count_failed_wait(TimestampTz arrived);
+
+#endif							/* PGSH_ADMISSION_INT_H */

@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * admission_scope.c
+ *		The scope table: every scope a statement can be counted in.
+ *
+ * A scope is keyed by (database, role, fingerprint) and counts the slots
+ * held in it (an atomic) and carries a token bucket for rate limits.  The
+ * instance scope (pg_shield.max_active) lives in AdmissionState; the
+ * others in a shared hash of fixed size, created on first use and evicted
+ * when idle: nobody holds a slot in it, waits for it or pins it (a
+ * backend's memo of its last statement's scopes).  The table holds
+ * 3 * MAX_SCOPES * MaxBackends + pg_shield.max_roles entries (see
+ * scope_capacity), so evicting the idle ones always makes room.  Locking:
+ * see admission.c; the hash's structure is protected by admission_lock.
+ *
+ * Copyright (c) 2026, The pg_shield Developers
+ *
+ * IDENTIFICATION
+ *	  src/admission_scope.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+
+#include "admission_int.h"
+#include "guc.h"
+#include "shmem.h"
+
+static HTAB *pgsh_scope_hash = NULL;
+
+/*
+ * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
+ * its memo, those of the memo it is building (pinned before the old one is
+ * dropped), and those it holds a slot in (waiting ones are the memo's).
+ * The rest is room for idle scopes to keep their rate buckets (an evicted
+ * bucket starts full again).
+ */
+static int
+scope_capacity(void)
+{
+	return 3 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
+}
+
+/* Scopes a backend may need to create at once: all of a statement's. */
+#define SCOPE_ROOM MAX_SCOPES
+
+Size
+pgsh_scopes_shmem_size(void)
+{
+	return hash_estimate_size(scope_capacity(), sizeof(Scope));
+}
+
+void
+pgsh_scope_init(Scope *scope)
+{
+	pg_atomic_init_u32(&scope->active, 0);
+	pg_atomic_init_u32(&scope->pins, 0);
+	scope->limit = -1;
+	scope->waiters = 0;
+	SpinLockInit(&scope->mutex);
+	scope->tokens = 0.0;
+	scope->refilled_at = 0;
+}
+
+/* Caller holds AddinShmemInitLock. */
+void
+pgsh_scopes_shmem_init(void)
+{
+	HASHCTL		info;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(ScopeKey);
+	info.entrysize = sizeof(Scope);
+	pgsh_scope_hash = ShmemInitHash("pg_shield scopes",
+									scope_capacity(), scope_capacity(),
+									&info,
+									HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+}
+
+/*----
+ * Scopes
+ *----
+ */
+
+/* Forget every idle scope.  Caller holds the lock exclusively. */
+static void
+evict_idle_scopes(void)
+{
+	HASH_SEQ_STATUS hstat;
+	Scope	   *scope;
+
+	hash_seq_init(&hstat, pgsh_scope_hash);
+	while ((scope = hash_seq_search(&hstat)) != NULL)
+	{
+		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0 &&
+			pg_atomic_read_u32(&scope->pins) == 0)
+			hash_search(pgsh_scope_hash, &scope->key, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * Find a scope, creating it if create (the lock held exclusively; the
+ * caller made room, see resolve_scopes); otherwise the lock is held in
+ * either mode.  NULL if missing.
+ */
+static Scope *
+scope_lookup(const ScopeKey *key, bool create)
+{
+	Scope	   *scope;
+	bool		found;
+
+	if (key->dbid == InvalidOid)
+		return &pgsh_adm->instance;
+	scope = hash_search(pgsh_scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
+						&found);
+	if (scope != NULL && !found)
+		pgsh_scope_init(scope);
+	return scope;
+}
+
+/*
+ * Find or create the scopes.  Called with the lock held in *mode; may
+ * upgrade it to exclusive (released and retaken) to create missing ones.
+ */
+void
+pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode)
+{
+	int			i;
+	bool		missing = false;
+
+	for (i = 0; i < n; i++)
+	{
+		needs[i].scope = scope_lookup(&needs[i].key, false);
+		if (needs[i].scope == NULL)
+			missing = true;
+	}
+	if (!missing)
+		return;
+
+	if (*mode != LW_EXCLUSIVE)
+	{
+		LWLockRelease(pgsh_state->admission_lock);
+		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+		*mode = LW_EXCLUSIVE;
+	}
+
+	/*
+	 * Make room first, then look every scope up again: evicting in the
+	 * middle could remove one found a moment ago (it is not pinned yet).
+	 * The table is sized so that evicting the idle scopes always leaves
+	 * room for a statement's scopes.
+	 */
+	if (hash_get_num_entries(pgsh_scope_hash) + SCOPE_ROOM > scope_capacity())
+		evict_idle_scopes();
+	for (i = 0; i < n; i++)
+	{
+		needs[i].scope = scope_lookup(&needs[i].key, true);
+		if (needs[i].scope == NULL)
+			elog(ERROR, "pg_shield scope table is full");
+	}
+}
