@@ -94,6 +94,7 @@ CREATE FUNCTION @extschema@.status(
     OUT overloaded pg_catalog.bool,
     OUT shedding pg_catalog.text,
     OUT queue_delay_ms pg_catalog.float8,
+    OUT standing_delay_ms pg_catalog.float8,
     OUT fingerprints pg_catalog.int8,
     OUT max_fingerprints pg_catalog.int4,
     OUT evictions pg_catalog.int8,

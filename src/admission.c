@@ -138,9 +138,13 @@ pgsh_admission_shmem_init(void)
 		memset(&pgsh_adm->instance.key, 0, sizeof(ScopeKey));
 		pgsh_scope_init(&pgsh_adm->instance);
 		pg_atomic_init_u32(&pgsh_adm->nqueued, 0);
-		pgsh_adm->next_seq = 0;
-		pgsh_adm->wait_ewma_ms = 0.0;
 		pg_atomic_init_u32(&pgsh_adm->shedding, PGSH_SHED_NONE);
+		pg_atomic_init_u64(&pgsh_adm->interval_end, 0);
+		pgsh_adm->instance_waiters = 0;
+		pgsh_adm->interval_min_us = 0;
+		pgsh_adm->severe_intervals = 0;
+		pgsh_adm->standing_delay_ms = 0.0;
+		pgsh_adm->overloaded_since = 0;
 	}
 
 	pgsh_adm_procs = ShmemInitStruct("pg_shield backends",
@@ -810,9 +814,9 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	publish_limits();
 }
 
-/* The first scope that is full for this waiter, for messages. */
-static int
-full_scope(const ScopeNeed *needs, int n, uint32 *active)
+/* The first scope that is full for this waiter, for messages and hints. */
+int
+pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active)
 {
 	int			i;
 
@@ -841,7 +845,7 @@ void
 pgsh_adm_describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
 {
 	uint32		active;
-	int			full = full_scope(needs, n, &active);
+	int			full = pgsh_adm_full_scope(needs, n, &active);
 	char		scope[NAMEDATALEN + 96];
 
 	if (full < 0)
@@ -960,6 +964,17 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		return;
 	needs = memo.needs;
 	queue_timeout_us = memo.queue_timeout_us;
+
+	/*
+	 * Overload: while the controller sheds, or while the instance holds
+	 * statements back (it may be time to start), a statement that needs a
+	 * slot may be shed.  Before the rate limits: a shed statement takes
+	 * no token.
+	 */
+	if (unlikely(need_slot && pgsh_max_active > 0 &&
+				 (pg_atomic_read_u32(&pgsh_adm->shedding) != PGSH_SHED_NONE ||
+				  ((volatile AdmissionState *) pgsh_adm)->instance_waiters > 0)))
+		pgsh_queue_shed_check(req, adm);
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
 	if (memo.any_rate)

@@ -88,6 +88,8 @@ typedef enum PgshShedding
 } PgshShedding;
 
 extern PgshShedding pgsh_admission_shedding(void);
+extern PgshShedding pgsh_admission_overload(double *queue_delay_ms);
+extern const char *pgsh_shedding_name(PgshShedding level);
 
 PGSH_END_INTERNAL
 

@@ -72,8 +72,10 @@ typedef struct ProcSlot
 
 	/* The queue entry; admission_lock. */
 	bool		granted;
+	bool		shed;			/* displaced from a full queue */
+	bool		instance_bound; /* the instance scope holds it back */
 	int			rank;
-	uint64		seq;
+	TimestampTz enqueued;
 	int			nscopes;
 	int			role_index;		/* index of the role scope, -1 if none */
 	int32		role_active;	/* set with granted */
@@ -86,9 +88,18 @@ typedef struct AdmissionState
 	Scope		instance;		/* pg_shield.max_active */
 	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
 								 * lock, read without it */
-	uint64		next_seq;
-	double		wait_ewma_ms;	/* recent waits, for retry hints; racy */
-	pg_atomic_uint32 shedding;	/* PgshShedding; written under the lock */
+
+	/* The overload controller (admission_queue.c); admission_lock. */
+	pg_atomic_uint32 shedding;	/* PgshShedding; read without the lock */
+	pg_atomic_uint64 interval_end;	/* when the controller looks next;
+									 * read without the lock */
+	int			instance_waiters;	/* waiters with instance_bound */
+	int64		interval_min_us;	/* least wait seen in this interval;
+									 * PG_INT64_MAX: none yet */
+	int			severe_intervals;	/* intervals in a row over twice the
+									 * target */
+	double		standing_delay_ms;	/* the last interval's verdict */
+	TimestampTz overloaded_since;	/* 0: not overloaded */
 	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
 } AdmissionState;
 
@@ -186,11 +197,14 @@ extern void pgsh_queue_dispatch_locked(void);
 extern bool pgsh_queue_waiting(void);
 extern void pgsh_queue_leave(void);
 extern void pgsh_queue_exit(void);
+extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
+								  ShieldAdmission *adm);
 
 /* admission.c: what the queue needs of the rest */
 extern bool pgsh_adm_publish_limits_locked(void);
 extern void pgsh_adm_describe_limit(char *buf, size_t size,
 									const ScopeNeed *needs, int n);
+extern int	pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active);
 extern void pgsh_adm_refund_tokens(const ScopeNeed *needs, int n);
 extern void pgsh_adm_note_rejection(const ShieldAdmitRequest *req,
 									PgshRejection why, bool enforced,

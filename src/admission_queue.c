@@ -1,7 +1,63 @@
 /*-------------------------------------------------------------------------
  *
  * admission_queue.c
- *		The admission queue: statements waiting for a slot.
+ *		The admission queue: statements waiting for a slot, the overload
+ *		controller that sheds load when the wait for an instance slot
+ *		stands, and the retry hints of the errors that turn statements
+ *		away.
+ *
+ * The queue.  A statement that finds a scope full waits in a queue ordered
+ * by rank (critical, then statements whose transaction holds a
+ * transaction id, then normal, then low) and arrival.  Slots are never
+ * taken by a newcomer while anybody waits (no barging): admission.c's fast
+ * path is only tried when the queue is empty.  A slot freed while
+ * statements wait is handed over by the releaser, who runs the dispatcher
+ * (pgsh_queue_dispatch_locked): in queue order, every waiter all of whose
+ * scopes have room gets its slots, is marked granted and has its latch
+ * set.  Only the chosen waiters wake (no thundering herd).  A waiter that
+ * gives up (timeout, cancel, terminate) dequeues itself under the lock; if
+ * it was granted meanwhile, it keeps the slot on timeout, or releases it
+ * (dispatching it to the next waiter) on error.  When the queue is full
+ * (pg_shield.max_queue), a statement of a better rank than low takes the
+ * place of the last low waiter, which is shed (53S03).
+ *
+ * The overload controller, after CoDel (Nichols and Jacobson, "Controlling
+ * Queue Delay", 2012).  A queue that absorbs a burst drains again; a queue
+ * that stands only adds delay.  What tells them apart is the least wait
+ * over an interval: if even the luckiest statement waited longer than the
+ * target, the queue stands.  The controller watches the waiters the
+ * instance scope held back (pg_shield.max_active: the instance has no room
+ * for them, which is overload; a waiter held back by its own role's or
+ * shape's limit says nothing about the instance).  Every interval
+ * (pg_shield.overload_interval) it takes the least wait of the waiters
+ * that left the queue, or, if none left and the queue never emptied, the
+ * age of the oldest one.  Above pg_shield.target_queue_delay, it sheds
+ * low: arriving low statements are turned away at once with 53S03 instead
+ * of adding to the wait.  If the wait still stands after a whole interval
+ * of shedding low, and is at least twice the target (severe), it sheds
+ * normal too.  Critical statements, and statements whose transaction holds
+ * a transaction id (it may hold row locks others wait for), are never
+ * shed, only queued.  The first interval whose least wait is under the
+ * target (an empty queue counts as no wait) clears the state.  The
+ * verdict is evaluated lazily, by the statements that arrive while the
+ * queue stands or while shedding, and by shield.status; its transitions
+ * are events (overloaded, overload_cleared) and log lines.
+ *
+ * Retry hints.  A client told "Retry after N ms." should find room when
+ * it retries, without all clients retrying in step.  For a full scope,
+ * the hint is when its slots are expected to free: each running statement
+ * of the scope is expected to run for its shape's mean execution time
+ * (shield.query_stats), or, past that or unknown, as long again as it
+ * has run so far; the hint adds the waiters ahead.  Shed statements are
+ * told when the controller next looks, plus the standing wait.  Every
+ * hint gets up to half again as much random jitter (never less than the
+ * estimate: an early retry only fails again) and is at least
+ * PGSH_RETRY_FLOOR_MS.  The hints are computed after admission_lock is
+ * released: they read the activity rows and the statistics.
+ *
+ * Locking: see admission.c.  The controller's fields in AdmissionState
+ * are protected by admission_lock, except shedding and interval_end,
+ * which are atomics written under it and read without it.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -16,6 +72,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "common/pg_prng.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -27,6 +84,20 @@
 #include "errors.h"
 #include "guc.h"
 #include "shmem.h"
+
+/* Retry hints: the least, and the most. */
+#define PGSH_RETRY_FLOOR_MS 20
+#define PGSH_RETRY_CEILING_MS 60000
+/* The running statements of a scope a hint looks at, at most. */
+#define PGSH_RETRY_HINT_ROWS 64
+
+/* How a wait in the queue ended. */
+typedef enum WaitOutcome
+{
+	WAIT_GRANTED,
+	WAIT_TIMED_OUT,
+	WAIT_SHED					/* displaced by a statement of a better rank */
+} WaitOutcome;
 
 /* This backend: enqueued, not yet admitted or gone. */
 static bool queue_waiting = false;
@@ -45,6 +116,11 @@ queue_length(void)
 	return (int) pg_atomic_read_u32(&pgsh_adm->nqueued);
 }
 
+/*
+ * Take the waiter at pos out of the queue.  A waiter the instance held
+ * back tells the controller how long it waited; the last one to leave
+ * tells it the queue emptied (no standing wait in this interval).
+ */
 static void
 queue_remove_at(int pos)
 {
@@ -53,6 +129,16 @@ queue_remove_at(int pos)
 
 	for (i = 0; i < w->nscopes; i++)
 		w->scopes[i]->waiters--;
+	if (w->instance_bound)
+	{
+		int64		waited = GetCurrentTimestamp() - w->enqueued;
+
+		w->instance_bound = false;
+		if (waited < pgsh_adm->interval_min_us)
+			pgsh_adm->interval_min_us = Max(waited, 0);
+		if (--pgsh_adm->instance_waiters == 0)
+			pgsh_adm->interval_min_us = 0;
+	}
 	memmove(&pgsh_adm->queue[pos], &pgsh_adm->queue[pos + 1],
 			(queue_length() - pos - 1) * sizeof(int));
 	pg_atomic_fetch_sub_u32(&pgsh_adm->nqueued, 1);
@@ -138,12 +224,345 @@ pgsh_queue_dispatch_locked(void)
 	}
 }
 
-static int
-retry_hint_ms(void)
-{
-	double		ms = pgsh_adm->wait_ewma_ms;
 
-	return (int) Max(10.0, Min(ms, 60000.0));
+/*----
+ * The overload controller
+ *----
+ */
+
+/* What an evaluation changed, to be reported once the lock is released. */
+typedef struct OverloadChange
+{
+	bool		changed;
+	PgshAction	action;
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+} OverloadChange;
+
+const char *
+pgsh_shedding_name(PgshShedding level)
+{
+	switch (level)
+	{
+		case PGSH_SHED_NONE:
+			break;
+		case PGSH_SHED_LOW:
+			return "low";
+		case PGSH_SHED_NORMAL:
+			return "normal";
+	}
+	return "none";
+}
+
+/*
+ * The age of the oldest waiter the instance holds back, in microseconds.
+ */
+static int64
+oldest_instance_wait_locked(TimestampTz now)
+{
+	int64		oldest = 0;
+	int			pos;
+
+	for (pos = 0; pos < queue_length(); pos++)
+	{
+		ProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
+
+		if (w->instance_bound)
+			oldest = Max(oldest, now - w->enqueued);
+	}
+	return oldest;
+}
+
+/*
+ * If the interval is over, decide whether the instance is overloaded and
+ * which priorities to shed, and start the next interval.  Caller holds
+ * admission_lock exclusively; *change says what to report after it is
+ * released.  Cannot fail.
+ */
+static void
+overload_evaluate_locked(TimestampTz now, OverloadChange *change)
+{
+	int64		interval_us = (int64) pgsh_overload_interval_ms * 1000;
+	int64		target_us = (int64) pgsh_target_queue_delay_ms * 1000;
+	int64		delay_us;
+	PgshShedding old_level;
+	PgshShedding level;
+
+	change->changed = false;
+	if ((uint64) now < pg_atomic_read_u64(&pgsh_adm->interval_end))
+		return;
+
+	/*
+	 * Nobody left the queue and it never emptied: the oldest waiter has
+	 * waited at least as long as anybody could have.
+	 */
+	delay_us = pgsh_adm->interval_min_us;
+	if (delay_us == PG_INT64_MAX)
+		delay_us = oldest_instance_wait_locked(now);
+	pgsh_adm->standing_delay_ms = (double) delay_us / 1000.0;
+
+	old_level = (PgshShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
+	if (pgsh_max_active <= 0 || delay_us <= target_us)
+	{
+		level = PGSH_SHED_NONE;
+		pgsh_adm->severe_intervals = 0;
+	}
+	else
+	{
+		/* severe: twice the target, and shedding low did not help */
+		if (delay_us >= 2 * target_us && old_level != PGSH_SHED_NONE)
+			pgsh_adm->severe_intervals++;
+		else
+			pgsh_adm->severe_intervals = 0;
+		if (old_level == PGSH_SHED_NORMAL || pgsh_adm->severe_intervals > 0)
+			level = PGSH_SHED_NORMAL;
+		else
+			level = PGSH_SHED_LOW;
+	}
+
+	/* the next interval; a queue empty now has no standing wait */
+	pgsh_adm->interval_min_us =
+		pgsh_adm->instance_waiters == 0 ? 0 : PG_INT64_MAX;
+	pg_atomic_write_u64(&pgsh_adm->interval_end, (uint64) (now + interval_us));
+
+	if (level == old_level)
+		return;
+	pg_atomic_write_u32(&pgsh_adm->shedding, (uint32) level);
+	change->changed = true;
+	if (level == PGSH_SHED_NONE)
+	{
+		change->action = PGSH_ACTION_OVERLOAD_CLEARED;
+		snprintf(change->detail, sizeof(change->detail),
+				 "Statements waited at most %.0f ms for an instance slot over the last %d ms (pg_shield.target_queue_delay: %d ms); shedding stopped after %.0f ms.",
+				 pgsh_adm->standing_delay_ms, pgsh_overload_interval_ms,
+				 pgsh_target_queue_delay_ms,
+				 (double) (now - pgsh_adm->overloaded_since) / 1000.0);
+		pgsh_adm->overloaded_since = 0;
+	}
+	else
+	{
+		change->action = PGSH_ACTION_OVERLOADED;
+		snprintf(change->detail, sizeof(change->detail),
+				 "Statements waited at least %.0f ms for an instance slot over the last %d ms (pg_shield.target_queue_delay: %d ms); shedding priority %s%s.",
+				 pgsh_adm->standing_delay_ms, pgsh_overload_interval_ms,
+				 pgsh_target_queue_delay_ms,
+				 level == PGSH_SHED_NORMAL ? "low and normal" : "low",
+				 level == PGSH_SHED_NORMAL ? " (severe)" : "");
+		if (old_level == PGSH_SHED_NONE)
+			pgsh_adm->overloaded_since = now;
+	}
+}
+
+/* Report what an evaluation changed: an event and, per log_actions, a line. */
+static void
+overload_report(const OverloadChange *change)
+{
+	if (change->changed)
+		pgsh_event_record(change->action, true, InvalidOid, 0, change->detail);
+}
+
+/* Evaluate the controller if its interval is over.  Slow path. */
+static void
+overload_tick(TimestampTz now)
+{
+	OverloadChange change;
+
+	if ((uint64) now < pg_atomic_read_u64(&pgsh_adm->interval_end))
+		return;
+	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+	overload_evaluate_locked(now, &change);
+	LWLockRelease(pgsh_state->admission_lock);
+	overload_report(&change);
+}
+
+/* Does the controller shed this statement (whatever the mode)? */
+static bool
+shed_applies(const ShieldAdmitRequest *req, PgshShedding level)
+{
+	PgshPriority priority = req->policy->priority;
+
+	if (level == PGSH_SHED_NONE || priority == PGSH_PRIORITY_CRITICAL)
+		return false;
+	if (priority == PGSH_PRIORITY_NORMAL && level != PGSH_SHED_NORMAL)
+		return false;
+	/* it may hold row locks that the statements it would make room for need */
+	return GetTopTransactionIdIfAny() == InvalidTransactionId;
+}
+
+/* "Retry after N ms.": at least the estimate, up to half again as much. */
+static int
+retry_hint_jitter(double estimate_ms)
+{
+	double		ms = estimate_ms * (1.0 + 0.5 * pg_prng_double(&pg_global_prng_state));
+
+	return (int) Max(PGSH_RETRY_FLOOR_MS, Min(ms, PGSH_RETRY_CEILING_MS));
+}
+
+/* The hint of a shed statement: when the controller looks next. */
+static int
+retry_hint_shed_ms(TimestampTz now)
+{
+	int64		until_next = (int64) pg_atomic_read_u64(&pgsh_adm->interval_end) - now;
+
+	return retry_hint_jitter((double) Max(until_next, 0) / 1000.0 +
+							 pgsh_adm->standing_delay_ms);
+}
+
+/*
+ * Shed the statement if the instance is overloaded and its priority is
+ * being shed: an error (53S03) if enforced; in monitor mode (of the
+ * policy that gave it its priority, or of the instance) only counted and
+ * recorded.  Called for statements that need a slot while the queue
+ * stands or the controller sheds; evaluates the controller first if its
+ * interval is over.
+ */
+void
+pgsh_queue_shed_check(const ShieldAdmitRequest *req, ShieldAdmission *adm)
+{
+	const ShieldEffectivePolicy *policy = req->policy;
+	TimestampTz now = GetCurrentTimestamp();
+	PgshShedding level;
+	bool		enforced;
+	char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+	overload_tick(now);
+	level = pgsh_admission_shedding();
+	if (!shed_applies(req, level))
+		return;
+
+	enforced = pgsh_mode == PGSH_MODE_ENFORCE &&
+		!(policy->priority_from >= 0 &&
+		  policy->scopes[policy->priority_from].monitor);
+	snprintf(detail, sizeof(detail),
+			 "The instance is overloaded: statements waited at least %.0f ms for an instance slot (pg_shield.target_queue_delay: %d ms), and priority %s is being shed.",
+			 pgsh_adm->standing_delay_ms, pgsh_target_queue_delay_ms,
+			 pgsh_priority_name(policy->priority));
+	pgsh_adm_note_rejection(req, PGSH_REJECT_SHED, enforced, false, 0.0,
+							PGSH_ACTION_SHED, detail);
+	if (!enforced)
+	{
+		adm->would_reject = true;
+		return;
+	}
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_SHED),
+			 errmsg("statement shed: the instance is overloaded"),
+			 errdetail_internal("%s", detail),
+			 errhint("Retry after %d ms.", retry_hint_shed_ms(now))));
+}
+
+/*
+ * The queue is full: make room for a statement of rank rank by shedding
+ * the last low waiter, if there is one and the newcomer ranks better.
+ * Returns whether room was made.
+ */
+static bool
+displace_low_waiter_locked(int rank)
+{
+	int			last = queue_length() - 1;
+	int			procno;
+
+	if (last < 0 || rank >= 3 || PGSH_PROC(pgsh_adm->queue[last])->rank != 3)
+		return false;
+	procno = pgsh_adm->queue[last];
+	PGSH_PROC(procno)->shed = true;
+	queue_remove_at(last);
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	return true;
+}
+
+/*----
+ * Retry hints
+ *----
+ */
+
+static int
+compare_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Does the running statement a hold a slot in the scope of key? */
+static bool
+activity_in_scope(const ShieldActivity *a, const ScopeKey *key)
+{
+	if (a->queued)
+		return false;
+	if (key->dbid == InvalidOid)
+		return true;			/* the instance */
+	return a->dbid == key->dbid &&
+		(key->userid == InvalidOid || a->userid == key->userid) &&
+		(key->queryid == 0 || a->queryid == key->queryid);
+}
+
+/*
+ * When a statement turned away by a full scope should retry: when the
+ * scope's slots are expected to free, for it and the waiters ahead of it.
+ * Runs without admission_lock (it reads the statistics).
+ */
+static int
+retry_hint_scope_ms(const ScopeNeed *needs, int n)
+{
+	uint32		active;
+	int			full = pgsh_adm_full_scope(needs, n, &active);
+	TimestampTz now = GetCurrentTimestamp();
+	ShieldActivity *rows;
+	double	   *remaining;
+	double		typical_sum = 0.0;
+	int			nrows;
+	int			count = 0;
+	int			ahead;
+	double		estimate;
+	int			i;
+
+	if (full < 0)
+		return retry_hint_jitter(0.0);	/* it has room again */
+
+	rows = pgsh_activity_copy(&nrows);
+	remaining = palloc(Max(nrows, 1) * sizeof(double));
+	for (i = 0; i < nrows; i++)
+	{
+		double		age_ms;
+		double		typical_ms;
+
+		if (!activity_in_scope(&rows[i], &needs[full].key))
+			continue;
+		if (count >= PGSH_RETRY_HINT_ROWS)
+			break;				/* enough to estimate, and fast */
+		age_ms = Max((double) (now - rows[i].since) / 1000.0, 0.0);
+		typical_ms = pgsh_stats_typical_ms(rows[i].dbid, rows[i].userid,
+										   rows[i].queryid);
+
+		/*
+		 * A statement runs for its shape's mean time; one past it, or of
+		 * a shape never seen to complete, as long again as it has run.
+		 */
+		remaining[count] = Max(typical_ms, 2.0 * age_ms) - age_ms;
+		typical_sum += Max(typical_ms, age_ms);
+		count++;
+	}
+
+	/*
+	 * The waiters ahead take the first slots to free; past the running
+	 * statements, each of them takes about a typical run of a slot.
+	 */
+	ahead = ((volatile Scope *) needs[full].scope)->waiters;
+	if (count == 0)
+		estimate = 0.0;
+	else
+	{
+		qsort(remaining, count, sizeof(double), compare_double);
+		if (ahead < count)
+			estimate = remaining[ahead];
+		else
+			estimate = remaining[count - 1] +
+				(double) (ahead - count + 1) * (typical_sum / count) / count;
+	}
+	pfree(remaining);
+	pfree(rows);
+	return retry_hint_jitter(estimate);
 }
 
 /*
@@ -197,13 +616,13 @@ client_gone(void)
 }
 
 /*
- * Wait until granted or until wait_until.  Returns whether granted.
+ * Wait until granted, shed, or wait_until.
  * Errors (cancel, terminate, statement_timeout) propagate; the caller
  * leaves the queue in PG_CATCH.  A client that disconnects ends the
  * backend as core does when it notices one (FATAL "connection to client
  * lost"); the exit callback leaves the queue.
  */
-static bool
+static WaitOutcome
 wait_for_grant(TimestampTz wait_until)
 {
 	TimestampTz next_client_check = 0;
@@ -218,8 +637,10 @@ wait_for_grant(TimestampTz wait_until)
 		{
 			/* what the dispatcher wrote before granting (role_active) */
 			pg_read_barrier();
-			return true;
+			return WAIT_GRANTED;
 		}
+		if (((volatile ProcSlot *) pgsh_adm_me)->shed)
+			return WAIT_SHED;
 		now = GetCurrentTimestamp();
 		if (now >= next_client_check)
 		{
@@ -232,7 +653,7 @@ wait_for_grant(TimestampTz wait_until)
 			next_client_check = now + CLIENT_CHECK_INTERVAL_MS * INT64CONST(1000);
 		}
 		if (now >= wait_until)
-			return false;
+			return WAIT_TIMED_OUT;
 
 		/*
 		 * Each sleep is short: wait_until can be up to pg_shield's longest
@@ -284,15 +705,16 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
 
 /*
  * Wait in the queue.  On any error (cancel, terminate, statement_timeout)
+ * leave it first, passing on a slot granted meanwhile.
  */
-static bool
+static WaitOutcome
 wait_in_queue(TimestampTz wait_until)
 {
-	bool		granted = false;
+	WaitOutcome outcome = WAIT_TIMED_OUT;
 
 	PG_TRY();
 	{
-		granted = wait_for_grant(wait_until);
+		outcome = wait_for_grant(wait_until);
 	}
 	PG_CATCH();
 	{
@@ -301,12 +723,12 @@ wait_in_queue(TimestampTz wait_until)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	return granted;
+	return outcome;
 }
 
 /*
  * The slow path of pgsh_admit: a scope is full, or statements wait.  Queue
- * up and let pgsh_queue_dispatch_locked() decide; wait if the statement may.  Sets
+ * up and let the dispatcher decide; wait if the statement may.  Sets
  * adm->role_active (the role's running statements once admitted, 0 if
  * unknown) and returns when the statement was let in if it waited, else 0;
  * rejections are errors.  Kept out of pgsh_admit, so that the fast path
@@ -314,9 +736,9 @@ wait_in_queue(TimestampTz wait_until)
  */
 TimestampTz
 pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
-			  const ScopeNeed *needs, int n, Scope *const *scopes,
-			  const int32 *limits, int nslots, int role_slot,
-			  int64 queue_timeout_us, TimestampTz deadline_at)
+				 const ScopeNeed *needs, int n, Scope *const *scopes,
+				 const int32 *limits, int nslots, int role_slot,
+				 int64 queue_timeout_us, TimestampTz deadline_at)
 {
 	TimestampTz admitted_at;
 	PgshPriority priority = req->policy->priority;
@@ -325,17 +747,21 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	TimestampTz enqueued;
 	TimestampTz wait_until;
 	bool		granted;
+	WaitOutcome outcome;
+	OverloadChange change;
 
 	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 	queue_full = queue_length() >= pgsh_max_queue;
 	enqueued = GetCurrentTimestamp();
 
-	(void) pgsh_adm_publish_limits_locked();	/* pgsh_queue_dispatch_locked() below */
+	(void) pgsh_adm_publish_limits_locked();	/* the dispatcher, below */
 	pgsh_adm_me->granted = false;
 	pgsh_adm_me->rank = priority == PGSH_PRIORITY_CRITICAL ? 0 :
 		GetTopTransactionIdIfAny() != InvalidTransactionId ? 1 :
 		priority == PGSH_PRIORITY_NORMAL ? 2 : 3;
-	pgsh_adm_me->seq = pgsh_adm->next_seq++;
+	pgsh_adm_me->enqueued = enqueued;
+	pgsh_adm_me->instance_bound = false;
+	pgsh_adm_me->shed = false;
 	pgsh_adm_me->nscopes = nslots;
 	pgsh_adm_me->role_index = role_slot;
 	memcpy(pgsh_adm_me->scopes, scopes, nslots * sizeof(Scope *));
@@ -349,13 +775,21 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	wait_until = enqueued + queue_timeout_us;
 	if (deadline_at != 0 && deadline_at < wait_until)
 		wait_until = deadline_at;
-	may_wait = !queue_full && queue_timeout_us > 0 && enqueued < wait_until;
+	may_wait = queue_timeout_us > 0 && enqueued < wait_until;
+
+	/* a full queue makes room for a better rank by shedding a low waiter */
+	if (!granted && may_wait && queue_full &&
+		displace_low_waiter_locked(pgsh_adm_me->rank))
+		queue_full = false;
+	may_wait = may_wait && !queue_full;
 
 	if (granted)
 	{
 		pgsh_adm_me->granted = false;
 		queue_waiting = false;
+		overload_evaluate_locked(enqueued, &change);
 		LWLockRelease(pgsh_state->admission_lock);
+		overload_report(&change);
 		adm->role_active = pgsh_adm_me->role_active;
 		return 0;
 	}
@@ -367,7 +801,9 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 
 		queue_remove(PGSH_MY_PROCNO);
 		queue_waiting = false;
+		overload_evaluate_locked(enqueued, &change);
 		LWLockRelease(pgsh_state->admission_lock);
+		overload_report(&change);
 
 		/* it may not wait because its deadline has passed already */
 		if (!queue_full && queue_timeout_us > 0)
@@ -383,34 +819,63 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 					 "%s; its queue_timeout is 0.", limit);
 		pgsh_adm_refund_tokens(needs, n);
 		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
-					   PGSH_ACTION_QUEUE_FULL, detail);
+								PGSH_ACTION_QUEUE_FULL, detail);
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
 				 errmsg("concurrency limit reached and the statement cannot queue"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_ms())));
+				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
 	}
 
+	/*
+	 * It waits.  If the instance scope is what holds it back, its wait
+	 * tells the overload controller about the instance.
+	 */
+	if (nslots > 0 && scopes[0] == &pgsh_adm->instance && limits[0] >= 0 &&
+		pg_atomic_read_u32(&pgsh_adm->instance.active) >= (uint32) limits[0])
+	{
+		pgsh_adm_me->instance_bound = true;
+		pgsh_adm->instance_waiters++;
+	}
 	pgsh_adm_activity_set(PROC_QUEUED, req, enqueued, deadline_at);
+	overload_evaluate_locked(enqueued, &change);	/* after it counts */
 	LWLockRelease(pgsh_state->admission_lock);
+	overload_report(&change);
 	queue_waiting_arrived = req->arrived;
 
-	granted = wait_in_queue(wait_until);
-	if (!granted)
-		granted = leave_queue(true);
-	else
+	outcome = wait_in_queue(wait_until);
+	if (outcome == WAIT_GRANTED)
+	{
+		granted = true;
 		queue_waiting = false;	/* out of the queue: nobody writes me now */
+	}
+	else
+		granted = leave_queue(true);
 
 	admitted_at = GetCurrentTimestamp();
 	adm->queued = true;
 	adm->queue_ms = (double) (admitted_at - enqueued) / 1000.0;
-	pgsh_adm->wait_ewma_ms = 0.9 * pgsh_adm->wait_ewma_ms + 0.1 * adm->queue_ms;
 
+	if (!granted && outcome == WAIT_SHED)
+	{
+		char		detail[512];
+
+		snprintf(detail, sizeof(detail),
+				 "The admission queue was full (pg_shield.max_queue: %d) and a statement of a higher priority took this low priority statement's place after it waited %.0f ms.",
+				 pgsh_max_queue, adm->queue_ms);
+		pgsh_adm_refund_tokens(needs, n);
+		pgsh_adm_note_rejection(req, PGSH_REJECT_SHED, true, true,
+								adm->queue_ms, PGSH_ACTION_SHED, detail);
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_SHED),
+				 errmsg("statement shed: the admission queue is full"),
+				 errdetail_internal("%s", detail),
+				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
+	}
 	if (!granted)
 	{
 		char		limit[NAMEDATALEN + 160];
 		char		detail[512];
-
 		char		timeout[64];
 
 		if (deadline_at != 0 && deadline_at < enqueued + queue_timeout_us)
@@ -422,15 +887,33 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				 pgsh_duration_text(timeout, sizeof(timeout), queue_timeout_us));
 		pgsh_adm_refund_tokens(needs, n);
 		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
-					   adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
+								adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
 				 errmsg("timed out waiting in the pg_shield admission queue"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_ms())));
+				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
 	}
 	adm->role_active = pgsh_adm_me->role_active;
 	return admitted_at;
+}
+
+/*
+ * The controller's state for shield.status, evaluated first if its
+ * interval is over: the shedding level, and the standing wait for an
+ * instance slot over the last interval.
+ */
+PgshShedding
+pgsh_admission_overload(double *queue_delay_ms)
+{
+	if (pgsh_adm == NULL)
+	{
+		*queue_delay_ms = 0.0;
+		return PGSH_SHED_NONE;
+	}
+	overload_tick(GetCurrentTimestamp());
+	*queue_delay_ms = pgsh_adm->standing_delay_ms;
+	return pgsh_admission_shedding();
 }
 
 /* Is this backend in the queue? */

@@ -60,6 +60,9 @@ static const char *const action_names[] = {
 	[PGSH_ACTION_BREAKER_HALF_OPEN] = "breaker_half_open",
 	[PGSH_ACTION_BREAKER_CLOSED] = "breaker_closed",
 	[PGSH_ACTION_BREAKER_RESET] = "breaker_reset",
+	[PGSH_ACTION_SHED] = "shed",
+	[PGSH_ACTION_OVERLOADED] = "overloaded",
+	[PGSH_ACTION_OVERLOAD_CLEARED] = "overload_cleared",
 };
 
 const char *

@@ -43,7 +43,10 @@ typedef enum PgshAction
 	PGSH_ACTION_BREAKER_TRIPPED,	/* a breaker opened */
 	PGSH_ACTION_BREAKER_HALF_OPEN,	/* its cooldown is over: a probe runs */
 	PGSH_ACTION_BREAKER_CLOSED, /* its probe succeeded */
-	PGSH_ACTION_BREAKER_RESET	/* shield.reset_breaker() closed it */
+	PGSH_ACTION_BREAKER_RESET,	/* shield.reset_breaker() closed it */
+	PGSH_ACTION_SHED,			/* a statement shed under overload */
+	PGSH_ACTION_OVERLOADED,		/* shedding started, or reached normal */
+	PGSH_ACTION_OVERLOAD_CLEARED	/* shedding stopped */
 } PgshAction;
 
 typedef enum PgshLogActions

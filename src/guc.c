@@ -34,6 +34,8 @@ bool		pgsh_exempt_superuser = true;
 int			pgsh_max_active = 0;
 int			pgsh_max_queue = 64;
 int			pgsh_queue_timeout_ms = 1000;
+int			pgsh_target_queue_delay_ms = 50;
+int			pgsh_overload_interval_ms = 500;
 int			pgsh_breaker_failures = 0;
 int			pgsh_breaker_cooldown_ms = 30000;
 
@@ -171,6 +173,33 @@ pgsh_guc_init(void)
 							0,
 							INT_MAX,
 							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * The overload controller (admission_queue.c).  Instance-wide, and
+	 * only meaningful with pg_shield.max_active > 0: it watches the wait
+	 * for an instance slot.
+	 */
+	DefineCustomIntVariable("pg_shield.target_queue_delay",
+							"Sets the wait for an instance slot above which the instance is overloaded.",
+							"The instance is overloaded when every statement that waited for an instance slot during an interval (pg_shield.overload_interval) waited longer than this; low priority statements are then shed.",
+							&pgsh_target_queue_delay_ms,
+							50,
+							1,
+							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("pg_shield.overload_interval",
+							"Sets the interval over which the overload controller looks at the waits for an instance slot.",
+							"A standing delay must last this long before shedding starts, and shedding stops at the end of the first interval in which a statement waited less than pg_shield.target_queue_delay.",
+							&pgsh_overload_interval_ms,
+							500,
+							10,
+							3600 * 1000,
+							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -33,6 +33,8 @@ extern bool pgsh_exempt_superuser;
 extern int	pgsh_max_active;
 extern int	pgsh_max_queue;
 extern int	pgsh_queue_timeout_ms;
+extern int	pgsh_target_queue_delay_ms;
+extern int	pgsh_overload_interval_ms;
 extern int	pgsh_breaker_failures;
 extern int	pgsh_breaker_cooldown_ms;
 

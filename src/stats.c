@@ -653,6 +653,9 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 			case PGSH_REJECT_BREAKER:
 				c->rejected_breaker++;
 				break;
+			case PGSH_REJECT_SHED:
+				c->shed++;
+				break;
 		}
 		return;
 	}
@@ -1241,4 +1244,34 @@ pgsh_stats_reset(void)
 
 	LWLockRelease(pgsh_state->stats_lock);
 	return now;
+}
+
+/*
+ * The mean execution time of a shape's completed statements, in ms; -1 if
+ * it has none.  Admission's retry hints ask it for the statements holding
+ * the slots of a full scope, after they released admission_lock.
+ */
+double
+pgsh_stats_typical_ms(Oid dbid, Oid userid, uint64 queryid)
+{
+	ShieldFpKey key;
+	ShieldFpEntry *fp;
+	double		result = -1.0;
+
+	if (queryid == 0)
+		return -1.0;
+	fp_key_init(&key, dbid, userid, queryid);
+	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
+	fp = hash_search(pgsh_fp_hash, &key, HASH_FIND, NULL);
+	if (fp != NULL)
+	{
+		volatile ShieldFpEntry *f = fp;
+
+		SpinLockAcquire(&f->mutex);
+		if (f->counters.calls > 0)
+			result = f->counters.total_exec_ms / (double) f->counters.calls;
+		SpinLockRelease(&f->mutex);
+	}
+	LWLockRelease(pgsh_state->stats_lock);
+	return result;
 }

@@ -122,7 +122,8 @@ typedef enum PgshRejection
 	PGSH_REJECT_RATE,
 	PGSH_REJECT_DEADLINE,		/* its deadline expired: while it waited, or
 								 * while it ran (a deadline cancel) */
-	PGSH_REJECT_BREAKER			/* its fingerprint's breaker was open */
+	PGSH_REJECT_BREAKER,		/* its fingerprint's breaker was open */
+	PGSH_REJECT_SHED			/* shed: the instance is overloaded */
 } PgshRejection;
 
 /* One statement's outcome, handed to pgsh_stats_record(). */
@@ -223,6 +224,9 @@ extern void pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid,
 								   int text_len);
 
 extern TimestampTz pgsh_stats_reset(void);
+
+/* A shape's mean execution time, for retry hints; -1 if unknown. */
+extern double pgsh_stats_typical_ms(Oid dbid, Oid userid, uint64 queryid);
 
 
 /* Views: every role's totals, palloc'd; and how counters add up. */

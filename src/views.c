@@ -50,7 +50,7 @@ PG_FUNCTION_INFO_V1(pg_shield_reset_breaker);
 
 #define QUERY_STATS_COLS	30
 #define ROLE_STATS_COLS		28
-#define STATUS_COLS			16
+#define STATUS_COLS			17
 #define EVENTS_COLS			10
 #define ACTIVITY_COLS		10
 #define BREAKERS_COLS		11
@@ -431,6 +431,8 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	uint32		active;
 	uint32		queued;
 	TimestampTz oldest_queued;
+	PgshShedding shedding;
+	double		standing_delay_ms;
 
 	pgsh_check_loaded();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -468,12 +470,13 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	values[col++] = Int32GetDatum(pgsh_max_active);
 	values[col++] = Int32GetDatum((int32) active);
 	values[col++] = Int32GetDatum((int32) queued);
-	/* overload detection and shedding are not part of this release */
-	values[col++] = BoolGetDatum(false);	/* overloaded */
-	values[col++] = CStringGetTextDatum("none");	/* shedding */
+	shedding = pgsh_admission_overload(&standing_delay_ms);
+	values[col++] = BoolGetDatum(shedding != PGSH_SHED_NONE);	/* overloaded */
+	values[col++] = CStringGetTextDatum(pgsh_shedding_name(shedding));
 	/* the current queue delay: how long the oldest waiter has waited */
 	values[col++] = Float8GetDatum(oldest_queued == 0 ? 0.0 :
 								   Max(0.0, (double) (GetCurrentTimestamp() - oldest_queued) / 1000.0));
+	values[col++] = Float8GetDatum(standing_delay_ms);
 	values[col++] = Int64GetDatum(fingerprints);
 	values[col++] = Int32GetDatum(pgsh_max_fingerprints);
 	values[col++] = Int64GetDatum((int64) fp_evictions);
