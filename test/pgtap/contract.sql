@@ -16,7 +16,7 @@
 
 BEGIN;
 
-SELECT plan(131);
+SELECT plan(132);
 
 -- Schema, views, function.
 SELECT has_schema('shield', 'schema shield exists');
@@ -86,6 +86,7 @@ SELECT col_type_is('shield', 'status', 'queued', 'integer', 'status.queued is in
 SELECT col_type_is('shield', 'status', 'overloaded', 'boolean', 'status.overloaded is boolean');
 SELECT col_type_is('shield', 'status', 'shedding', 'text', 'status.shedding is text');
 SELECT col_type_is('shield', 'status', 'queue_delay_ms', 'double precision', 'status.queue_delay_ms is double precision');
+SELECT col_type_is('shield', 'status', 'standing_delay_ms', 'double precision', 'status.standing_delay_ms is double precision');
 SELECT col_type_is('shield', 'status', 'fingerprints', 'bigint', 'status.fingerprints is bigint');
 SELECT col_type_is('shield', 'status', 'evictions', 'bigint', 'status.evictions is bigint');
 SELECT col_type_is('shield', 'status', 'stats_reset', 'timestamp with time zone', 'status.stats_reset is timestamptz');
