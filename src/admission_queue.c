@@ -850,7 +850,12 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		queue_waiting = false;	/* out of the queue: nobody writes me now */
 	}
 	else
+	{
 		granted = leave_queue(true);
+		/* displaced just as its wait ended: it was shed all the same */
+		if (!granted && pgsh_adm_me->shed)
+			outcome = WAIT_SHED;
+	}
 
 	admitted_at = GetCurrentTimestamp();
 	adm->queued = true;
