@@ -14,8 +14,10 @@
  * SIGTERM or SIGINT (or for SECONDS), then prints "key value" lines:
  * completed, shed (53S03), rejected (other 53Sxx), retried, errors (any
  * other error), and the client-measured latency (send to answer, ms) of
- * turned-away statements (reject_n, reject_p50_ms, reject_p99_ms,
- * reject_max_ms) and of completed ones (done_p50_ms, done_p99_ms).
+ * statements turned away at once (every 53Sxx but 53S02: reject_n,
+ * reject_p50_ms, reject_p99_ms, reject_max_ms), of queue timeouts (53S02,
+ * which answer after waiting by design: timeout_n, timeout_p99_ms) and of
+ * completed statements (done_p50_ms, done_p99_ms).
  * Counts stop when the stop signal arrives; statements still running are
  * then canceled.  ERRFILE receives one error a client got (a 53S03 if there
  * was one, otherwise the first 53Sxx): SQLSTATE, message, detail, hint.
@@ -43,6 +45,8 @@ typedef struct
 	size_t		nrej, caprej;
 	double	   *done;			/* latencies of completed statements, ms */
 	size_t		ndone, capdone;
+	double	   *tmo;			/* latencies of queue timeouts (53S02), ms */
+	size_t		ntmo, captmo;
 } client_t;
 
 static const char *query;
@@ -150,7 +154,10 @@ run(void *arg)
 			if (state && strncmp(state, "53S", 3) == 0)
 			{
 				atomic_fetch_add(strcmp(state, "53S03") == 0 ? &n_shed : &n_rejected, 1);
-				push(&c->rej, &c->nrej, &c->caprej, t1 - t0);
+				if (strcmp(state, "53S02") == 0)
+					push(&c->tmo, &c->ntmo, &c->captmo, t1 - t0);
+				else
+					push(&c->rej, &c->nrej, &c->caprej, t1 - t0);
 				keep_error(res, state);
 			}
 			else
@@ -188,25 +195,40 @@ cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Percentile p (0..1) of the values of every client, nearest rank. */
+static double *
+values(client_t *c, int which, size_t *n)
+{
+	*n = which == 0 ? c->nrej : which == 1 ? c->ndone : c->ntmo;
+	return which == 0 ? c->rej : which == 1 ? c->done : c->tmo;
+}
+
+/*
+ * Percentile p (0..1), nearest rank, of the values of every client: which
+ * is 0 for rejections, 1 for completions, 2 for queue timeouts.
+ */
 static double
 pct(client_t *cl, int n, int which, double p, size_t *count)
 {
-	size_t		total = 0, k = 0;
+	size_t		total = 0, k = 0, m;
 	double	   *all;
 	double		v;
 
 	for (int i = 0; i < n; i++)
-		total += which ? cl[i].ndone : cl[i].nrej;
+	{
+		values(&cl[i], which, &m);
+		total += m;
+	}
 	*count = total;
 	if (total == 0)
 		return 0;
 	all = malloc(total * sizeof(double));
 	for (int i = 0; i < n; i++)
 	{
-		memcpy(all + k, which ? cl[i].done : cl[i].rej,
-			   (which ? cl[i].ndone : cl[i].nrej) * sizeof(double));
-		k += which ? cl[i].ndone : cl[i].nrej;
+		double	   *a = values(&cl[i], which, &m);
+
+		if (m)
+			memcpy(all + k, a, m * sizeof(double));
+		k += m;
 	}
 	qsort(all, total, sizeof(double), cmp);
 	k = (size_t) (p * total + 0.999999);
@@ -316,6 +338,8 @@ main(int argc, char **argv)
 	printf("reject_p99_ms %.3f\n", pct(cl, nclients, 0, 0.99, &n));
 	printf("reject_max_ms %.3f\n", pct(cl, nclients, 0, 1.0, &n));
 	printf("reject_n %zu\n", n);
+	printf("timeout_p99_ms %.3f\n", pct(cl, nclients, 2, 0.99, &n));
+	printf("timeout_n %zu\n", n);
 	printf("done_p50_ms %.3f\n", pct(cl, nclients, 1, 0.50, &n));
 	printf("done_p99_ms %.3f\n", pct(cl, nclients, 1, 0.99, &n));
 	if (errfile)
