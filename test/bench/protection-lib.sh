@@ -153,10 +153,8 @@ prot_run() {
         fifo="$out.ready"
         mkfifo "$fifo"
         exec {fd}<>"$fifo"
-        local T=0
-        [ "$ncrit" -eq 0 ] && T=$secs
         "$PROT_OUT/flood" -d "host=$PROT_HOST port=$PROT_PORT dbname=$PROT_DB user=report application_name=flood" \
-            -c "$nflood" -q "$PROT_QUERY" -T "$T" -e "$out.error" -r "$fifo" \
+            -c "$nflood" -q "$PROT_QUERY" -e "$out.error" -r "$fifo" \
             >"$out.flood" 2>"$out.flood-stderr" &
         prot_flood_pid=$!
         read -r -t 60 -u "$fd" ready || true
@@ -183,12 +181,14 @@ prot_run() {
         prot_crit_pid=$!
         wait "$prot_crit_pid" || { prot_crit_pid=""; cat "$out.pgbench-stderr" >&2; return 1; }
         prot_crit_pid=""
-        [ -n "$prot_flood_pid" ] && kill -TERM "$prot_flood_pid"
+    else
+        sleep "$secs"   # the flood alone: the length of the run
     fi
     # shellcheck disable=SC2086
     t1=$(prot_ticks $fpids)
     b1=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat)
     if [ -n "$prot_flood_pid" ]; then
+        kill -TERM "$prot_flood_pid"
         wait "$prot_flood_pid" || { prot_flood_pid=""; cat "$out.flood-stderr" >&2; return 1; }
         prot_flood_pid=""
     fi
