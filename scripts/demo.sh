@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# pg_shield demo: start a throwaway server with pg_shield preloaded, run a
-# mixed workload from four application roles at once, and show what
-# pg_shield saw: the query shapes and roles that cost the most.  Then
-# declare two policies, as a migration would (the reports may run one at a
-# time, at low priority; the web tier is critical), run the same workload
-# again and compare.
+# pg_shield demo: what pg_shield does for a critical workload when a flood
+# of heavy reports hits the same server.
 #
-#   scripts/demo.sh            (as root on Debian 12; DEMO_SECONDS=15 per phase)
+# It starts a throwaway server with pg_shield preloaded and plays one
+# scenario three times, DEMO_SECONDS each (default 20):
+#   (a) the critical role, app, alone: pgbench -S, 4 clients;
+#   (b) the same while the report role floods the server with a full-scan
+#       aggregate from 16 clients that retry on errors, no policies;
+#   (c) the same flood under the policies a DBA would write (printed as
+#       the migration SQL).
+# Then it prints the three side by side (app's TPS and latency; the
+# reports completed, shed, rejected and retried), one error a report
+# client got, and writes a chart of app's throughput and latency over
+# time (DEMO_CHART, default ./pg_shield-demo.png).
 #
-# Everything runs on a Unix socket in a temporary directory and is removed
-# at the end.
+#   scripts/demo.sh            (as root on Debian 12)
+#
+# The scenario is shared with test/bench/protection.sh
+# (test/bench/protection-lib.sh).  Everything runs on a Unix socket in a
+# temporary directory, removed at the end.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-seconds=${DEMO_SECONDS:-15}
+seconds=${DEMO_SECONDS:-20}
+chart=${DEMO_CHART:-$PWD/pg_shield-demo.png}
+case $chart in /*) ;; *) chart=$PWD/$chart ;; esac
+t_start=$(date +%s)
 
 "$src/scripts/install-deps.sh"
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
@@ -21,7 +33,7 @@ bindir=$("$PG_CONFIG" --bindir)
 echo "== building and installing pg_shield"
 work=$("$src/scripts/build-install.sh")
 
-as_postgres() {
+as_pg() {
     if [ "$(id -u)" -eq 0 ]; then
         runuser -u postgres -- env PATH="$bindir:$PATH" "$@"
     else
@@ -29,170 +41,130 @@ as_postgres() {
     fi
 }
 
+# shellcheck source=../test/bench/protection-lib.sh
+. "$src/test/bench/protection-lib.sh"
+
 dir=$(mktemp -d /tmp/pg_shield-demo.XXXXXX)
 chmod 755 "$dir"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
-port=$((20000 + $$ % 20000))
+PROT_HOST=$dir
+PROT_PORT=$((20000 + $$ % 20000))
+PROT_DB=demo
+PROT_OUT=$dir/out
+mkdir -p "$PROT_OUT"
 cleanup() {
-    as_postgres pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    prot_kill_clients
+    as_pg pg_ctl -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
     rm -rf "$dir" "$work"
 }
 trap cleanup EXIT
 
-echo "== starting a throwaway server (port $port, socket in $dir)"
-as_postgres initdb -D "$dir/data" -A trust -U postgres >/dev/null
-cat >>"$dir/data/postgresql.conf" <<CONF
+echo "== starting a throwaway server (PostgreSQL $("$PG_CONFIG" --version | sed 's/^PostgreSQL //'), socket in $dir)"
+as_pg initdb -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
+as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
 shared_preload_libraries = 'pg_shield'
-compute_query_id = on
-port = $port
+port = $PROT_PORT
 unix_socket_directories = '$dir'
 listen_addresses = ''
 max_connections = 50
+shared_buffers = 512MB
+jit = off
 CONF
-as_postgres pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 
-psql_su() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres "$@"; }
-
-psql_su -d postgres -c "CREATE DATABASE shop"
-as_postgres pgbench -i -q -s 5 -h "$dir" -p "$port" -U postgres shop >/dev/null 2>&1
-psql_su -d shop <<'SQL'
-CREATE EXTENSION pg_shield;
-CREATE ROLE web_app LOGIN;        -- point lookups from the web tier
-CREATE ROLE reporting LOGIN;      -- dashboards: whole-table aggregates
-CREATE ROLE orm_service LOGIN;    -- an ORM issuing an unindexed search
-CREATE ROLE batch_jobs LOGIN;     -- writes
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO web_app, reporting, orm_service, batch_jobs;
-GRANT UPDATE, INSERT ON pgbench_accounts, pgbench_history TO batch_jobs;
-SQL
-
-cat >"$dir/web.sql" <<'SQL'
-\set aid random(1, 500000)
-SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
-SQL
-cat >"$dir/reporting.sql" <<'SQL'
-SELECT bid, count(*), sum(abalance) FROM pgbench_accounts GROUP BY bid;
-SQL
-cat >"$dir/orm.sql" <<'SQL'
-\set bid random(1, 5)
-SELECT aid, abalance FROM pgbench_accounts WHERE bid = :bid AND abalance > 100 LIMIT 20;
-SELECT bbalance FROM pgbench_branches WHERE bid = :bid;
-SQL
-cat >"$dir/batch.sql" <<'SQL'
-\set aid random(1, 500000)
-\set delta random(-500, 500)
-UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
-INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, now());
-SQL
-chmod 644 "$dir"/*.sql
-
-bench() {
-    local role=$1 clients=$2 script=$3
-    as_postgres pgbench -n -M prepared -h "$dir" -p "$port" -U "$role" -c "$clients" \
-        -T "$seconds" -f "$dir/$script" shop >"$dir/$role.out" 2>&1
+echo "== loading pgbench's tables (scale $PROT_SCALE), roles app and report"
+prot_build_flood
+prot_load_db
+scan_ms() {   # one scan as report, timed by the server
+    as_pg psql -X -q -h "$PROT_HOST" -p "$PROT_PORT" -U report -d "$PROT_DB" -At \
+        -c "SET max_parallel_workers_per_gather = $1" \
+        -c "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) $PROT_QUERY" -c "EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) $PROT_QUERY" |
+        sed -n 's/.*"Execution Time": \([0-9.]*\).*/\1/p' | tail -n 1 | awk '{printf "%.0f", $1}'
 }
-tps() { grep -E '^tps' "$dir/$1.out" | sed 's/tps = \([0-9.]*\).*/\1/'; }
-workload() {
-    bench web_app 4 web.sql &
-    bench reporting 4 reporting.sql &
-    bench orm_service 2 orm.sql &
-    bench batch_jobs 2 batch.sql &
-    # a few statements that fail, as applications' do
-    for i in 1 2 3; do
-        as_postgres psql -X -q -h "$dir" -p "$port" -U orm_service -d shop \
-            -c "SELECT aid / (abalance - abalance) FROM pgbench_accounts WHERE aid = $i" >/dev/null 2>&1 || true
-    done
-}
+echo "   the report: $PROT_QUERY"
+echo "   one report alone takes $(scan_ms 0) ms in one process, $(scan_ms 2) ms with PostgreSQL's default 2 parallel workers"
+echo "   $(nproc) CPUs; app runs pgbench -S with $PROT_CRIT_CLIENTS clients, report $PROT_FLOOD_CLIENTS clients that retry after the hinted time"
 
-echo "== phase 1, no policies: ${seconds}s of web_app x4, reporting x4, orm_service x2, batch_jobs x2"
-workload
-wait
-declare -A before
-for role in web_app reporting orm_service batch_jobs; do
-    before[$role]=$(tps "$role")
-    printf '   %-12s %8.1f transactions/s\n' "$role" "${before[$role]}"
+echo "== warming up: app alone, 3s (not measured)"
+prot_run warmup 3 "$PROT_CRIT_CLIENTS" 0
+
+echo "== (a) app alone, ${seconds}s"
+prot_run solo "$seconds" "$PROT_CRIT_CLIENTS" 0 5
+echo "== (b) app under the report flood, no policies, ${seconds}s"
+prot_run flood "$seconds" "$PROT_CRIT_CLIENTS" "$PROT_FLOOD_CLIENTS" 5
+echo
+echo "== declaring the policies a DBA would write, as a migration:"
+prot_policy_sql >"$PROT_OUT/policies.sql"
+sed 's/^/   /' "$PROT_OUT/policies.sql"
+for n in "${PROT_NOTES[@]}"; do echo "   note: $n"; done
+prot_apply_policies "$PROT_OUT/policies.sql"
+echo "== (c) app under the report flood, with the policies, ${seconds}s"
+prot_run protected "$seconds" "$PROT_CRIT_CLIENTS" "$PROT_FLOOD_CLIENTS" 5
+
+# ---------------------------------------------------------------- the table
+g() { local v; v=$(prot_get "$1" "$2"); echo "${v:-0}"; }
+ratio() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN {if (b > 0) printf f, a / b; else printf "-"}'; }
+row() { printf '%-34s %14s %24s %24s\n' "$@"; }
+solo_tps=$(g solo tps); solo_p50=$(g solo p50_ms); solo_p99=$(g solo p99_ms)
+echo
+echo "== results, ${seconds}s each (app: pgbench -S, $PROT_CRIT_CLIENTS clients; report: $PROT_FLOOD_CLIENTS clients)"
+row "" "(a) app alone" "(b) flood, no policies" "(c) flood, policies"
+row "app transactions/s" "$(printf %.0f "$solo_tps")" \
+    "$(printf %.0f "$(g flood tps)") ($(ratio "$(g flood tps)" "$solo_tps" %.2f))" \
+    "$(printf %.0f "$(g protected tps)") ($(ratio "$(g protected tps)" "$solo_tps" %.2f))"
+row "app latency p50, ms" "$solo_p50" \
+    "$(g flood p50_ms) ($(ratio "$(g flood p50_ms)" "$solo_p50" %.1fx))" \
+    "$(g protected p50_ms) ($(ratio "$(g protected p50_ms)" "$solo_p50" %.1fx))"
+row "app latency p99, ms" "$solo_p99" \
+    "$(g flood p99_ms) ($(ratio "$(g flood p99_ms)" "$solo_p99" %.1fx))" \
+    "$(g protected p99_ms) ($(ratio "$(g protected p99_ms)" "$solo_p99" %.1fx))"
+row "reports completed" "-" "$(g flood completed)" "$(g protected completed)"
+row "reports shed (53S03)" "-" "$(g flood shed)" "$(g protected shed)"
+row "reports rejected (other 53Sxx)" "-" "$(g flood rejected)" "$(g protected rejected)"
+row "reports retried" "-" "$(g flood retried)" "$(g protected retried)"
+row "  of which queue timeouts (53S02)" "-" "$(g flood timeout_n)" "$(g protected timeout_n)"
+row "turned away at once, p99 ms" "-" \
+    "$( [ "$(g flood reject_n)" -gt 0 ] && g flood reject_p99_ms || echo -)" \
+    "$( [ "$(g protected reject_n)" -gt 0 ] && g protected reject_p99_ms || echo -)"
+row "CPUs used by report's backends" "-" "$(g flood flood_cores) of $(nproc)" "$(g protected flood_cores) of $(nproc)"
+echo "(ratios to (a) in parentheses; the reports' own parallel workers are not in the CPU row)"
+
+for run in protected flood; do
+    if [ -s "$PROT_OUT/$run.error" ]; then
+        echo
+        echo "== one error a report client got in ($([ $run = protected ] && echo c || echo b))"
+        sed 's/^/   /' "$PROT_OUT/$run.error"
+        break
+    fi
 done
 
+# ---------------------------------------------------------------- the chart
+term="pngcairo size 900,600 font 'sans,10'"
+gnuplot -e 'set terminal pngcairo' -e 'exit' >/dev/null 2>&1 || term="png size 900,600"
+gnuplot <<GP
+set terminal $term
+set output '$chart'
+set termoption noenhanced
+set multiplot layout 2,1 title "pg_shield demo: app (pgbench -S, $PROT_CRIT_CLIENTS clients) beside a flood of reports ($PROT_FLOOD_CLIENTS clients)"
+set key outside right
+set grid
+set xrange [0:$seconds]
+set ylabel "transactions/s"
+set yrange [0:*]
+plot '$PROT_OUT/solo.series' using 1:2 with lines lw 2 title "(a) alone", \
+     '$PROT_OUT/flood.series' using 1:2 with lines lw 2 title "(b) flood, no policies", \
+     '$PROT_OUT/protected.series' using 1:2 with lines lw 2 title "(c) flood, policies"
+set xlabel "seconds"
+unset key
+set ylabel "p99 latency, ms (per second)"
+set logscale y
+set yrange [*:*]
+plot '$PROT_OUT/solo.series' using 1:4 with lines lw 2 title "(a) alone", \
+     '$PROT_OUT/flood.series' using 1:4 with lines lw 2 title "(b) flood, no policies", \
+     '$PROT_OUT/protected.series' using 1:4 with lines lw 2 title "(c) flood, policies"
+unset multiplot
+GP
+[ "$(id -u)" -eq 0 ] && [ -n "${SUDO_UID:-}" ] && chown "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$chart"
 echo
-echo "== top query shapes by total execution time (shield.query_stats)"
-psql_su -d shop -P pager=off <<'SQL'
-SELECT rolname AS role, calls, errors,
-       round(total_exec_ms::numeric, 1) AS total_ms,
-       round(mean_exec_ms::numeric, 3) AS mean_ms,
-       round(p95_exec_ms::numeric, 3) AS p95_ms,
-       round(p99_exec_ms::numeric, 3) AS p99_ms,
-       round(mean_cost::numeric) AS cost,
-       left(regexp_replace(query, '\s+', ' ', 'g'), 60) AS query
-FROM shield.query_stats
-WHERE datname = 'shop' AND rolname <> 'postgres'
-ORDER BY total_exec_ms DESC
-LIMIT 8;
-SQL
-
-echo "== per role (shield.role_stats)"
-psql_su -d shop -P pager=off <<'SQL'
-SELECT rolname AS role, calls, errors, rows,
-       round(total_exec_ms::numeric, 1) AS total_ms,
-       round(mean_exec_ms::numeric, 3) AS mean_ms,
-       round(max_exec_ms::numeric, 1) AS max_ms
-FROM shield.role_stats
-WHERE datname = 'shop' AND rolname <> 'postgres'
-ORDER BY total_exec_ms DESC;
-SQL
-
-echo "== instance (shield.status)"
-psql_su -d shop -P pager=off -x -c "SELECT mode, fingerprints, max_fingerprints, evictions, roles FROM shield.status"
-
-psql_su -d shop -At <<'SQL'
-WITH q AS (
-    SELECT rolname, calls, total_exec_ms,
-           left(regexp_replace(query, '\s+', ' ', 'g'), 50) AS query,
-           100 * total_exec_ms / sum(total_exec_ms) OVER () AS pct_time,
-           100.0 * calls / sum(calls) OVER () AS pct_calls
-    FROM shield.query_stats
-    WHERE datname = 'shop' AND rolname <> 'postgres')
-SELECT format('The costliest shape (%s: "%s...") used %s%% of all execution time '
-              'with %s%% of the statements: the one a policy should limit.',
-              rolname, query, round(pct_time), round(pct_calls, 2))
-FROM q ORDER BY total_exec_ms DESC LIMIT 1;
-SQL
-
-echo
-echo "== declaring policies, as a migration would"
-psql_su -d shop -e <<'SQL'
-SELECT shield.set_role_policy('reporting', max_concurrent => 1, priority => 'low',
-                              queue_timeout => '60s');
-SELECT shield.set_role_policy('web_app', priority => 'critical');
-SQL
-psql_su -d shop -c "SELECT shield.reset()" >/dev/null
-
-echo "== phase 2, same workload under the policies (${seconds}s)"
-workload
-sleep $(( seconds / 2 ))
-echo "   halfway, statements admitted or queued (shield.activity):"
-psql_su -d shop -P pager=off <<'SQL'
-SELECT rolname AS role, state, priority, count(*) AS statements
-FROM shield.activity WHERE datname = 'shop'
-GROUP BY 1, 2, 3 ORDER BY 1, 2;
-SQL
-wait
-
-echo "== throughput before and after (pgbench transactions per second)"
-for role in web_app reporting orm_service batch_jobs; do
-    printf '   %-12s %8.1f -> %8.1f\n' "$role" "${before[$role]}" "$(tps "$role")"
-done
-echo "== admission per role in phase 2 (shield.role_stats)"
-psql_su -d shop -P pager=off <<'SQL'
-SELECT rolname AS role, calls, admitted, queued,
-       round(queue_ms::numeric / greatest(queued, 1), 1) AS mean_wait_ms,
-       rejected, peak_active, active, waiting
-FROM shield.role_stats
-WHERE datname = 'shop' AND rolname <> 'postgres'
-ORDER BY calls DESC;
-SQL
-psql_su -d shop -At <<'SQL'
-SELECT format('reporting ran at most %s at a time and waited %s ms on average; '
-              'nothing was rejected (%s), and every slot was given back (%s running now).',
-              peak_active, round(queue_ms::numeric / greatest(queued, 1)), rejected,
-              (SELECT active FROM shield.status))
-FROM shield.role_stats WHERE datname = 'shop' AND rolname = 'reporting';
-SQL
+echo "== chart of app's throughput and p99 latency per second: $chart"
+echo "== done in $(( $(date +%s) - t_start )) s"

@@ -3,7 +3,9 @@
 # and run its demo.  Safe to run repeatedly: installs only what is missing.
 # (libkrb5-dev: Debian's PostgreSQL 15 is built with GSSAPI, so its
 # libpq/libpq-be.h, which admission.c includes to check that a waiting
-# statement's client is still there, includes gssapi.h.)
+# statement's client is still there, includes gssapi.h.  libpq-dev: the
+# flood client of the demo and of test/bench/protection.sh is a small libpq
+# program.  gnuplot-nox: the demo's chart.)
 set -euo pipefail
 
 packages=(
@@ -16,6 +18,8 @@ packages=(
     libtap-parser-sourcehandler-pgtap-perl
     libipc-run-perl
     libxml2-utils
+    libpq-dev
+    gnuplot-nox
 )
 
 missing=()
