@@ -119,6 +119,13 @@ elapsed_ms(instr_time start)
  * Put max_parallel_workers_per_gather back after planning under a cap,
  * unless something planning ran (a function evaluated while planning)
  * set it meanwhile: that setting is then the one to keep.
+ *
+ * One case escapes: a function evaluated while planning, with its own
+ * SET max_parallel_workers_per_gather clause, that fails.  The GUC stack
+ * saved the cap as the value to restore, and the abort restores it after
+ * this hook has run; the session keeps the cap until it sets the
+ * parameter again.  Going through the GUC machinery instead would cost a
+ * nest level and a set_config_option per capped plan for that case alone.
  */
 static inline void
 workers_restore(int cap, int saved)
@@ -132,9 +139,10 @@ workers_restore(int cap, int saved)
  * most the parallel workers its policies and the load allow (see
  * parallel.c).  The cap is the C variable behind
  * max_parallel_workers_per_gather, lowered for standard_planner and
- * restored on every path; the GUC machinery is not involved, so SHOW and
- * the session's setting never see it.  Functions evaluated while planning
- * (constant folding, estimation) run nested, and under the cap.
+ * restored on every path; the GUC machinery is not involved, so the
+ * session's setting is unchanged once the statement is planned.
+ * Functions evaluated while planning (constant folding, estimation) run
+ * nested, and under the cap.
  */
 static PlannedStmt *
 pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
