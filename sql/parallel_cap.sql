@@ -38,6 +38,20 @@ SHOW max_parallel_workers_per_gather;
 SELECT count(*), sum(v) FROM shield_par;
 RESET ROLE;
 
+-- a new session plans its first statement under the cap too
+SELECT current_user AS regress_su \gset
+\c - regress_shield_par1
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 4;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM shield_par;
+\c - :regress_su
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 4;
+
 -- a superuser is exempt, whatever its policies
 SELECT shield.set_role_policy(current_user::regrole, max_parallel_workers => 0);
 EXPLAIN (COSTS OFF) SELECT count(*) FROM shield_par;

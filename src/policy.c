@@ -132,6 +132,18 @@ static int	n_query_role_policies = 0;
 bool		pgsh_policy_may_cap_parallel = true;
 
 /*
+ * Whether the cache has been loaded in this backend yet: the planner does
+ * not load it for a session's first statement unless some backend of the
+ * instance has loaded an enforced cap (see pgsh_policy_cold_without_caps).
+ */
+bool
+pgsh_policy_cold_without_caps(void)
+{
+	return !policy_cache_loaded &&
+		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0;
+}
+
+/*
  * Query policies left out of the cache because another major version of
  * PostgreSQL computed their fingerprint (pg_upgrade keeps the rows, but
  * query identifiers change between major versions): matching them by the
@@ -454,6 +466,9 @@ policy_cache_load(void)
 	 */
 	pgsh_policy_may_cap_parallel = caps_parallel ||
 		policy_loaded_at != policy_invalidations;
+	if (caps_parallel &&
+		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0)
+		pg_atomic_write_u32(&pgsh_state->parallel_caps_seen, 1);
 	pgsh_policy_cache_version++;
 
 	if (n_stale_policies > 0)

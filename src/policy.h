@@ -116,6 +116,7 @@ typedef struct ShieldEffectivePolicy
  * parallel.c).
  */
 extern bool pgsh_policy_may_cap_parallel;
+extern bool pgsh_policy_cold_without_caps(void);
 
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
 extern uint64 pgsh_policy_cache_version;
