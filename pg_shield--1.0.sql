@@ -234,6 +234,9 @@ CREATE TABLE @extschema@.policy (
     -- shield.rebind_query_policies() recomputes it (NULL: taken as current)
     fingerprint_version pg_catalog.int4
         CHECK (fingerprint_version IS NULL OR queryid IS NOT NULL),
+    -- parallel workers a statement may plan with (0: none; NULL: no cap)
+    max_parallel_workers pg_catalog.int4
+        CHECK (max_parallel_workers >= 0),
     CONSTRAINT policy_has_scope CHECK (role IS NOT NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_breaker_needs_query
         CHECK (queryid IS NOT NULL OR (breaker_failures IS NULL AND breaker_cooldown IS NULL)),
@@ -271,7 +274,8 @@ CREATE FUNCTION @extschema@.set_role_policy(
     deadline pg_catalog.interval DEFAULT NULL,
     max_rate pg_catalog.float8 DEFAULT NULL,
     priority pg_catalog.text DEFAULT 'normal',
-    mode pg_catalog.text DEFAULT 'enforce')
+    mode pg_catalog.text DEFAULT 'enforce',
+    max_parallel_workers pg_catalog.int4 DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'pg_shield_set_role_policy'
 LANGUAGE C VOLATILE;
@@ -287,7 +291,8 @@ CREATE FUNCTION @extschema@.set_query_policy(
     priority pg_catalog.text DEFAULT 'normal',
     breaker_failures pg_catalog.int4 DEFAULT NULL,
     breaker_cooldown pg_catalog.interval DEFAULT NULL,
-    mode pg_catalog.text DEFAULT 'enforce')
+    mode pg_catalog.text DEFAULT 'enforce',
+    max_parallel_workers pg_catalog.int4 DEFAULT NULL)
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'pg_shield_set_query_policy_text'
 LANGUAGE C VOLATILE;
@@ -303,7 +308,8 @@ CREATE FUNCTION @extschema@.set_query_policy(
     priority pg_catalog.text DEFAULT 'normal',
     breaker_failures pg_catalog.int4 DEFAULT NULL,
     breaker_cooldown pg_catalog.interval DEFAULT NULL,
-    mode pg_catalog.text DEFAULT 'enforce')
+    mode pg_catalog.text DEFAULT 'enforce',
+    max_parallel_workers pg_catalog.int4 DEFAULT NULL)
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'pg_shield_set_query_policy_id'
 LANGUAGE C VOLATILE;
@@ -327,15 +333,15 @@ LANGUAGE C VOLATILE;
 
 REVOKE ALL ON FUNCTION @extschema@.set_role_policy(pg_catalog.regrole, pg_catalog.int4,
     pg_catalog.interval, pg_catalog.float8, pg_catalog.interval, pg_catalog.float8,
-    pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+    pg_catalog.text, pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.set_query_policy(pg_catalog.text, pg_catalog.regrole,
     pg_catalog.int4, pg_catalog.interval, pg_catalog.float8, pg_catalog.interval,
     pg_catalog.float8, pg_catalog.text, pg_catalog.int4, pg_catalog.interval,
-    pg_catalog.text) FROM PUBLIC;
+    pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.set_query_policy(pg_catalog.int8, pg_catalog.regrole,
     pg_catalog.int4, pg_catalog.interval, pg_catalog.float8, pg_catalog.interval,
     pg_catalog.float8, pg_catalog.text, pg_catalog.int4, pg_catalog.interval,
-    pg_catalog.text) FROM PUBLIC;
+    pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.drop_role_policy(pg_catalog.regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.drop_query_policy(pg_catalog.int8, pg_catalog.regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.rebind_query_policies() FROM PUBLIC;
@@ -361,7 +367,7 @@ CREATE VIEW @extschema@.policies AS
                 ELSE '<insufficient privilege>' END AS query,
            p.max_concurrent, p.queue_timeout, p.max_cost, p.deadline,
            p.max_rate, p.priority, p.breaker_failures, p.breaker_cooldown,
-           p.mode,
+           p.max_parallel_workers, p.mode,
            p.fingerprint_version,
            COALESCE(p.fingerprint_version OPERATOR(pg_catalog.<>)
                     (pg_catalog.current_setting('server_version_num')::pg_catalog.int4

@@ -4,9 +4,9 @@
 --
 CREATE ROLE regress_shield_migrator LOGIN;
 GRANT EXECUTE ON FUNCTION
-    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text),
-    shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text),
-    shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text),
+    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int),
+    shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text, int),
+    shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text, int),
     shield.drop_role_policy(regrole),
     shield.drop_query_policy(bigint, regrole),
     shield.rebind_query_policies()

@@ -24,11 +24,13 @@
 
 #include "executor/executor.h"
 #include "executor/instrument.h"
+#include "optimizer/cost.h"
 #include "optimizer/planner.h"
 #include "tcop/utility.h"
 
 #include "compat.h"
 #include "hooks.h"
+#include "parallel.h"
 #include "statement.h"
 
 static planner_hook_type prev_planner_hook = NULL;
@@ -114,8 +116,33 @@ elapsed_ms(instr_time start)
 }
 
 /*
- * Planner: time top-level planning.  Functions evaluated while planning
- * (constant folding, estimation) run nested.
+ * Put max_parallel_workers_per_gather back after planning under a cap,
+ * unless something planning ran (a function evaluated while planning)
+ * set it meanwhile: that setting is then the one to keep.
+ *
+ * One case escapes: a function evaluated while planning, with its own
+ * SET max_parallel_workers_per_gather clause, that fails.  The GUC stack
+ * saved the cap as the value to restore, and the abort restores it after
+ * this hook has run; the session keeps the cap until it sets the
+ * parameter again.  Going through the GUC machinery instead would cost a
+ * nest level and a set_config_option per capped plan for that case alone.
+ */
+static inline void
+workers_restore(int cap, int saved)
+{
+	if (max_parallel_workers_per_gather == cap)
+		max_parallel_workers_per_gather = saved;
+}
+
+/*
+ * Planner: time top-level planning, and plan a governed statement with at
+ * most the parallel workers its policies and the load allow (see
+ * parallel.c).  The cap is the C variable behind
+ * max_parallel_workers_per_gather, lowered for standard_planner and
+ * restored on every path; the GUC machinery is not involved, so the
+ * session's setting is unchanged once the statement is planned.
+ * Functions evaluated while planning (constant folding, estimation) run
+ * nested, and under the cap.
  */
 static PlannedStmt *
 pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
@@ -125,10 +152,19 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	const int	level = pgsh_nesting_level;
 	bool		toplevel = pgsh_tracking_enabled() &&
 		pgsh_planning_top_level(query_string);
+	const int	saved_workers = max_parallel_workers_per_gather;
+	int			cap = -1;
 	instr_time	start;
 
 	if (toplevel)
+	{
 		INSTR_TIME_SET_CURRENT(start);
+		cap = pgsh_parallel_cap(parse);
+		if (cap >= 0 && cap < saved_workers)
+			max_parallel_workers_per_gather = cap;
+		else
+			cap = -1;
+	}
 	else
 		INSTR_TIME_SET_ZERO(start);
 
@@ -145,12 +181,16 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	PG_CATCH();
 	{
 		pgsh_nesting_level = level;
+		if (unlikely(cap >= 0))
+			workers_restore(cap, saved_workers);
 		if (toplevel)
 			pgsh_planning_failed(parse, query_string);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	pgsh_nesting_level = level;
+	if (unlikely(cap >= 0))
+		workers_restore(cap, saved_workers);
 
 	if (toplevel)
 		pgsh_planning_done(parse, query_string, elapsed_ms(start));

@@ -125,6 +125,25 @@ static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
 
 /*
+ * See policy.h.  True until the first load, and again from every
+ * invalidation until the next load: only a loaded, current cache can say
+ * that no policy caps parallel workers.
+ */
+bool		pgsh_policy_may_cap_parallel = true;
+
+/*
+ * Whether the cache has been loaded in this backend yet: the planner does
+ * not load it for a session's first statement unless some backend of the
+ * instance has loaded an enforced cap (see pgsh_policy_cold_without_caps).
+ */
+bool
+pgsh_policy_cold_without_caps(void)
+{
+	return !policy_cache_loaded &&
+		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0;
+}
+
+/*
  * Query policies left out of the cache because another major version of
  * PostgreSQL computed their fingerprint (pg_upgrade keeps the rows, but
  * query identifiers change between major versions): matching them by the
@@ -153,7 +172,10 @@ policy_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == policy_cache_relid ||
 		!OidIsValid(policy_cache_relid))
+	{
 		policy_invalidations++;
+		pgsh_policy_may_cap_parallel = true;
+	}
 }
 
 void
@@ -300,6 +322,9 @@ policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 	p->breaker_cooldown_us =
 		interval_us(values[Anum_policy_breaker_cooldown - 1],
 					nulls[Anum_policy_breaker_cooldown - 1]);
+	p->max_parallel_workers =
+		nulls[Anum_policy_max_parallel_workers - 1] ? -1 :
+		DatumGetInt32(values[Anum_policy_max_parallel_workers - 1]);
 	p->monitor = strcmp(TextDatumGetCString(values[Anum_policy_mode - 1]),
 						"monitor") == 0;
 }
@@ -360,6 +385,7 @@ policy_cache_load(void)
 	Snapshot	snapshot;
 	TableScanDesc scan;
 	HeapTuple	tuple;
+	bool		caps_parallel = false;
 
 	if (policy_cxt == NULL)
 		policy_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -417,6 +443,8 @@ policy_cache_load(void)
 			entry = hash_search(policy_cache, &key, HASH_ENTER, NULL);
 			entry->policy = p;
 			entry->rolname = rolename;
+			if (p.max_parallel_workers >= 0 && !p.monitor)
+				caps_parallel = true;
 			if (p.queryid == 0)
 				n_role_policies++;
 			else if (p.role == InvalidOid)
@@ -431,6 +459,16 @@ policy_cache_load(void)
 
 	policy_loaded_at = started_at;
 	policy_cache_loaded = true;
+
+	/*
+	 * An invalidation that arrived while loading (started_at is behind)
+	 * leaves the flag up, since the next statement loads again.
+	 */
+	pgsh_policy_may_cap_parallel = caps_parallel ||
+		policy_loaded_at != policy_invalidations;
+	if (caps_parallel &&
+		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0)
+		pg_atomic_write_u32(&pgsh_state->parallel_caps_seen, 1);
 	pgsh_policy_cache_version++;
 
 	if (n_stale_policies > 0)
@@ -513,6 +551,7 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 	result->breaker_from = -1;
 	result->priority_from = -1;
 	result->priority = PGSH_PRIORITY_NORMAL;
+	result->parallel_from = -1;
 	if (policy_cache == NULL ||
 		n_role_policies + n_query_policies + n_query_role_policies == 0)
 	{
@@ -548,6 +587,14 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 		if (p->queryid != 0 && p->breaker_failures > 0 &&
 			result->breaker_from < 0)
 			result->breaker_from = k;
+		/* an enforced cap wins over any monitored one */
+		if (p->max_parallel_workers >= 0 &&
+			(result->parallel_from < 0 ||
+			 (!p->monitor && result->scopes[result->parallel_from].monitor) ||
+			 (p->monitor == result->scopes[result->parallel_from].monitor &&
+			  p->max_parallel_workers <
+			  result->scopes[result->parallel_from].max_parallel_workers)))
+			result->parallel_from = k;
 		if (result->priority_from < 0)
 		{
 			result->priority_from = k;

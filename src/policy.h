@@ -38,7 +38,8 @@ PGSH_BEGIN_INTERNAL
 #define Anum_policy_breaker_cooldown	13
 #define Anum_policy_mode				14
 #define Anum_policy_fingerprint_version	15
-#define Natts_policy					15
+#define Anum_policy_max_parallel_workers	16
+#define Natts_policy					16
 
 /*
  * The major version whose query identifiers this build computes: a query
@@ -80,15 +81,17 @@ typedef struct ShieldPolicy
 	PgshPriority priority;
 	int32		breaker_failures;
 	int64		breaker_cooldown_us;
+	int32		max_parallel_workers;	/* 0: plan without workers */
 	bool		monitor;		/* per-policy mode is monitor */
 } ShieldPolicy;
 
 /*
  * The policies that apply to one statement (database, role, fingerprint),
  * merged: a slot in every scope with max_concurrent, a token from every
- * scope with max_rate, the strictest deadline and max_cost, and the
- * priority of the most specific policy.  It holds copies, not pointers into
- * the cache, because a statement (an open cursor) can outlive a reload.
+ * scope with max_rate, the strictest deadline, max_cost and
+ * max_parallel_workers, and the priority of the most specific policy.  It
+ * holds copies, not pointers into the cache, because a statement (an open
+ * cursor) can outlive a reload.
  * The *_from fields index scopes[], -1 meaning none.
  */
 typedef struct ShieldEffectivePolicy
@@ -101,7 +104,19 @@ typedef struct ShieldEffectivePolicy
 								 * breaker_failures */
 	int			priority_from;	/* -1: default normal */
 	PgshPriority priority;
+	int			parallel_from;	/* strictest max_parallel_workers of an
+								 * enforced policy, else of a monitored one
+								 * (shown, not applied) */
 } ShieldEffectivePolicy;
+
+/*
+ * False only while the cache is loaded, current as of the last
+ * invalidation this backend processed, and holds no enforced
+ * max_parallel_workers: the planner then skips resolving policies (see
+ * parallel.c).
+ */
+extern bool pgsh_policy_may_cap_parallel;
+extern bool pgsh_policy_cold_without_caps(void);
 
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
 extern uint64 pgsh_policy_cache_version;

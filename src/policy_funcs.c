@@ -73,7 +73,7 @@ PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
  * A policy as declared: one value per writable column of shield.policy
  * (all but id), as SPI parameters.
  */
-#define POLICY_PARAMS 14
+#define POLICY_PARAMS 15
 
 typedef struct DeclaredPolicy
 {
@@ -86,13 +86,14 @@ enum
 {
 	P_ROLE, P_QUERYID, P_QUERY, P_SEARCH_PATH, P_MAX_CONCURRENT,
 	P_QUEUE_TIMEOUT, P_MAX_COST, P_DEADLINE, P_MAX_RATE, P_PRIORITY,
-	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE, P_FINGERPRINT_VERSION
+	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE, P_FINGERPRINT_VERSION,
+	P_MAX_PARALLEL_WORKERS
 };
 
 static const Oid policy_param_types[POLICY_PARAMS] = {
 	REGROLEOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
 	INTERVALOID, FLOAT8OID, INTERVALOID, FLOAT8OID, TEXTOID,
-	INT4OID, INTERVALOID, TEXTOID, INT4OID
+	INT4OID, INTERVALOID, TEXTOID, INT4OID, INT4OID
 };
 
 static const char *const priority_values[] = {"critical", "normal", "low", NULL};
@@ -250,6 +251,29 @@ check_positive_int(FunctionCallInfo fcinfo, int argno, const char *name,
 				 errmsg("invalid value for argument \"%s\": %d", name, v),
 				 errdetail("The value must be greater than zero, or NULL for no limit.")));
 	put(p, param, Int32GetDatum(v));
+}
+
+/*
+ * max_parallel_workers: zero means something (plan without workers), a
+ * negative count does not.
+ */
+static void
+check_workers(FunctionCallInfo fcinfo, int argno, DeclaredPolicy *p)
+{
+	int32		v;
+
+	if (PG_ARGISNULL(argno))
+	{
+		put_null(p, P_MAX_PARALLEL_WORKERS);
+		return;
+	}
+	v = PG_GETARG_INT32(argno);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("invalid value for argument \"max_parallel_workers\": %d", v),
+				 errdetail("The value must be zero (no parallel workers) or greater, or NULL for no limit.")));
+	put(p, P_MAX_PARALLEL_WORKERS, Int32GetDatum(v));
 }
 
 static void
@@ -512,6 +536,7 @@ limits_text(const DeclaredPolicy *p)
 		{P_PRIORITY, "priority"},
 		{P_BREAKER_FAILURES, "breaker_failures"},
 		{P_BREAKER_COOLDOWN, "breaker_cooldown"},
+		{P_MAX_PARALLEL_WORKERS, "max_parallel_workers"},
 		{P_MODE, "mode"},
 	};
 	StringInfoData buf;
@@ -622,8 +647,8 @@ upsert_policy(DeclaredPolicy *p)
 	sql = psprintf("INSERT INTO %s AS p (role, queryid, query, search_path, "
 				   "max_concurrent, queue_timeout, max_cost, deadline, max_rate, "
 				   "priority, breaker_failures, breaker_cooldown, mode, "
-				   "fingerprint_version) "
-				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+				   "fingerprint_version, max_parallel_workers) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
 				   "ON CONFLICT ON CONSTRAINT policy_scope_unique DO UPDATE SET "
 				   "query = COALESCE(excluded.query, p.query), "
 				   "search_path = CASE WHEN excluded.query IS NULL "
@@ -635,14 +660,17 @@ upsert_policy(DeclaredPolicy *p)
 				   "max_rate = excluded.max_rate, priority = excluded.priority, "
 				   "breaker_failures = excluded.breaker_failures, "
 				   "breaker_cooldown = excluded.breaker_cooldown, "
+				   "max_parallel_workers = excluded.max_parallel_workers, "
 				   "mode = excluded.mode "
 				   "WHERE (p.max_concurrent, p.queue_timeout, p.max_cost, "
 				   "p.deadline, p.max_rate, p.priority, p.breaker_failures, "
-				   "p.breaker_cooldown, p.mode) IS DISTINCT FROM "
+				   "p.breaker_cooldown, p.max_parallel_workers, p.mode) "
+				   "IS DISTINCT FROM "
 				   "(excluded.max_concurrent, excluded.queue_timeout, "
 				   "excluded.max_cost, excluded.deadline, excluded.max_rate, "
 				   "excluded.priority, excluded.breaker_failures, "
-				   "excluded.breaker_cooldown, excluded.mode) "
+				   "excluded.breaker_cooldown, excluded.max_parallel_workers, "
+				   "excluded.mode) "
 				   "OR p.fingerprint_version IS DISTINCT FROM excluded.fingerprint_version "
 				   "OR (excluded.query IS NOT NULL AND "
 				   "(p.query, p.search_path) IS DISTINCT FROM "
@@ -692,6 +720,7 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 	check_role(fcinfo, 0, true, &p);
 	check_common_limits(fcinfo, 1, &p);
 	check_choice(fcinfo, 7, "mode", mode_values, &p, P_MODE);
+	check_workers(fcinfo, 8, &p);
 	put_null(&p, P_QUERYID);
 	put_null(&p, P_QUERY);
 	put_null(&p, P_SEARCH_PATH);
@@ -707,7 +736,8 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 /*
  * The arguments after the fingerprint or text are the same for both forms
  * of set_query_policy: role, the common limits, breaker_failures,
- * breaker_cooldown, mode.
+ * breaker_cooldown, mode, max_parallel_workers (last, so that it was added
+ * without moving the others).
  */
 static void
 check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
@@ -717,6 +747,7 @@ check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
 	check_positive_int(fcinfo, 8, "breaker_failures", p, P_BREAKER_FAILURES);
 	check_duration(fcinfo, 9, "breaker_cooldown", false, p, P_BREAKER_COOLDOWN);
 	check_choice(fcinfo, 10, "mode", mode_values, p, P_MODE);
+	check_workers(fcinfo, 11, p);
 	put(p, P_FINGERPRINT_VERSION, Int32GetDatum(PGSH_FINGERPRINT_VERSION));
 }
 
@@ -1118,6 +1149,11 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 		put_limit(rsinfo, queryid, "breaker_cooldown",
 				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000), NULL);
 	}
+	if (eff.parallel_from >= 0)
+		put_limit(rsinfo, queryid, "max_parallel_workers",
+				  psprintf("%d",
+						   eff.scopes[eff.parallel_from].max_parallel_workers),
+				  &eff.scopes[eff.parallel_from]);
 	put_limit(rsinfo, queryid, "priority",
 			  pstrdup(pgsh_priority_name(eff.priority)),
 			  eff.priority_from >= 0 ? &eff.scopes[eff.priority_from] : NULL);

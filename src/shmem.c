@@ -139,6 +139,7 @@ pgsh_shmem_startup(void)
 		pgsh_state->role_evictions = 0;
 		pg_atomic_init_u64(&pgsh_state->generation, 0);
 		pg_atomic_init_u64(&pgsh_state->stale_logged_at, 0);
+		pg_atomic_init_u32(&pgsh_state->parallel_caps_seen, 0);
 	}
 
 	pgsh_stats_shmem_init();

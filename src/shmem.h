@@ -44,6 +44,9 @@ typedef struct ShieldSharedState
 									 * pointers (see shmem.c) */
 	pg_atomic_uint64 stale_logged_at;	/* when stale query policies were
 										 * last reported (policy.c) */
+	pg_atomic_uint32 parallel_caps_seen;	/* a backend loaded an enforced
+											 * max_parallel_workers since
+											 * startup (policy.c) */
 } ShieldSharedState;
 
 /* Attached in every backend by the shmem startup hook; NULL if not loaded. */

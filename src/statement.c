@@ -394,6 +394,22 @@ pgsh_planning_top_level(const char *query_string)
 }
 
 /*
+ * Fingerprint of the top-level statement being planned, as its unit will
+ * have it: up to PostgreSQL 17, the query inside CREATE TABLE AS and
+ * DECLARE CURSOR has none of its own, and takes the utility's (see
+ * pgsh_unit_begin).
+ */
+uint64
+pgsh_planning_queryid(Query *parse)
+{
+	uint64		queryid = PGSH_QUERYID(parse->queryId);
+
+	if (queryid == 0 && frame.active && frame.delegate)
+		queryid = frame.queryid;
+	return queryid;
+}
+
+/*
  * Position of the statement being planned in its query string.  The inner
  * query of a delegating utility (EXPLAIN, CREATE TABLE AS, ...) has none of
  * its own: use the utility's, as pgsh_unit_begin does.

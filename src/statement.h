@@ -102,6 +102,7 @@ pgsh_tracking_enabled(void)
 
 /* planner */
 extern bool pgsh_planning_top_level(const char *query_string);
+extern uint64 pgsh_planning_queryid(Query *parse);
 extern void pgsh_planning_done(Query *parse, const char *query_string,
 							   double plan_ms);
 extern void pgsh_planning_failed(Query *parse, const char *query_string);

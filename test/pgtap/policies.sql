@@ -17,12 +17,12 @@
 
 BEGIN;
 
-SELECT plan(114);
+SELECT plan(115);
 
 -- Argument lists, as regtype prints them.
-\set role_policy_args '{regrole,integer,interval,"double precision",interval,"double precision",text,text}'
-\set query_policy_text_args '{text,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text}'
-\set query_policy_id_args '{bigint,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text}'
+\set role_policy_args '{regrole,integer,interval,"double precision",interval,"double precision",text,text,integer}'
+\set query_policy_text_args '{text,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text,integer}'
+\set query_policy_id_args '{bigint,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text,integer}'
 
 -- Signatures and return types (§3).
 SELECT has_function('shield', 'set_role_policy', :'role_policy_args'::name[],
@@ -64,31 +64,31 @@ SELECT is((SELECT count(*)::int FROM pg_proc
 
 -- Argument names and defaults: migrations call them with named arguments.
 SELECT is((SELECT proargnames FROM pg_proc
-           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text)'::regprocedure),
+           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int)'::regprocedure),
     ARRAY['role', 'max_concurrent', 'queue_timeout', 'max_cost', 'deadline',
-          'max_rate', 'priority', 'mode'],
+          'max_rate', 'priority', 'mode', 'max_parallel_workers'],
     'shield.set_role_policy() argument names');
 SELECT is((SELECT pronargdefaults::int FROM pg_proc
-           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text)'::regprocedure),
-    7, 'shield.set_role_policy(): every argument but role has a default');
+           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int)'::regprocedure),
+    8, 'shield.set_role_policy(): every argument but role has a default');
 SELECT is((SELECT proargnames FROM pg_proc
-           WHERE oid = 'shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text)'::regprocedure),
+           WHERE oid = 'shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text, int)'::regprocedure),
     ARRAY['query', 'role', 'max_concurrent', 'queue_timeout', 'max_cost',
           'deadline', 'max_rate', 'priority', 'breaker_failures',
-          'breaker_cooldown', 'mode'],
+          'breaker_cooldown', 'mode', 'max_parallel_workers'],
     'shield.set_query_policy(text, ...) argument names');
 SELECT is((SELECT pronargdefaults::int FROM pg_proc
-           WHERE oid = 'shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text)'::regprocedure),
-    10, 'shield.set_query_policy(text, ...): every argument but query has a default');
+           WHERE oid = 'shield.set_query_policy(text, regrole, int, interval, float8, interval, float8, text, int, interval, text, int)'::regprocedure),
+    11, 'shield.set_query_policy(text, ...): every argument but query has a default');
 SELECT is((SELECT proargnames FROM pg_proc
-           WHERE oid = 'shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text)'::regprocedure),
+           WHERE oid = 'shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text, int)'::regprocedure),
     ARRAY['queryid', 'role', 'max_concurrent', 'queue_timeout', 'max_cost',
           'deadline', 'max_rate', 'priority', 'breaker_failures',
-          'breaker_cooldown', 'mode'],
+          'breaker_cooldown', 'mode', 'max_parallel_workers'],
     'shield.set_query_policy(bigint, ...) argument names');
 SELECT is((SELECT pronargdefaults::int FROM pg_proc
-           WHERE oid = 'shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text)'::regprocedure),
-    10, 'shield.set_query_policy(bigint, ...): every argument but queryid has a default');
+           WHERE oid = 'shield.set_query_policy(bigint, regrole, int, interval, float8, interval, float8, text, int, interval, text, int)'::regprocedure),
+    11, 'shield.set_query_policy(bigint, ...): every argument but queryid has a default');
 SELECT is((SELECT proargnames FROM pg_proc
            WHERE oid = 'shield.drop_query_policy(bigint, regrole)'::regprocedure),
     ARRAY['queryid', 'role'], 'shield.drop_query_policy() argument names');
@@ -96,13 +96,14 @@ SELECT is((SELECT pronargdefaults::int FROM pg_proc
            WHERE oid = 'shield.drop_query_policy(bigint, regrole)'::regprocedure),
     1, 'shield.drop_query_policy(): role has a default');
 SELECT is((SELECT pg_get_function_arguments(oid) FROM pg_proc
-           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text)'::regprocedure),
+           WHERE oid = 'shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int)'::regprocedure),
     'role regrole, max_concurrent integer DEFAULT NULL::integer, '
     'queue_timeout interval DEFAULT NULL::interval, '
     'max_cost double precision DEFAULT NULL::double precision, '
     'deadline interval DEFAULT NULL::interval, '
     'max_rate double precision DEFAULT NULL::double precision, '
-    'priority text DEFAULT ''normal''::text, mode text DEFAULT ''enforce''::text',
+    'priority text DEFAULT ''normal''::text, mode text DEFAULT ''enforce''::text, '
+    'max_parallel_workers integer DEFAULT NULL::integer',
     'shield.set_role_policy(): NULL limits, priority normal and mode enforce by default');
 
 -- Privileges of PUBLIC on the functions (§3: EXECUTE revoked from PUBLIC).
@@ -166,6 +167,8 @@ SELECT col_type_is('shield', 'policies', 'max_rate', 'double precision', 'polici
 SELECT col_type_is('shield', 'policies', 'priority', 'text', 'policies.priority is text');
 SELECT col_type_is('shield', 'policies', 'breaker_failures', 'integer', 'policies.breaker_failures is integer');
 SELECT col_type_is('shield', 'policies', 'breaker_cooldown', 'interval', 'policies.breaker_cooldown is interval');
+SELECT col_type_is('shield', 'policies', 'max_parallel_workers', 'integer',
+    'policies.max_parallel_workers is integer');
 SELECT col_type_is('shield', 'policies', 'mode', 'text', 'policies.mode is text');
 SELECT col_type_is('shield', 'policies', 'fingerprint_version', 'integer',
     'policies.fingerprint_version is integer');
@@ -219,7 +222,7 @@ CREATE ROLE regress_shield_policy_app;
 CREATE ROLE regress_shield_policy_migrator;
 CREATE ROLE regress_shield_policy_nobody;
 GRANT EXECUTE ON FUNCTION
-    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text)
+    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int)
   TO regress_shield_policy_migrator;
 
 SELECT function_privs_are('shield', 'set_role_policy', :'role_policy_args'::name[],

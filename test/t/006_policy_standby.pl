@@ -35,7 +35,7 @@ CREATE TABLE pgsh_items (id int PRIMARY KEY, val text);
 INSERT INTO pgsh_items SELECT g, 'item ' || g FROM generate_series(1, 10) g;
 GRANT SELECT ON pgsh_items TO regress_app;
 GRANT EXECUTE ON FUNCTION
-    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text),
+    shield.set_role_policy(regrole, int, interval, float8, interval, float8, text, text, int),
     shield.drop_role_policy(regrole)
   TO regress_migrator;
 });

@@ -68,7 +68,7 @@ CREATE TABLE items (id int PRIMARY KEY, v text);
 INSERT INTO items SELECT g, 'v' || g FROM generate_series(1, 100) g;
 GRANT SELECT ON items TO regress_app;
 GRANT EXECUTE ON FUNCTION shield.set_query_policy(text, regrole, int4,
-    interval, float8, interval, float8, text, int4, interval, text)
+    interval, float8, interval, float8, text, int4, interval, text, int4)
   TO regress_migrator;
 SELECT shield.set_role_policy('regress_app', max_concurrent => 4,
                               deadline => '5 s', priority => 'low');
@@ -148,10 +148,10 @@ is($new->safe_psql('postgres', $policies_query),
 is( $new->safe_psql(
 		'postgres', q{
 SELECT has_function_privilege('regress_migrator',
-           'shield.set_query_policy(text, regrole, int4, interval, float8, interval, float8, text, int4, interval, text)',
+           'shield.set_query_policy(text, regrole, int4, interval, float8, interval, float8, text, int4, interval, text, int4)',
            'EXECUTE'),
        has_function_privilege('regress_app',
-           'shield.set_query_policy(text, regrole, int4, interval, float8, interval, float8, text, int4, interval, text)',
+           'shield.set_query_policy(text, regrole, int4, interval, float8, interval, float8, text, int4, interval, text, int4)',
            'EXECUTE')}),
 	't|f',
 	'the grant on a policy function survives, and PUBLIC still has none');
