@@ -96,7 +96,6 @@ echo
 echo "== declaring the policies a DBA would write, as a migration:"
 prot_policy_sql >"$PROT_OUT/policies.sql"
 sed 's/^/   /' "$PROT_OUT/policies.sql"
-for n in "${PROT_NOTES[@]}"; do echo "   note: $n"; done
 prot_apply_policies "$PROT_OUT/policies.sql"
 echo "== (c) app under the report flood, with the policies, ${seconds}s"
 prot_run protected "$seconds" "$PROT_CRIT_CLIENTS" "$PROT_FLOOD_CLIENTS" 5

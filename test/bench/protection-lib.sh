@@ -12,16 +12,15 @@
 #   PROT_OUT               a directory for logs and results
 #   bindir                 the PostgreSQL client programs
 # Tunables (environment): PROT_SCALE, PROT_CRIT_CLIENTS, PROT_FLOOD_CLIENTS,
-# PROT_MAX_ACTIVE, PROT_QUEUE_TIMEOUT, PROT_LOW_NICE.
+# PROT_MAX_ACTIVE, PROT_QUEUE_TIMEOUT, PROT_REPORT_RATE.
 
 PROT_SCALE=${PROT_SCALE:-5}                 # one scan of pgbench_accounts: ~100 ms on 2 CPUs
 PROT_CRIT_CLIENTS=${PROT_CRIT_CLIENTS:-4}
 PROT_FLOOD_CLIENTS=${PROT_FLOOD_CLIENTS:-16}
 PROT_MAX_ACTIVE=${PROT_MAX_ACTIVE:-0}       # 0: no instance-wide limit
 PROT_QUEUE_TIMEOUT=${PROT_QUEUE_TIMEOUT:-}  # the report role's queue_timeout; empty: the default
-PROT_LOW_NICE=${PROT_LOW_NICE:-10}          # only if pg_shield.low_priority_nice exists
+PROT_REPORT_RATE=${PROT_REPORT_RATE:-}      # the report role's max_rate; empty: none
 PROT_QUERY='SELECT bid, count(*), sum(abalance) FROM pgbench_accounts GROUP BY bid'
-PROT_NOTES=()
 
 prot_psql() {   # psql-args...: as postgres, unaligned, stop on error
     as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$PROT_HOST" -p "$PROT_PORT" -U postgres -d "$PROT_DB" -At "$@"
@@ -54,33 +53,21 @@ SELECT pg_prewarm(c) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pke
 SQL
 }
 
-# prot_policy_sql: the migration a DBA would write, for what this build of
-# pg_shield offers (PROT_NOTES says what was adapted).
+# prot_policy_sql: the migration a DBA would write.
 prot_policy_sql() {
-    local has_mpw has_nice qt=""
-    has_mpw=$(prot_psql -c "SELECT count(*) FROM pg_proc WHERE proname = 'set_role_policy'
-        AND pronamespace = 'shield'::regnamespace AND 'max_parallel_workers' = ANY (proargnames)")
-    has_nice=$(prot_psql -c "SELECT count(*) FROM pg_settings WHERE name = 'pg_shield.low_priority_nice'")
+    local qt=""
     [ -n "$PROT_QUEUE_TIMEOUT" ] && qt=" queue_timeout => '$PROT_QUEUE_TIMEOUT',"
-    PROT_NOTES=()
+    [ -n "$PROT_REPORT_RATE" ] && qt="$qt max_rate => $PROT_REPORT_RATE,"
     echo "-- the reports: one at a time, at low priority, without parallel workers"
-    if [ "$has_mpw" -gt 0 ]; then
-        echo "SELECT shield.set_role_policy('report', max_concurrent => 1,$qt priority => 'low',"
-        echo "                              max_parallel_workers => 0);"
-    else
-        echo "SELECT shield.set_role_policy('report', max_concurrent => 1,$qt priority => 'low');"
-        echo "ALTER ROLE report SET max_parallel_workers_per_gather = 0;"
-        PROT_NOTES+=("this build's set_role_policy has no max_parallel_workers: the report role's parallel workers are turned off with ALTER ROLE report SET max_parallel_workers_per_gather = 0")
-    fi
+    echo "SELECT shield.set_role_policy('report', max_concurrent => 1,$qt priority => 'low',"
+    echo "                              max_parallel_workers => 0);"
     echo "-- the web tier: first in the admission queue, never shed"
     echo "SELECT shield.set_role_policy('app', priority => 'critical');"
-    if [ "$PROT_MAX_ACTIVE" -gt 0 ] || [ "$has_nice" -gt 0 ]; then
+    if [ "$PROT_MAX_ACTIVE" -gt 0 ]; then
         echo "-- the instance"
-        [ "$PROT_MAX_ACTIVE" -gt 0 ] && echo "ALTER SYSTEM SET pg_shield.max_active = $PROT_MAX_ACTIVE;"
-        [ "$has_nice" -gt 0 ] && echo "ALTER SYSTEM SET pg_shield.low_priority_nice = $PROT_LOW_NICE;"
+        echo "ALTER SYSTEM SET pg_shield.max_active = $PROT_MAX_ACTIVE;"
         echo "SELECT pg_reload_conf();"
     fi
-    [ "$has_nice" -gt 0 ] || PROT_NOTES+=("this build has no pg_shield.low_priority_nice: not set")
     return 0
 }
 
@@ -108,12 +95,8 @@ prot_clear_policies() {
     prot_psql >/dev/null <<'SQL'
 SELECT shield.drop_role_policy('report');
 SELECT shield.drop_role_policy('app');
-ALTER ROLE report RESET max_parallel_workers_per_gather;
 ALTER SYSTEM RESET pg_shield.max_active;
 SQL
-    if [ "$(prot_psql -c "SELECT count(*) FROM pg_settings WHERE name = 'pg_shield.low_priority_nice'")" -gt 0 ]; then
-        prot_psql -c "ALTER SYSTEM RESET pg_shield.low_priority_nice"
-    fi
     prot_psql -c "SELECT pg_reload_conf()" >/dev/null
     prot_wait_setting pg_shield.max_active 0
 }

@@ -70,7 +70,6 @@ bench_check_private_so "$tmp/data" "$port" "$PROT_DB"
 prot_policy_sql >"$PROT_OUT/policies.sql"
 echo "== the policies of the protected runs:"
 sed 's/^/   /' "$PROT_OUT/policies.sql"
-for n in "${PROT_NOTES[@]}"; do echo "   note: $n"; done
 prot_run warmup 3 "$PROT_CRIT_CLIENTS" 0
 
 g() { local v; v=$(prot_get "$1" "$2"); echo "${v:-0}"; }
