@@ -12,7 +12,9 @@
 #   PROT_OUT               a directory for logs and results
 #   bindir                 the PostgreSQL client programs
 # Tunables (environment): PROT_SCALE, PROT_CRIT_CLIENTS, PROT_FLOOD_CLIENTS,
-# PROT_MAX_ACTIVE, PROT_QUEUE_TIMEOUT, PROT_REPORT_RATE.
+# PROT_MAX_ACTIVE, PROT_QUEUE_TIMEOUT, PROT_REPORT_RATE, PROT_QUERY (the
+# report; a statement that takes no CPU, such as SELECT pg_sleep(0.05),
+# shows what the scan's CPU costs the critical role).
 
 PROT_SCALE=${PROT_SCALE:-5}                 # one scan of pgbench_accounts: ~100 ms on 2 CPUs
 PROT_CRIT_CLIENTS=${PROT_CRIT_CLIENTS:-4}
@@ -20,7 +22,7 @@ PROT_FLOOD_CLIENTS=${PROT_FLOOD_CLIENTS:-16}
 PROT_MAX_ACTIVE=${PROT_MAX_ACTIVE:-0}       # 0: no instance-wide limit
 PROT_QUEUE_TIMEOUT=${PROT_QUEUE_TIMEOUT:-}  # the report role's queue_timeout; empty: the default
 PROT_REPORT_RATE=${PROT_REPORT_RATE:-}      # the report role's max_rate; empty: none
-PROT_QUERY='SELECT bid, count(*), sum(abalance) FROM pgbench_accounts GROUP BY bid'
+PROT_QUERY=${PROT_QUERY:-'SELECT bid, count(*), sum(abalance) FROM pgbench_accounts GROUP BY bid'}
 
 prot_psql() {   # psql-args...: as postgres, unaligned, stop on error
     as_pg psql -X -q -v ON_ERROR_STOP=1 -h "$PROT_HOST" -p "$PROT_PORT" -U postgres -d "$PROT_DB" -At "$@"
