@@ -37,7 +37,11 @@
 #        statement's fingerprint for that role with breaker_failures 1, a
 #        cooldown of an hour and a deadline of a microsecond, so that the
 #        first statement fails by its deadline and opens the breaker, and
-#        every later one is rejected: 53S05).
+#        every later one is rejected: 53S05),
+#      - a shed one (shed_user, priority low, while the instance is
+#        overloaded: pg_shield.max_active 1 held by a full_user session in
+#        pg_sleep, a wait_user statement waiting behind it, a target queue
+#        delay of 10 ms over intervals of 100 ms: 53S03).
 #    Target: p99 of every rejection < 1 ms.  The rejected statements are
 #    counted (psql's errors by SQLSTATE and shield.role_stats).
 #
@@ -122,6 +126,7 @@ fi
 tmp=$(mktemp -d /tmp/pg_shield-admission.XXXXXX)
 t_start=$(date +%s)
 holder_pid=""
+waiter_pid=""
 t_p1=-; t_p2=-; probes=""
 
 cleanup() {
@@ -129,6 +134,7 @@ cleanup() {
     trap - EXIT INT TERM
     bench_stop_all
     [ -n "$holder_pid" ] && wait "$holder_pid" 2>/dev/null
+    [ -n "$waiter_pid" ] && wait "$waiter_pid" 2>/dev/null
     if [ "$rc" -ne 0 ]; then
         local c
         for c in none shield; do
@@ -170,10 +176,14 @@ CREATE EXTENSION pg_shield;
 CREATE ROLE rate_user LOGIN NOSUPERUSER NOINHERIT;
 CREATE ROLE full_user LOGIN NOSUPERUSER NOINHERIT;
 CREATE ROLE breaker_user LOGIN NOSUPERUSER NOINHERIT;
-GRANT SELECT ON pgbench_accounts TO rate_user, full_user, breaker_user;
+CREATE ROLE shed_user LOGIN NOSUPERUSER NOINHERIT;
+CREATE ROLE wait_user LOGIN NOSUPERUSER NOINHERIT;
+GRANT SELECT ON pgbench_accounts TO rate_user, full_user, breaker_user, shed_user;
 SELECT shield.set_role_policy('bench_user', $policy_args);
 SELECT shield.set_role_policy('rate_user', max_rate => 0.001);
 SELECT shield.set_role_policy('full_user', max_concurrent => 1, queue_timeout => '0');
+SELECT shield.set_role_policy('shed_user', priority => 'low');
+SELECT shield.set_role_policy('wait_user', queue_timeout => '1 hour');
 SELECT shield.set_query_policy('${lat_sql%;}', role => 'breaker_user', breaker_failures => 1,
                                breaker_cooldown => '1 hour', deadline => '1 microsecond');
 SQL
@@ -476,6 +486,41 @@ if want 3; then
     [ "$brk_rej" -eq $((n_all - 1)) ] && [ "$(errors_of breaker 57014)" -eq 1 ] ||
         { head "$tmp/lat-breaker.err" >&2; die "breaker series: expected 1 error 57014 and $((n_all - 1)) errors 53S05, got $brk_rej"; }
 
+    # shed: the instance's one slot is held and a statement waits behind
+    # it, so the wait for an instance slot stands and low is shed
+    psql_su shield postgres -c "ALTER SYSTEM SET pg_shield.target_queue_delay = 10" \
+        -c "ALTER SYSTEM SET pg_shield.overload_interval = 100" >/dev/null
+    set_max_active 1
+    as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U full_user -d bench -c "SELECT pg_sleep(3600)" \
+        >"$tmp/holder.out" 2>&1 &
+    holder_pid=$!
+    for ((k = 0; k < 200; k++)); do
+        [ "$(psql_su shield bench -c "SELECT count(*) FROM shield.activity WHERE rolname = 'full_user' AND state = 'running'")" = 1 ] && break
+        sleep 0.05
+    done
+    [ "$k" -lt 200 ] || die "the full_user holder session never showed as running in shield.activity"
+    as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U wait_user -d bench -c "SELECT 1" \
+        >"$tmp/waiter.out" 2>&1 &
+    waiter_pid=$!
+    for ((k = 0; k < 200; k++)); do
+        [ "$(psql_su shield bench -c "SELECT shedding <> 'none' FROM shield.status")" = t ] && break
+        sleep 0.05
+    done
+    [ "$k" -lt 200 ] || die "the instance never became overloaded"
+    sj0=$(psql_su shield bench -c "SELECT coalesce(sum(shed), 0) FROM shield.role_stats WHERE rolname = 'shed_user'")
+    latency_series shed_user shed
+    sj1=$(psql_su shield bench -c "SELECT coalesce(sum(shed), 0) FROM shield.role_stats WHERE rolname = 'shed_user'")
+    psql_su shield bench -c "SELECT pg_cancel_backend(pid) FROM shield.activity WHERE rolname IN ('full_user', 'wait_user')" >/dev/null
+    wait "$holder_pid" "$waiter_pid" || true
+    holder_pid=""
+    waiter_pid=""
+    psql_su shield postgres -c "ALTER SYSTEM RESET pg_shield.target_queue_delay" \
+        -c "ALTER SYSTEM RESET pg_shield.overload_interval" >/dev/null
+    set_max_active 0
+    shed_rej=$(errors_of shed 53S03)
+    [ "$shed_rej" -eq "$n_all" ] && [ "$(other_errors shed 53S03)" -eq 0 ] ||
+        { head "$tmp/lat-shed.err" >&2; die "shed series: expected $n_all errors 53S03, got $shed_rej"; }
+
     printf '%-44s %9s %9s %9s %9s %22s\n' "series ($LAT_STATEMENTS statements each)" "p50 ms" "p90 ms" "p99 ms" "max ms" "rejected (psql/shield)"
     read -r a50 a90 a99 amax < <(pct admitted)
     read -r r50 r90 r99 rmax < <(pct rate)
@@ -485,6 +530,8 @@ if want 3; then
     printf '%-44s %9s %9s %9s %9s %22s\n' "queue full 53S01 (max_concurrent 1, qt 0)" "$f50" "$f90" "$f99" "$fmax" "$full_rej/$((fj1 - fj0))"
     read -r b50 b90 b99 bmax < <(pct breaker)
     printf '%-44s %9s %9s %9s %9s %22s\n' "breaker open 53S05 (breaker_failures 1)" "$b50" "$b90" "$b99" "$bmax" "$brk_rej/$((bj1 - bj0))"
+    read -r s50 s90 s99 smax < <(pct shed)
+    printf '%-44s %9s %9s %9s %9s %22s\n' "shed 53S03 (low, instance overloaded)" "$s50" "$s90" "$s99" "$smax" "$shed_rej/$((sj1 - sj0))"
     echo "statement: $lat_sql (parsed and planned before the rejection: the cost check needs the plan)"
 fi
 
@@ -581,9 +628,10 @@ if want 3; then
     echo "   rate limit 53S04: p50 $r50 ms, p99 $r99 ms, max $rmax ms"
     echo "   queue full 53S01: p50 $f50 ms, p99 $f99 ms, max $fmax ms"
     echo "   breaker open 53S05: p50 $b50 ms, p99 $b99 ms, max $bmax ms"
+    echo "   shed 53S03: p50 $s50 ms, p99 $s99 ms, max $smax ms"
     echo "   admitted (for comparison): p50 $a50 ms, p99 $a99 ms, max $amax ms"
     v=PASS
-    awk -v a="$r99" -v b="$f99" -v c="$b99" -v t="$target_p99_ms" 'BEGIN {exit !(a < t && b < t && c < t)}' || v=FAIL
+    awk -v a="$r99" -v b="$f99" -v c="$b99" -v d="$s99" -v t="$target_p99_ms" 'BEGIN {exit !(a < t && b < t && c < t && d < t)}' || v=FAIL
     echo "   target p99 < $target_p99_ms ms: $v"
 fi
 if [ "$probe_spread" != n/a ] && awk -v s="$probe_spread" 'BEGIN {exit !(s > 1.15)}'; then
