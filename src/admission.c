@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * admission.c
- *		Admission control: the entry point (pgsh_admit), cost ceilings, rate
- *		limits, the fast path to a slot, release, and shield.activity.
+ *		Admission control: the entry point (pgsh_admit), cost ceilings, the
+ *		fast path to a slot, release, and shield.activity.
  *
  * A statement is admitted once, when it starts (statement.c decides when
  * that is).  Admission checks, in order: the strictest max_cost of the
@@ -15,11 +15,13 @@
  * say) run under it, since waiting for a slot while holding one could wait
  * for itself.
  *
- * The work is divided between three files, as pgvector divides hnsw*.c:
+ * The work is divided between four files, as pgvector divides hnsw*.c:
  *
- *	admission.c			this file: pgsh_admit and its fast path, the memo of a
- *						session's scopes, rate buckets, release, activity rows;
+ *	admission.c			this file: pgsh_admit and its fast path, the cost
+ *						ceiling, the memo of a session's scopes, release,
+ *						activity rows;
  *	admission_scope.c	the scope table (where slots and buckets are counted);
+ *	admission_rate.c	rate limits (the scopes' token buckets);
  *	admission_queue.c	the queue: waiting, dispatch, the overload controller
  *						and load shedding, retry hints.
  *
@@ -320,8 +322,8 @@ admission_exit(int code, Datum arg)
  */
 
 /* "role "app" (policy 3)", "the instance (pg_shield.max_active)", ... */
-static void
-describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
+void
+pgsh_adm_describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
 {
 	if (need->key.dbid == InvalidOid)
 		snprintf(buf, size, "%s instance (pg_shield.max_active)",
@@ -434,7 +436,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	need.key.userid = p->role;
 	need.key.queryid = p->queryid;
 	need.policy_id = p->id;
-	describe_scope(scope, sizeof(scope), &need, true);
+	pgsh_adm_describe_scope(scope, sizeof(scope), &need, true);
 	snprintf(detail, sizeof(detail),
 			 "%s sets max_cost %g; the plan's estimated total cost is %.2f.",
 			 scope, p->max_cost, req->cost);
@@ -451,103 +453,6 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			 errmsg("estimated statement cost exceeds the pg_shield limit"),
 			 errdetail_internal("%s", detail),
 			 errhint("Make the statement cheaper, or raise max_cost; retrying will not help.")));
-}
-
-/*
- * Rate limits: a token from the bucket of every scope with max_rate.
- * Caller holds the lock (either mode); scopes are resolved.  Returns the
- * index of the scope that has no token, or -1; *retry_ms is the time
- * until it has one.  Tokens of monitored scopes are taken too (so that
- * monitor mode counts what enforcement would reject) but never refuse.
- */
-static int
-take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
-			int *monitor_index)
-{
-	int			i;
-	int			refused = -1;
-	bool		taken[MAX_SCOPES];
-
-	*monitor_index = -1;
-	for (i = 0; i < n; i++)
-	{
-		volatile Scope *s = needs[i].scope;
-		double		rate = needs[i].rate;
-		double		burst = Max(1.0, rate);
-		bool		ok;
-
-		taken[i] = false;
-		if (rate < 0)
-			continue;
-		SpinLockAcquire(&s->mutex);
-		if (s->refilled_at == 0)
-			s->tokens = burst;
-		else if (now > s->refilled_at)
-			s->tokens = Min(burst, s->tokens +
-							(double) (now - s->refilled_at) / 1000000.0 * rate);
-		else
-			s->tokens = Min(burst, s->tokens);
-		s->refilled_at = Max(now, s->refilled_at);
-		ok = s->tokens >= 1.0;
-		if (ok)
-			s->tokens -= 1.0;
-		else
-		{
-			double		wait_ms = rate > 0 ?
-				ceil((1.0 - s->tokens) / rate * 1000.0) : 1000.0;
-
-			*retry_ms = (int) Max(1.0, Min(wait_ms, (double) INT_MAX));
-		}
-		SpinLockRelease(&s->mutex);
-
-		if (ok)
-			taken[i] = true;
-		else if (needs[i].monitor)
-			*monitor_index = i;
-		else
-		{
-			refused = i;
-			break;
-		}
-	}
-
-	/* refused: give back the tokens taken, all or none */
-	if (refused >= 0)
-	{
-		for (i = 0; i < refused; i++)
-		{
-			volatile Scope *s = needs[i].scope;
-
-			if (!taken[i])
-				continue;
-			SpinLockAcquire(&s->mutex);
-			s->tokens += 1.0;
-			SpinLockRelease(&s->mutex);
-		}
-	}
-	return refused;
-}
-
-/* Count and record a rate limit refusal; raise it if enforced. */
-static pg_noinline void
-report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
-			bool enforced, int retry_ms)
-{
-	char		scope[NAMEDATALEN + 96];
-	char		detail[PGSH_EVENT_DETAIL_SIZE];
-
-	describe_scope(scope, sizeof(scope), need, true);
-	snprintf(detail, sizeof(detail),
-			 "%s allows %g statements per second, in bursts of at most %g; none is left.",
-			 scope, need->rate, Max(1.0, need->rate));
-	pgsh_adm_note_rejection(req, PGSH_REJECT_RATE, enforced, false, 0.0,
-				   PGSH_ACTION_RATE_LIMIT, detail);
-	if (enforced)
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_RATE_LIMIT),
-				 errmsg("rate limit exceeded"),
-				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_ms)));
 }
 
 /* The scopes a statement is subject to; returns how many. */
@@ -853,55 +758,11 @@ pgsh_adm_describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
 		snprintf(buf, size, "Its concurrency limits have room again");
 		return;
 	}
-	describe_scope(scope, sizeof(scope), &needs[full], true);
+	pgsh_adm_describe_scope(scope, sizeof(scope), &needs[full], true);
 	snprintf(buf, size, "%s limits concurrent statements to %d (running: %u)",
 			 scope, needs[full].limit, active);
 }
 
-/*
- * Give back the rate tokens of a statement that concurrency turned away:
- * it did not run.  Its scopes are pinned by the memo.
- */
-void
-pgsh_adm_refund_tokens(const ScopeNeed *needs, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		volatile Scope *s = needs[i].scope;
-
-		if (needs[i].rate < 0 || needs[i].monitor)
-			continue;
-		SpinLockAcquire(&s->mutex);
-		s->tokens = Min(Max(1.0, needs[i].rate), s->tokens + 1.0);
-		SpinLockRelease(&s->mutex);
-	}
-}
-
-/* What the rate limits said: a monitored scope that had no token. */
-typedef struct RateOutcome
-{
-	int			would_index;	/* that scope's index in needs, or -1 */
-	int			retry_ms;		/* time until it has one */
-} RateOutcome;
-
-/*
- * Take a token from every rate-limited scope (take_tokens); a refusal is
- * an error.  Kept out of pgsh_admit, as the queue is.
- */
-static pg_noinline RateOutcome
-take_rate_tokens(const ShieldAdmitRequest *req, ScopeNeed *needs, int n)
-{
-	RateOutcome rate = {-1, 0};
-	int			refused;
-
-	refused = take_tokens(needs, n, GetCurrentTimestamp(), &rate.retry_ms,
-						  &rate.would_index);
-	if (refused >= 0)
-		report_rate(req, &needs[refused], true, rate.retry_ms);
-	return rate;
-}
 
 /*
  * The statement's fingerprint has a breaker that may be open (the filter
@@ -978,7 +839,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
 	if (memo.any_rate)
-		rate = take_rate_tokens(req, needs, n);
+		rate = pgsh_adm_take_rate_tokens(req, needs, n);
 
 	/*
 	 * A monitored rate limit that had no token: report it now, before a
@@ -987,7 +848,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (rate.would_index >= 0)
 	{
 		adm->would_reject = true;
-		report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
+		pgsh_adm_report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
 	}
 
 	if (!need_slot)

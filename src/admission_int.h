@@ -2,10 +2,10 @@
  *
  * admission_int.h
  *		What the admission files share: the scope table, the per-backend
- *		slots and the queue's state.  Only admission.c, admission_scope.c
- *		and admission_queue.c include it; the rest of pg_shield goes
- *		through admission.h.  The locking protocol is in admission.c's
- *		header.
+ *		slots and the queue's state.  Only admission.c,
+ *		admission_scope.c, admission_rate.c and admission_queue.c include
+ *		it; the rest of pg_shield goes through admission.h.  The locking
+ *		protocol is in admission.c's header.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -200,7 +200,23 @@ extern void pgsh_queue_exit(void);
 extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 								  ShieldAdmission *adm);
 
-/* admission.c: what the queue needs of the rest */
+/* admission_rate.c: rate limits */
+/* What the rate limits said: a monitored scope that had no token. */
+typedef struct RateOutcome
+{
+	int			would_index;	/* that scope's index in needs, or -1 */
+	int			retry_ms;		/* time until it has one */
+} RateOutcome;
+
+extern RateOutcome pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req,
+											 ScopeNeed *needs, int n);
+extern void pgsh_adm_report_rate(const ShieldAdmitRequest *req,
+								 const ScopeNeed *need, bool enforced,
+								 int retry_ms);
+
+/* admission.c: what the queue and the rate limits need of the rest */
+extern void pgsh_adm_describe_scope(char *buf, size_t size,
+									const ScopeNeed *need, bool capital);
 extern bool pgsh_adm_publish_limits_locked(void);
 extern void pgsh_adm_describe_limit(char *buf, size_t size,
 									const ScopeNeed *needs, int n);

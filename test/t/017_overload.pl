@@ -16,6 +16,8 @@
 #    are never shed: they queue.
 #  - Once the queue drains, shedding stops.  Every transition is an event
 #    and a log line; shed statements are counted in role_stats.shed.
+#  - While the instance is overloaded, statements of a priority that can
+#    be shed plan without parallel workers; critical ones keep theirs.
 #  - A full queue (pg_shield.max_queue) makes room for a better rank by
 #    shedding its last low waiter; a low newcomer is turned away (53S01).
 use strict;
@@ -45,6 +47,10 @@ $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION pg_shield;
 CREATE TABLE ovl_t (n int);
+CREATE TABLE ovl_par AS SELECT i FROM generate_series(1, 20000) i;
+ALTER TABLE ovl_par SET (parallel_workers = 2);
+ANALYZE ovl_par;
+GRANT SELECT ON ovl_par TO PUBLIC;
 CREATE ROLE regress_ovl_hold LOGIN;
 CREATE ROLE regress_ovl_normal LOGIN;
 CREATE ROLE regress_ovl_low LOGIN;
@@ -90,6 +96,24 @@ sub wait_queued
 		$what);
 }
 
+# The plan of a scan of ovl_par as role: its Gather's workers, or none.
+sub workers_planned
+{
+	my ($role) = @_;
+	my $plan = $node->safe_psql(
+		'postgres', qq{
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET ROLE $role;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM ovl_par;
+});
+	return $plan =~ /Workers Planned: (\d+)/ ? $1 : 'none';
+}
+is(workers_planned('regress_ovl_normal'), '2',
+	'not overloaded: a normal statement plans with parallel workers');
+
 # A low session takes a transaction id before the overload.
 my $low_xid = $node->background_psql('postgres', on_error_stop => 1);
 $low_xid->query_safe('SET ROLE regress_ovl_low');
@@ -122,6 +146,10 @@ like(
 ok($elapsed < 2.5, "and answered without waiting (psql round trip ${elapsed}s)");
 push @waiters, start_as('regress_ovl_normal', 'SELECT 2;');
 wait_queued(2, 'a normal statement still queues while low is shed');
+is(workers_planned('regress_ovl_normal'), 'none',
+	'overloaded: a normal statement plans without parallel workers');
+is(workers_planned('regress_ovl_crit'), '2',
+	'a critical statement keeps its parallel workers');
 
 # Severe: normal too.
 ok( $node->poll_query_until(
