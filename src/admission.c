@@ -795,6 +795,56 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 }
 
 /*
+ * Monitor mode: what enforcement would have done about a monitored
+ * concurrency limit that this statement, now running, exceeds.  It would
+ * have waited in the queue (would_queue), or, if it could not wait (its
+ * queue_timeout is 0, or the queue is full), been turned away with 53S01:
+ * then it counts in would_reject and is recorded as an event, exactly as
+ * enforcement would count and record it.
+ */
+static pg_noinline void
+monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
+					const ScopeNeed *needs, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		uint32		active;
+		char		scope[NAMEDATALEN + 96];
+		char		detail[PGSH_EVENT_DETAIL_SIZE];
+		int			queued;
+
+		if (!needs[i].slot || !needs[i].monitor || needs[i].limit < 0)
+			continue;
+		active = pg_atomic_read_u32(&needs[i].scope->active);
+		if (active <= (uint32) needs[i].limit)
+			continue;
+		queued = (int) pg_atomic_read_u32(&pgsh_adm->nqueued);
+		if (memo.queue_timeout_us > 0 && queued < pgsh_max_queue)
+		{
+			adm->would_queue = true;
+			continue;
+		}
+
+		/* active counts this statement: enforcement saw one fewer */
+		pgsh_adm_describe_scope(scope, sizeof(scope), &needs[i], true);
+		if (memo.queue_timeout_us > 0)
+			snprintf(detail, sizeof(detail),
+					 "%s limits concurrent statements to %d (running: %u); the admission queue is full (waiting: %d).",
+					 scope, needs[i].limit, active - 1, queued);
+		else
+			snprintf(detail, sizeof(detail),
+					 "%s limits concurrent statements to %d (running: %u); its queue_timeout is 0.",
+					 scope, needs[i].limit, active - 1);
+		adm->would_reject = true;
+		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, false, false, 0.0,
+								PGSH_ACTION_QUEUE_FULL, detail);
+		return;
+	}
+}
+
+/*
  * The limits of admission: rate tokens, then a slot in every concurrency
  * scope, waiting in the queue if one is full.  deadline_at: when the
  * statement's enforced deadline expires (0: none), which ends a wait;
@@ -887,13 +937,9 @@ admitted:
 	adm->holds_slot = true;
 	adm->role_active = role_active;
 
-	/* monitor mode: would a limit have made it wait? */
-	for (i = 0; memo.monitor_limit && i < n && !adm->queued; i++)
-	{
-		if (needs[i].slot && needs[i].monitor && needs[i].limit >= 0 &&
-			pg_atomic_read_u32(&needs[i].scope->active) > (uint32) needs[i].limit)
-			adm->would_queue = true;
-	}
+	/* monitor mode: would a limit have made it wait, or turned it away? */
+	if (unlikely(memo.monitor_limit) && !adm->queued)
+		monitor_concurrency(req, adm, needs, n);
 
 	/* running since it was let in: its arrival, unless it waited */
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
