@@ -233,3 +233,17 @@ RESET ROLE;
 SELECT shield.drop_query_policy(1234) AS dropped;
 DELETE FROM shield.policy;
 DROP ROLE regress_shield_stale;
+
+-- a role given as an OID must exist (42704), and nothing is written
+SELECT count(*) AS policies FROM shield.policy;
+SELECT shield.set_role_policy(0::oid::regrole, max_rate => 1);
+SELECT shield.set_role_policy('-', max_rate => 1);
+SELECT shield.set_query_policy('SELECT 1', role => '-', max_rate => 1);
+SELECT shield.set_query_policy(1234, role => 0::oid::regrole, max_rate => 1);
+CREATE ROLE regress_shield_gone;
+SELECT 'regress_shield_gone'::regrole::oid AS gone_oid \gset
+DROP ROLE regress_shield_gone;
+\set VERBOSITY sqlstate
+SELECT shield.set_role_policy(:gone_oid::oid::regrole, max_rate => 1);
+\set VERBOSITY default
+SELECT count(*) AS policies FROM shield.policy;

@@ -19,6 +19,7 @@
  *	55000	library not preloaded				fix the configuration
  *	22023	invalid policy argument				fix the call
  *	42501	insufficient privilege				use a granted role
+ *	42704	a policy's role does not exist		fix the call
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -41,5 +42,6 @@
 #define PGSH_ERRCODE_DEADLINE			ERRCODE_QUERY_CANCELED	/* 57014 */
 #define PGSH_ERRCODE_NOT_LOADED			ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */
 #define PGSH_ERRCODE_INVALID_POLICY		ERRCODE_INVALID_PARAMETER_VALUE /* 22023 */
+#define PGSH_ERRCODE_UNDEFINED_ROLE		ERRCODE_UNDEFINED_OBJECT	/* 42704 */
 
 #endif							/* PGSH_ERRORS_H */

@@ -50,6 +50,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -392,6 +393,17 @@ check_role(FunctionCallInfo fcinfo, int argno, bool required,
 		put_null(p, P_ROLE);
 		return;
 	}
+
+	/*
+	 * regrole's input checks a name, but a role given as an OID (a cast
+	 * from oid, '-', a dropped role's) reaches here unchecked: a policy
+	 * on it would be stored with no name and never apply.
+	 */
+	if (!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(argno)))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_UNDEFINED_ROLE),
+				 errmsg("role with OID %u does not exist",
+						PG_GETARG_OID(argno))));
 	put(p, P_ROLE, PG_GETARG_DATUM(argno));
 }
 
