@@ -31,9 +31,25 @@ SELECT events - :before AS recorded FROM shield.status;
 SELECT count(*) = (SELECT events FROM shield.status) AS all_kept
 FROM shield.events;
 
--- other roles see the events, not their fingerprints
+-- a rejection of alice's statement names its fingerprint in the detail
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = 1',
+                               role => 'regress_shield_alice',
+                               max_cost => 0.001) AS alice_fp \gset
+SET ROLE regress_shield_alice;
+\set VERBOSITY sqlstate
+SELECT v FROM shield_t WHERE id = 1;
+\set VERBOSITY default
+RESET ROLE;
+SELECT shield.drop_query_policy(:'alice_fp', 'regress_shield_alice');
+
+-- other roles see the events, not their fingerprints, in queryid or in
+-- the detail
 SET ROLE regress_shield_bob;
 SELECT count(*) AS fingerprints_visible FROM shield.events WHERE queryid IS NOT NULL;
+SELECT count(*) AS details_naming_fingerprints FROM shield.events
+WHERE detail ~ '[0-9]{6,}';
+SELECT count(*) > 0 AS details_masked FROM shield.events
+WHERE detail = '<insufficient privilege>';
 SELECT count(*) > 0 AS events_visible FROM shield.events;
 -- and cannot change what is logged
 SET pg_shield.log_actions = none;

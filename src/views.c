@@ -501,7 +501,8 @@ pg_shield_reset(PG_FUNCTION_ARGS)
 
 /*
  * shield.events: the ring of recent actions, oldest first.  Fingerprints of
- * other roles' statements are hidden as in shield.query_stats.
+ * other roles' statements are hidden as in shield.query_stats, in the
+ * queryid column and in the detail, which names them.
  */
 Datum
 pg_shield_events(PG_FUNCTION_ARGS)
@@ -524,16 +525,20 @@ pg_shield_events(PG_FUNCTION_ARGS)
 		Datum		values[EVENTS_COLS];
 		bool		nulls[EVENTS_COLS];
 		int			col = 0;
+		bool		visible;
 
 		memset(nulls, 0, sizeof(nulls));
 		values[col++] = TimestampTzGetDatum(e->at);
 		values[col++] = Int32GetDatum(e->pid);
 		col += put_identity(values + col, nulls + col, e->dbid, e->userid);
-		col += put_queryid(values + col, nulls + col, e->queryid,
-						   see_all || e->userid == me);
+		visible = see_all || e->userid == me;
+		col += put_queryid(values + col, nulls + col, e->queryid, visible);
 		values[col++] = CStringGetTextDatum(pgsh_action_name(e->action));
 		values[col++] = BoolGetDatum(e->enforced);
-		values[col++] = CStringGetTextDatum(e->detail);
+		/* the detail names the fingerprint too: hide it the same way */
+		values[col++] = CStringGetTextDatum(e->queryid == 0 || visible ?
+											e->detail :
+											"<insufficient privilege>");
 		Assert(col == EVENTS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
