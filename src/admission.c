@@ -742,25 +742,31 @@ pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active)
 	return -1;
 }
 
-/*
- * "Role "app" (policy 3) limits concurrent statements to 2 (running: 2)":
- * the first full scope, for the DETAIL of a concurrency rejection.
- */
+/* "Role "app" (policy 3) limits concurrent statements to 2 (running: 2)" */
+static void
+describe_scope_limit(char *buf, size_t size, const ScopeNeed *need,
+					 uint32 active)
+{
+	char		scope[NAMEDATALEN + 96];
+
+	pgsh_adm_describe_scope(scope, sizeof(scope), need, true);
+	snprintf(buf, size, "%s limits concurrent statements to %d (running: %u)",
+			 scope, need->limit, active);
+}
+
+/* The first full scope, for the DETAIL of a concurrency rejection. */
 void
 pgsh_adm_describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
 {
 	uint32		active;
 	int			full = pgsh_adm_full_scope(needs, n, &active);
-	char		scope[NAMEDATALEN + 96];
 
 	if (full < 0)
 	{
 		snprintf(buf, size, "Its concurrency limits have room again");
 		return;
 	}
-	pgsh_adm_describe_scope(scope, sizeof(scope), &needs[full], true);
-	snprintf(buf, size, "%s limits concurrent statements to %d (running: %u)",
-			 scope, needs[full].limit, active);
+	describe_scope_limit(buf, size, &needs[full], active);
 }
 
 
@@ -795,12 +801,13 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 }
 
 /*
- * Monitor mode: what enforcement would have done about a monitored
- * concurrency limit that this statement, now running, exceeds.  It would
- * have waited in the queue (would_queue), or, if it could not wait (its
- * queue_timeout is 0, or the queue is full), been turned away with 53S01:
- * then it counts in would_reject and is recorded as an event, exactly as
- * enforcement would count and record it.
+ * Monitor mode: what enforcement would do about a full monitored
+ * concurrency limit.  The statement would wait in the queue (would_queue),
+ * or, if it could not wait (its queue_timeout is 0, or the queue is full),
+ * be turned away with 53S01: then it counts in would_reject and is
+ * recorded as an event, exactly as enforcement would count and record it.
+ * Called before the statement takes its slots, since recording can fail
+ * (as report_rate is).
  */
 static pg_noinline void
 monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
@@ -811,14 +818,14 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	for (i = 0; i < n; i++)
 	{
 		uint32		active;
-		char		scope[NAMEDATALEN + 96];
+		char		limit[NAMEDATALEN + 160];
 		char		detail[PGSH_EVENT_DETAIL_SIZE];
 		int			queued;
 
 		if (!needs[i].slot || !needs[i].monitor || needs[i].limit < 0)
 			continue;
 		active = pg_atomic_read_u32(&needs[i].scope->active);
-		if (active <= (uint32) needs[i].limit)
+		if (active < (uint32) needs[i].limit)
 			continue;
 		queued = (int) pg_atomic_read_u32(&pgsh_adm->nqueued);
 		if (memo.queue_timeout_us > 0 && queued < pgsh_max_queue)
@@ -827,16 +834,14 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			continue;
 		}
 
-		/* active counts this statement: enforcement saw one fewer */
-		pgsh_adm_describe_scope(scope, sizeof(scope), &needs[i], true);
+		describe_scope_limit(limit, sizeof(limit), &needs[i], active);
 		if (memo.queue_timeout_us > 0)
 			snprintf(detail, sizeof(detail),
-					 "%s limits concurrent statements to %d (running: %u); the admission queue is full (waiting: %d).",
-					 scope, needs[i].limit, active - 1, queued);
+					 "%s; the admission queue is full (waiting: %d).",
+					 limit, queued);
 		else
 			snprintf(detail, sizeof(detail),
-					 "%s limits concurrent statements to %d (running: %u); its queue_timeout is 0.",
-					 scope, needs[i].limit, active - 1);
+					 "%s; its queue_timeout is 0.", limit);
 		adm->would_reject = true;
 		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, false, false, 0.0,
 								PGSH_ACTION_QUEUE_FULL, detail);
@@ -910,6 +915,10 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	scopes = memo.slot_scopes;
 	limits = memo.slot_limits;
 
+	/* monitor mode: would a limit make it wait, or turn it away? */
+	if (unlikely(memo.monitor_limit))
+		monitor_concurrency(req, adm, needs, n);
+
 	/*
 	 * While statements wait, the limits they are dispatched by matter.
 	 * Fast path: every scope has room and nobody waits (or nothing limits
@@ -937,9 +946,6 @@ admitted:
 	adm->holds_slot = true;
 	adm->role_active = role_active;
 
-	/* monitor mode: would a limit have made it wait, or turned it away? */
-	if (unlikely(memo.monitor_limit) && !adm->queued)
-		monitor_concurrency(req, adm, needs, n);
 
 	/* running since it was let in: its arrival, unless it waited */
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,

@@ -704,16 +704,20 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
 }
 
 /*
- * Wait in the queue.  On any error (cancel, terminate, statement_timeout)
- * leave it first, passing on a slot granted meanwhile.
+ * Wait in the queue, after reporting what the statement's arrival changed
+ * in the overload controller.  On any error (cancel, terminate,
+ * statement_timeout, or the report's) leave the queue first, passing on a
+ * slot granted meanwhile.
  */
 static WaitOutcome
-wait_in_queue(TimestampTz wait_until)
+wait_in_queue(TimestampTz wait_until, const OverloadChange *change)
 {
 	WaitOutcome outcome = WAIT_TIMED_OUT;
 
 	PG_TRY();
 	{
+		/* what its arrival changed: an error here leaves the queue too */
+		overload_report(change);
 		outcome = wait_for_grant(wait_until);
 	}
 	PG_CATCH();
@@ -785,11 +789,14 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 
 	if (granted)
 	{
+		/*
+		 * Not a word about overload here: it holds slots that admission.c
+		 * has not recorded as held yet, and reporting can fail.  It did not
+		 * wait either, so it has nothing to tell the controller.
+		 */
 		pgsh_adm_me->granted = false;
 		queue_waiting = false;
-		overload_evaluate_locked(enqueued, &change);
 		LWLockRelease(pgsh_state->admission_lock);
-		overload_report(&change);
 		adm->role_active = pgsh_adm_me->role_active;
 		return 0;
 	}
@@ -840,10 +847,9 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	pgsh_adm_activity_set(PROC_QUEUED, req, enqueued, deadline_at);
 	overload_evaluate_locked(enqueued, &change);	/* after it counts */
 	LWLockRelease(pgsh_state->admission_lock);
-	overload_report(&change);
 	queue_waiting_arrived = req->arrived;
 
-	outcome = wait_in_queue(wait_until);
+	outcome = wait_in_queue(wait_until, &change);
 	if (outcome == WAIT_GRANTED)
 	{
 		granted = true;

@@ -235,4 +235,12 @@ $normal->query_until(qr/done/, "\\echo done\n");
 is($low1->{stderr} . $normal->{stderr}, '', 'the waiters that kept their place ran');
 $_->quit for ($low1, $low2, $normal, $holder, $low_xid);
 
+# Shed, displaced and monitored statements gave back everything.
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT s.active || '/' || s.queued || '/' || coalesce(sum(r.active + r.waiting), 0)
+		  FROM shield.status s, shield.role_stats r
+		  WHERE r.rolname LIKE 'regress_ovl_%' GROUP BY s.active, s.queued}),
+	'0/0/0', 'no slot and no place in the queue is left behind');
+
 done_testing();
