@@ -445,6 +445,20 @@ if want 3; then
 
     n_all=$((LAT_WARMUP + LAT_STATEMENTS))
 
+    # hold_full_user_slot: a full_user session in pg_sleep holds its slot
+    # (and one of the instance's) until cancelled; returns once it runs.
+    hold_full_user_slot() {
+        local k
+        as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U full_user -d bench -c "SELECT pg_sleep(3600)" \
+            >"$tmp/holder.out" 2>&1 &
+        holder_pid=$!
+        for ((k = 0; k < 200; k++)); do
+            [ "$(psql_su shield bench -c "SELECT count(*) FROM shield.activity WHERE rolname = 'full_user' AND state = 'running'")" = 1 ] && return 0
+            sleep 0.05
+        done
+        die "the full_user holder session never showed as running in shield.activity"
+    }
+
     # admitted, for comparison
     latency_series bench_user admitted
     [ ! -s "$tmp/lat-admitted.err" ] || { head "$tmp/lat-admitted.err" >&2; die "admitted series had errors"; }
@@ -458,14 +472,7 @@ if want 3; then
         { head "$tmp/lat-rate.err" >&2; die "rate series: expected $((n_all - 1)) errors 53S04, got $rate_rej"; }
 
     # queue full: another full_user session holds the only slot
-    as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U full_user -d bench -c "SELECT pg_sleep(3600)" \
-        >"$tmp/holder.out" 2>&1 &
-    holder_pid=$!
-    for ((k = 0; k < 200; k++)); do
-        [ "$(psql_su shield bench -c "SELECT count(*) FROM shield.activity WHERE rolname = 'full_user' AND state = 'running'")" = 1 ] && break
-        sleep 0.05
-    done
-    [ "$k" -lt 200 ] || die "the full_user holder session never showed as running in shield.activity"
+    hold_full_user_slot
     read -r _ _ _ fj0 <<<"$(role_counters full_user)"
     latency_series full_user full
     read -r _ _ _ fj1 <<<"$(role_counters full_user)"
@@ -491,14 +498,7 @@ if want 3; then
     psql_su shield postgres -c "ALTER SYSTEM SET pg_shield.target_queue_delay = 10" \
         -c "ALTER SYSTEM SET pg_shield.overload_interval = 100" >/dev/null
     set_max_active 1
-    as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U full_user -d bench -c "SELECT pg_sleep(3600)" \
-        >"$tmp/holder.out" 2>&1 &
-    holder_pid=$!
-    for ((k = 0; k < 200; k++)); do
-        [ "$(psql_su shield bench -c "SELECT count(*) FROM shield.activity WHERE rolname = 'full_user' AND state = 'running'")" = 1 ] && break
-        sleep 0.05
-    done
-    [ "$k" -lt 200 ] || die "the full_user holder session never showed as running in shield.activity"
+    hold_full_user_slot
     as_pg psql -X -q -h "$tmp" -p "${port[shield]}" -U wait_user -d bench -c "SELECT 1" \
         >"$tmp/waiter.out" 2>&1 &
     waiter_pid=$!
