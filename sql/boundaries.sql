@@ -119,6 +119,24 @@ INSERT INTO bound_r VALUES (1);
 SELECT query, calls FROM shield.query_stats
 WHERE query LIKE 'INSERT INTO bound_r %';
 SELECT count(*) AS logged FROM bound_r_log;
+-- and it holds its slot until its last query ends: the rule's query sees
+-- its own statement running in shield.activity
+CREATE TABLE bound_r_seen (running bigint);
+CREATE RULE bound_r_also_seen AS ON INSERT TO bound_r
+  DO ALSO INSERT INTO bound_r_seen
+    SELECT count(*) FROM shield.activity
+    WHERE pid = pg_backend_pid() AND state = 'running';
+GRANT INSERT ON bound_r, bound_r_log, bound_r_seen TO regress_shield_alice;
+SELECT shield.set_role_policy('regress_shield_alice', max_concurrent => 1,
+                              queue_timeout => '0');
+SET ROLE regress_shield_alice;
+INSERT INTO bound_r VALUES (2);
+RESET ROLE;
+SELECT running FROM bound_r_seen;
+SELECT calls, admitted FROM shield.role_stats
+WHERE rolname = 'regress_shield_alice';
+SELECT shield.drop_role_policy('regress_shield_alice');
+DROP RULE bound_r_also_seen ON bound_r;
 
 -- a held cursor counts the rows of its query once, however far it was
 -- fetched before commit

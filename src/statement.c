@@ -103,6 +103,8 @@ typedef struct ShieldUnit
 								 * PG_TRY (see pgsh_unit_call_begin) */
 	bool		ends_with_work; /* it has a deadline or a breaker: its end
 								 * must see to them */
+	Portal		multi_portal;	/* a statement rules rewrote into several
+								 * queries: its portal (see unit_suspend) */
 	int			fail_code;		/* its SQLSTATE, if caught (0: not known) */
 	ShieldAdmission adm;		/* what admission decided */
 	ShieldDeadline deadline;	/* its deadline (at 0: none) */
@@ -112,6 +114,13 @@ typedef struct ShieldUnit
 static ShieldUnit *units = NULL;
 static int	units_allocated = 0;
 static int	units_used = 0;		/* slots [0, units_used) may be in use */
+
+/*
+ * The queryDesc of a unit between two queries of its statement (see
+ * unit_suspend): no executor run has this address.
+ */
+static QueryDesc units_suspended_marker;
+static int	units_suspended = 0;
 
 /*
  * How the executor run a delegating utility statement delegates to is told
@@ -250,7 +259,8 @@ sent_by_client(const char *source)
  * delegating utility, only the run of the utility's own query is the unit
  * (functions that evaluate EXECUTE's parameters run first, at level 0
  * too); and a statement that rules rewrote into several queries is
- * governed once, by its first.
+ * one unit, begun by its first query (the later ones resume it: see
+ * unit_suspend).
  */
 static bool
 unit_should_begin(QueryDesc *queryDesc)
@@ -470,6 +480,91 @@ pgsh_planning_failed(Query *parse, const char *query_string)
  * whether a unit was started, and how the rest of its ExecutorStart runs
  * (its later calls: pgsh_last_unit.calls).
  */
+/*----
+ * A statement that rules rewrote into several queries (a DO ALSO rule) runs
+ * them one after the other in its portal, each with an executor run of its
+ * own, at level 0.  It is admitted once, by its first query, and holds its
+ * slot, deadline and breaker ticket until its last query ends: between two
+ * of them the unit is suspended (its queryDesc is units_suspended_marker),
+ * and the next query's ExecutorStart resumes it.  Should the statement fail
+ * in between, the abort callback finds the unit suspended and fails it.
+ *----
+ */
+
+/* Does a plannable query follow pstmt in the portal?  (NOTIFY may too.) */
+static bool
+later_query_in_portal(Portal portal, PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+	bool		seen = false;
+
+	foreach(lc, portal->stmts)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+
+		if (seen && stmt->commandType != CMD_UTILITY)
+			return true;
+		if (stmt == pstmt)
+			seen = true;
+	}
+	return false;
+}
+
+/*
+ * The executor run of one query of a unit's statement ends: if another
+ * query of it follows, suspend the unit and return true.
+ */
+static bool
+unit_suspend(ShieldUnit *unit, QueryDesc *queryDesc)
+{
+	if (ActivePortal != unit->multi_portal ||
+		!later_query_in_portal(unit->multi_portal, queryDesc->plannedstmt))
+		return false;
+	if (pgsh_last_unit_qd == queryDesc)
+		pgsh_last_unit_qd = NULL;
+	unit->queryDesc = &units_suspended_marker;
+	units_suspended++;
+	return true;
+}
+
+/* The suspended unit that this executor run continues, or -1. */
+static int
+unit_to_resume(void)
+{
+	int			i;
+
+	if (!at_top_level() || ActivePortal == NULL)
+		return -1;
+	for (i = 0; i < units_used; i++)
+	{
+		if (units[i].queryDesc == &units_suspended_marker &&
+			units[i].multi_portal == ActivePortal)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Resume unit i with the executor run of its statement's next query.  The
+ * statement's estimated cost is that of all its queries.
+ */
+static PgshUnitCalls
+unit_resume(int i, QueryDesc *queryDesc)
+{
+	ShieldUnit *unit = &units[i];
+	Plan	   *plan = queryDesc->plannedstmt->planTree;
+
+	units_suspended--;
+	unit->queryDesc = queryDesc;
+	if (plan != NULL && unit->req.cost >= 0)
+		unit->req.cost += plan->total_cost;
+	pgsh_last_unit.index = i;
+	pgsh_last_unit.calls = unit->unguarded ?
+		PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
+	pgsh_last_unit_qd = queryDesc;
+	return pgsh_last_unit.calls;
+}
+
 PgshUnitCalls
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
@@ -477,6 +572,9 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	PlannedStmt *pstmt = queryDesc->plannedstmt;
 	bool		text_known;
 	int			i;
+
+	if (unlikely(units_suspended > 0) && (i = unit_to_resume()) >= 0)
+		return unit_resume(i, queryDesc);
 
 	if (!unit_should_begin(queryDesc))
 		return PGSH_UNIT_NONE;
@@ -522,6 +620,9 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->deadline_cancelled = false;
 	unit->would_cancel = false;
 	unit->fail_code = 0;
+	unit->multi_portal = NULL;
+	if (!frame.active && list_length(ActivePortal->stmts) > 1)
+		unit->multi_portal = ActivePortal;
 
 	if (frame.active && frame.delegate)
 	{
@@ -766,6 +867,8 @@ unit_release(ShieldUnit *unit)
 static inline void
 unit_free(int index)
 {
+	if (units[index].queryDesc == &units_suspended_marker)
+		units_suspended--;
 	if (units[index].queryDesc == pgsh_last_unit_qd)
 		pgsh_last_unit_qd = NULL;
 	units[index].queryDesc = NULL;
@@ -871,6 +974,8 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	if (i < 0)
 		return;
 	unit = &units[i];
+	if (unlikely(unit->multi_portal != NULL) && unit_suspend(unit, queryDesc))
+		return;
 	unit_release(unit);
 	if (unlikely(unit->ends_with_work))
 	{
@@ -924,6 +1029,9 @@ finish_units(SubTransactionId floor_subid)
 		if (!unit->failed && floor_subid != InvalidSubTransactionId &&
 			unit->subid < floor_subid)
 			continue;
+		/* suspended between two of its queries: its statement failed */
+		if (unit->queryDesc == &units_suspended_marker)
+			unit->failed = true;
 		unit_release(unit);
 
 		/*
