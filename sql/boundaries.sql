@@ -137,6 +137,8 @@ SELECT calls, admitted FROM shield.role_stats
 WHERE rolname = 'regress_shield_alice';
 SELECT shield.drop_role_policy('regress_shield_alice');
 DROP RULE bound_r_also_seen ON bound_r;
+REVOKE INSERT ON bound_r, bound_r_log FROM regress_shield_alice;
+DROP TABLE bound_r_seen;
 
 -- a held cursor counts the rows of its query once, however far it was
 -- fetched before commit

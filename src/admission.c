@@ -10,10 +10,11 @@
  * breaker (breaker.c); a token in the bucket of every matching scope with
  * max_rate; and, if the backend holds no slot yet, a slot in every
  * matching concurrency scope: the instance (pg_shield.max_active), the
- * role, the fingerprint, the fingerprint for the role.  A backend holds at
- * most one slot; statements it starts while it holds one (a second cursor,
- * say) run under it, since waiting for a slot while holding one could wait
- * for itself.
+ * role, the fingerprint, the fingerprint for the role.  A session counts
+ * once in each scope: a statement it starts while others of it hold slots
+ * (a second cursor, say) shares the scopes they hold and takes a slot only
+ * in the others, without waiting, since waiting while the session holds
+ * slots could wait for itself (see admit_holding).
  *
  * The work is divided between four files, as pgvector divides hnsw*.c:
  *
@@ -88,6 +89,7 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "admission_int.h"
@@ -106,12 +108,29 @@ ProcSlot   *pgsh_adm_me = NULL;
 static bool exit_callback_registered = false;
 
 static void memo_unpin(void);
-static struct
+
+/*
+ * The statements of this backend that hold slots, each with the scopes it
+ * is counted in.  A session can run a statement while others hold slots
+ * (an open cursor, a portal suspended by a row limit): it takes a slot
+ * only in the scopes that none of them holds, so that a session counts once
+ * in each scope, and gives back, when it ends, only the scopes no other
+ * holds.  Kept in TopMemoryContext, grown before slots are taken, so that
+ * release never allocates.  The last entry is the one shield.activity
+ * shows.
+ */
+typedef struct HeldStatement
 {
-	bool		holding;
+	uint32		id;				/* ShieldAdmission.slot_id */
 	int			nscopes;
 	Scope	   *scopes[MAX_SCOPES];
-}			held;
+	ShieldActivity shown;		/* its shield.activity row */
+} HeldStatement;
+
+static HeldStatement *held_stmts = NULL;
+static int	held_allocated = 0;
+static int	held_count = 0;
+static uint32 held_last_id = 0;
 
 Size
 pgsh_admission_shmem_size(void)
@@ -233,25 +252,77 @@ pgsh_adm_activity_set_idle(void)
  *----
  */
 
-/* Give back the slot this backend holds, if any.  Never fails. */
-void
-pgsh_admission_release(void)
+/* Does a statement of this backend other than entry skip hold scope? */
+static inline bool
+scope_held_by_other(const Scope *scope, int skip)
 {
 	int			i;
+	int			j;
 
-	if (!held.holding)
+	for (i = 0; i < held_count; i++)
+	{
+		if (i == skip)
+			continue;
+		for (j = 0; j < held_stmts[i].nscopes; j++)
+		{
+			if (held_stmts[i].scopes[j] == scope)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* Show this statement in shield.activity again. */
+static void
+activity_show(const ShieldActivity *shown)
+{
+	activity_begin_write();
+	pgsh_adm_me->state = PROC_RUNNING;
+	pgsh_adm_me->shown = *shown;
+	activity_end_write();
+}
+
+/*
+ * Give back the slots of the statement that holds entry slot_id (see
+ * ShieldAdmission), in the scopes no other statement of this backend
+ * holds.  Never fails.
+ */
+void
+pgsh_admission_release(uint32 slot_id)
+{
+	HeldStatement *stmt = NULL;
+	int			index;
+	int			i;
+
+	for (index = held_count - 1; index >= 0; index--)
+	{
+		if (held_stmts[index].id == slot_id)
+		{
+			stmt = &held_stmts[index];
+			break;
+		}
+	}
+	if (stmt == NULL)
 		return;
-	held.holding = false;
 
 	/*
 	 * In the reverse order of taking: the instance scope comes first, so
 	 * a statement that takes the freed instance slot never finds this
 	 * backend still counted in its role scope.
 	 */
-	for (i = held.nscopes - 1; i >= 0; i--)
-		pg_atomic_fetch_sub_u32(&held.scopes[i]->active, 1);
-	held.nscopes = 0;
-	activity_set_idle();
+	for (i = stmt->nscopes - 1; i >= 0; i--)
+	{
+		if (!scope_held_by_other(stmt->scopes[i], index))
+			pg_atomic_fetch_sub_u32(&stmt->scopes[i]->active, 1);
+	}
+	held_count--;
+	if (index != held_count)
+		held_stmts[index] = held_stmts[held_count];
+
+	if (held_count == 0)
+		activity_set_idle();
+	else
+		activity_show(&held_stmts[held_count - 1].shown);
 
 	/* after the fetch-subs (full barriers): see the file header */
 	if (pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
@@ -265,7 +336,7 @@ pgsh_admission_release(void)
 bool
 pgsh_admission_holding(void)
 {
-	return held.holding;
+	return held_count > 0;
 }
 
 /*
@@ -277,10 +348,11 @@ void
 pgsh_admission_cleanup(void)
 {
 	/* the usual case, at the end of every transaction: nothing to give back */
-	if (pgsh_adm_me == NULL || (!held.holding && !pgsh_queue_waiting()))
+	if (pgsh_adm_me == NULL || (held_count == 0 && !pgsh_queue_waiting()))
 		return;
 	pgsh_queue_leave();
-	pgsh_admission_release();
+	while (held_count > 0)
+		pgsh_admission_release(held_stmts[held_count - 1].id);
 }
 
 /*
@@ -457,8 +529,8 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 /* The scopes a statement is subject to; returns how many. */
 static int
-collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
-			   ScopeNeed *needs, int *role_index, int64 *queue_timeout_us)
+collect_scopes(const ShieldAdmitRequest *req, ScopeNeed *needs,
+			   int *role_index, int64 *queue_timeout_us)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	bool		monitor_all = pgsh_mode == PGSH_MODE_MONITOR;
@@ -469,7 +541,7 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 	*queue_timeout_us = -1;
 	*role_index = -1;
 
-	if (need_slot && pgsh_max_active > 0)
+	if (pgsh_max_active > 0)
 	{
 		memset(&needs[n], 0, sizeof(ScopeNeed));
 		needs[n].limit = pgsh_max_active;
@@ -491,36 +563,31 @@ collect_scopes(const ShieldAdmitRequest *req, bool need_slot,
 			role_policy = p;
 			continue;
 		}
-		if (!((need_slot && p->max_concurrent >= 0) || p->max_rate >= 0))
+		if (p->max_concurrent < 0 && p->max_rate < 0)
 			continue;
 		memset(&needs[n], 0, sizeof(ScopeNeed));
 		needs[n].key.dbid = MyDatabaseId;
 		needs[n].key.userid = p->role;
 		needs[n].key.queryid = p->queryid;
-		needs[n].limit = need_slot ? p->max_concurrent : -1;
+		needs[n].limit = p->max_concurrent;
 		needs[n].monitor = monitor_all || p->monitor;
 		needs[n].rate = p->max_rate;
 		needs[n].policy_id = p->id;
-		needs[n].slot = need_slot;
+		needs[n].slot = true;
 		n++;
 	}
 
-	/* the role scope is counted for every statement that takes a slot */
-	if (need_slot || (role_policy != NULL && role_policy->max_rate >= 0))
-	{
-		memset(&needs[n], 0, sizeof(ScopeNeed));
-		needs[n].key.dbid = MyDatabaseId;
-		needs[n].key.userid = req->userid;
-		needs[n].limit = (need_slot && role_policy) ?
-			role_policy->max_concurrent : -1;
-		needs[n].monitor = monitor_all || (role_policy && role_policy->monitor);
-		needs[n].rate = role_policy ? role_policy->max_rate : -1;
-		needs[n].policy_id = role_policy ? role_policy->id : 0;
-		needs[n].slot = need_slot;
-		if (need_slot)
-			*role_index = n;
-		n++;
-	}
+	/* the role scope is counted for every statement */
+	memset(&needs[n], 0, sizeof(ScopeNeed));
+	needs[n].key.dbid = MyDatabaseId;
+	needs[n].key.userid = req->userid;
+	needs[n].limit = role_policy ? role_policy->max_concurrent : -1;
+	needs[n].monitor = monitor_all || (role_policy && role_policy->monitor);
+	needs[n].rate = role_policy ? role_policy->max_rate : -1;
+	needs[n].policy_id = role_policy ? role_policy->id : 0;
+	needs[n].slot = true;
+	*role_index = n;
+	n++;
 
 	if (*queue_timeout_us < 0)
 		*queue_timeout_us = (int64) pgsh_queue_timeout_ms * 1000;
@@ -538,7 +605,6 @@ static struct
 {
 	bool		valid;
 	Oid			userid;
-	bool		need_slot;
 	int			max_active;
 	int			mode;
 	int			queue_timeout_guc;
@@ -563,13 +629,13 @@ static struct
 }			memo;
 
 static pg_attribute_always_inline bool
-memo_matches(const ShieldAdmitRequest *req, bool need_slot)
+memo_matches(const ShieldAdmitRequest *req)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	int			i;
 
 	if (!memo.valid || memo.userid != req->userid ||
-		memo.need_slot != need_slot || memo.max_active != pgsh_max_active ||
+		memo.max_active != pgsh_max_active ||
 		memo.mode != pgsh_mode ||
 		memo.queue_timeout_guc != pgsh_queue_timeout_ms ||
 		memo.policy_version != pgsh_policy_cache_version)
@@ -651,7 +717,7 @@ publish_limits(void)
 }
 
 static pg_noinline void
-memo_build(const ShieldAdmitRequest *req, bool need_slot)
+memo_build(const ShieldAdmitRequest *req)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	ScopeNeed	needs[MAX_SCOPES];
@@ -660,7 +726,7 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 	int			n;
 	int			i;
 
-	n = collect_scopes(req, need_slot, needs, &role_index, &queue_timeout_us);
+	n = collect_scopes(req, needs, &role_index, &queue_timeout_us);
 	if (n > 0)
 	{
 		LWLockMode	mode = LW_SHARED;
@@ -678,7 +744,6 @@ memo_build(const ShieldAdmitRequest *req, bool need_slot)
 
 	memo_unpin();
 	memo.userid = req->userid;
-	memo.need_slot = need_slot;
 	memo.max_active = pgsh_max_active;
 	memo.mode = pgsh_mode;
 	memo.queue_timeout_guc = pgsh_queue_timeout_ms;
@@ -849,6 +914,84 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 }
 
+/* Make room for one more statement holding slots; may fail (no slot taken). */
+static pg_noinline void
+held_grow(void)
+{
+	int			newsize = Max(4, held_allocated * 2);
+
+	if (held_stmts == NULL)
+		held_stmts = MemoryContextAlloc(TopMemoryContext,
+										newsize * sizeof(HeldStatement));
+	else
+		held_stmts = repalloc(held_stmts, newsize * sizeof(HeldStatement));
+	held_allocated = newsize;
+}
+
+/*
+ * The slots of a statement that starts while other statements of its
+ * session hold slots: it takes one in each of its scopes that none of them
+ * holds (a query policy's fingerprint scope, say), and only shares the
+ * others (the instance, its role).  It cannot wait for one, since what it
+ * would wait behind could be waiting for its session: a full scope turns
+ * it away (pgsh_queue_reject_holding), or, if the scope is monitored,
+ * counts in would_reject.  Returns its role's running count.
+ */
+static pg_noinline int32
+admit_holding(const ShieldAdmitRequest *req, ShieldAdmission *adm,
+			  const ScopeNeed *needs, int n)
+{
+	ScopeNeed	unheld[MAX_SCOPES];
+	Scope	   *take[MAX_SCOPES];
+	int32		limits[MAX_SCOPES];
+	int			nunheld = 0;
+	int			role_take = -1;
+	int32		role_active = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (!needs[i].slot)
+			continue;
+		if (scope_held_by_other(needs[i].scope, -1))
+		{
+			if (i == memo.role_index)
+				role_active = (int32) pg_atomic_read_u32(&needs[i].scope->active);
+			continue;
+		}
+		if (i == memo.role_index)
+			role_take = nunheld;
+		unheld[nunheld] = needs[i];
+		take[nunheld] = needs[i].scope;
+		limits[nunheld] = needs[i].monitor ? -1 : needs[i].limit;
+		nunheld++;
+	}
+
+	/* monitor mode: a full monitored scope would have turned it away */
+	for (i = 0; i < nunheld; i++)
+	{
+		uint32		active = pg_atomic_read_u32(&unheld[i].scope->active);
+		char		limit[NAMEDATALEN + 160];
+		char		detail[PGSH_EVENT_DETAIL_SIZE];
+
+		if (!unheld[i].monitor || unheld[i].limit < 0 ||
+			active < (uint32) unheld[i].limit)
+			continue;
+		describe_scope_limit(limit, sizeof(limit), &unheld[i], active);
+		snprintf(detail, sizeof(detail),
+				 "%s; the session holds a slot for another statement (an open cursor or portal), so it cannot wait.",
+				 limit);
+		adm->would_reject = true;
+		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, false, false, 0.0,
+								PGSH_ACTION_QUEUE_FULL, detail);
+		break;
+	}
+
+	if (!pgsh_scope_take_slots(nunheld, take, limits, role_take, &role_active))
+		pgsh_queue_reject_holding(req, needs, n, unheld, nunheld);
+	return role_active;
+}
+
 /*
  * The limits of admission: rate tokens, then a slot in every concurrency
  * scope, waiting in the queue if one is full.  deadline_at: when the
@@ -868,26 +1011,27 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	int			nslots;
 	int			role_slot;
 	int64		queue_timeout_us;
-	bool		need_slot = !held.holding;
+	bool		holding = held_count > 0;
+	HeldStatement *stmt;
 	TimestampTz now = 0;
 	RateOutcome rate = {-1, 0};
 	int			i;
 
-	if (!memo_matches(req, need_slot))
-		memo_build(req, need_slot);
+	if (!memo_matches(req))
+		memo_build(req);
+	if (unlikely(held_count == held_allocated))
+		held_grow();
 	n = memo.n;
-	if (n == 0)
-		return;
 	needs = memo.needs;
 	queue_timeout_us = memo.queue_timeout_us;
 
 	/*
 	 * Overload: while the controller sheds, or while the instance holds
 	 * statements back (it may be time to start), a statement that needs a
-	 * slot may be shed.  Before the rate limits: a shed statement takes
-	 * no token.
+	 * slot may be shed (not one that runs under its session's instance
+	 * slot).  Before the rate limits: a shed statement takes no token.
 	 */
-	if (unlikely(need_slot && pgsh_max_active > 0 &&
+	if (unlikely(!holding && pgsh_max_active > 0 &&
 				 (pg_atomic_read_u32(&pgsh_adm->shedding) != PGSH_SHED_NONE ||
 				  ((volatile AdmissionState *) pgsh_adm)->instance_waiters > 0)))
 		pgsh_queue_shed_check(req, adm);
@@ -906,14 +1050,17 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		pgsh_adm_report_rate(req, &needs[rate.would_index], false, rate.retry_ms);
 	}
 
-	if (!need_slot)
-		return;
-
 	/* the scopes that take a slot, and their enforced limits (memoized) */
 	nslots = memo.nslots;
 	role_slot = memo.role_slot;
 	scopes = memo.slot_scopes;
 	limits = memo.slot_limits;
+
+	if (unlikely(holding))
+	{
+		role_active = admit_holding(req, adm, needs, n);
+		goto admitted;
+	}
 
 	/* monitor mode: would a limit make it wait, or turn it away? */
 	if (unlikely(memo.monitor_limit))
@@ -939,17 +1086,20 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	role_active = adm->role_active;
 
 admitted:
-	held.holding = true;
-	held.nscopes = nslots;
+	stmt = &held_stmts[held_count++];
+	if (++held_last_id == 0)	/* 0 means none */
+		held_last_id = 1;
+	stmt->id = held_last_id;
+	stmt->nscopes = nslots;
 	for (i = 0; i < nslots; i++)	/* at most MAX_SCOPES: no memcpy call */
-		held.scopes[i] = scopes[i];
-	adm->holds_slot = true;
+		stmt->scopes[i] = scopes[i];
+	adm->slot_id = stmt->id;
 	adm->role_active = role_active;
-
 
 	/* running since it was let in: its arrival, unless it waited */
 	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
 				 shown_deadline);
+	stmt->shown = pgsh_adm_me->shown;
 }
 
 /*

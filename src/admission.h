@@ -39,7 +39,8 @@ typedef struct ShieldAdmitRequest
 typedef struct ShieldAdmission
 {
 	bool		governed;		/* false: exempt, or pg_shield is off */
-	bool		holds_slot;		/* this statement took the backend's slot */
+	uint32		slot_id;		/* names the slots it holds (see
+								 * pgsh_admission_release), 0: none */
 	bool		queued;			/* it waited in the queue */
 	double		queue_ms;
 	bool		would_reject;	/* monitor mode: enforce would have
@@ -57,7 +58,7 @@ extern void pgsh_admission_init(void);
 
 extern void pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm);
 extern bool pgsh_admission_holding(void);
-extern void pgsh_admission_release(void);
+extern void pgsh_admission_release(uint32 slot_id);
 extern void pgsh_admission_cleanup(void);
 
 /* For the views. */

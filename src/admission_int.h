@@ -199,6 +199,9 @@ extern void pgsh_queue_leave(void);
 extern void pgsh_queue_exit(void);
 extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 								  ShieldAdmission *adm);
+extern void pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
+									  const ScopeNeed *needs, int n,
+									  const ScopeNeed *unheld, int nunheld);
 
 /* admission_rate.c: rate limits */
 /* What the rate limits said: a monitored scope that had no token. */

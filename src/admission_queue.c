@@ -566,6 +566,26 @@ retry_hint_scope_ms(const ScopeNeed *needs, int n)
 }
 
 /*
+ * Turn away a statement that finds a scope full and may not wait (53S01):
+ * give back its rate tokens (needs), count and record the rejection, and
+ * hint when the full scope (among full_needs) should have room.
+ */
+PGSH_NORETURN static pg_noinline void
+reject_cannot_queue(const ShieldAdmitRequest *req, const ScopeNeed *needs,
+					int n, const ScopeNeed *full_needs, int nfull,
+					const char *detail)
+{
+	pgsh_adm_refund_tokens(needs, n);
+	pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
+							PGSH_ACTION_QUEUE_FULL, detail);
+	ereport(ERROR,
+			(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
+			 errmsg("concurrency limit reached and the statement cannot queue"),
+			 errdetail_internal("%s", detail),
+			 errhint("Retry after %d ms.", retry_hint_scope_ms(full_needs, nfull))));
+}
+
+/*
  * Leave the queue.  If a slot was granted meanwhile: keep it if keep,
  * otherwise pass it on.  Returns whether the slot is now held.  Never
  * fails.
@@ -824,14 +844,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		else
 			snprintf(detail, sizeof(detail),
 					 "%s; its queue_timeout is 0.", limit);
-		pgsh_adm_refund_tokens(needs, n);
-		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
-								PGSH_ACTION_QUEUE_FULL, detail);
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
-				 errmsg("concurrency limit reached and the statement cannot queue"),
-				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
+		reject_cannot_queue(req, needs, n, needs, n, detail);
 	}
 
 	/*
@@ -954,4 +967,27 @@ pgsh_queue_exit(void)
 														 * clears the
 														 * activity */
 	(void) leave_queue(false);
+}
+
+/*
+ * Turn away a statement that needs a slot in a full scope while other
+ * statements of its session hold slots (an open cursor, a portal a row
+ * limit suspended): it may not wait, since the statement it would wait
+ * behind could be waiting for its session (the cursor's next FETCH).
+ * needs: all its scopes, whose rate tokens are given back; unheld: those
+ * its session does not hold, one of which is full.
+ */
+void
+pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
+						  const ScopeNeed *needs, int n,
+						  const ScopeNeed *unheld, int nunheld)
+{
+	char		limit[NAMEDATALEN + 160];
+	char		detail[512];
+
+	pgsh_adm_describe_limit(limit, sizeof(limit), unheld, nunheld);
+	snprintf(detail, sizeof(detail),
+			 "%s; the session holds a slot for another statement (an open cursor or portal), so it cannot wait.",
+			 limit);
+	reject_cannot_queue(req, needs, n, unheld, nunheld, detail);
 }

@@ -836,32 +836,20 @@ observe_admission(ShieldObservation *obs, const ShieldAdmission *adm)
 }
 
 /*
- * Give back the admission slot a unit holds.  First thing when a unit
- * ends, so that a waiter gets it as soon as possible.  The statements this
- * backend started while the unit held the slot ran under it (a backend
- * holds one slot): if one of them is still open (a cursor), it takes the
- * slot over, so that the slot is given back when the last of them ends.
- * Cannot fail.
+ * Give back the admission slots a unit holds: those of its scopes that no
+ * other statement of this backend holds (an open cursor keeps the scopes
+ * it shares).  First thing when a unit ends, so that a waiter gets them as
+ * soon as possible.  Cannot fail.
  */
 static inline void
 unit_release(ShieldUnit *unit)
 {
-	int			i;
+	uint32		slot_id = unit->adm.slot_id;
 
-	if (!unit->adm.holds_slot)
+	if (slot_id == 0)
 		return;
-	unit->adm.holds_slot = false;
-	for (i = 0; i < units_used; i++)
-	{
-		ShieldUnit *other = &units[i];
-
-		if (other != unit && other->queryDesc != NULL && other->adm.governed)
-		{
-			other->adm.holds_slot = true;
-			return;
-		}
-	}
-	pgsh_admission_release();
+	unit->adm.slot_id = 0;
+	pgsh_admission_release(slot_id);
 }
 
 static inline void
@@ -1372,10 +1360,12 @@ frame_ended(PgshBreakerOutcome outcome)
 static inline void
 frame_release(void)
 {
-	if (frame.adm.holds_slot)
+	uint32		slot_id = frame.adm.slot_id;
+
+	if (slot_id != 0)
 	{
-		frame.adm.holds_slot = false;
-		pgsh_admission_release();
+		frame.adm.slot_id = 0;
+		pgsh_admission_release(slot_id);
 	}
 }
 
@@ -1487,7 +1477,7 @@ pgsh_frame_failed(void)
 static inline bool
 frame_holds_slot(void)
 {
-	return frame.active && frame.adm.holds_slot;
+	return frame.active && frame.adm.slot_id != 0;
 }
 static void
 pgsh_xact_callback(XactEvent event, void *arg)
