@@ -69,6 +69,21 @@ CREATE TABLE storm_child (k int REFERENCES storm_parent
                           DEFERRABLE INITIALLY DEFERRED);
 GRANT SELECT ON storm_parent TO storm_users;
 GRANT SELECT, INSERT ON storm_child TO storm_users;
+-- a statement that a rule rewrites into two queries, and a deferred
+-- trigger that runs CALL at commit
+CREATE TABLE storm_r (x int);
+CREATE TABLE storm_r_log (x int);
+CREATE RULE storm_r_also AS ON INSERT TO storm_r
+  DO ALSO INSERT INTO storm_r_log SELECT NEW.x FROM pg_sleep(0.01);
+CREATE TABLE storm_audit (x int);
+CREATE TABLE storm_d (x int);
+GRANT INSERT ON storm_r, storm_r_log, storm_audit, storm_d TO storm_users;
+CREATE PROCEDURE storm_audit_proc() LANGUAGE sql AS
+  $$ INSERT INTO storm_audit VALUES (1) $$;
+CREATE FUNCTION storm_audit_fn() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN CALL storm_audit_proc(); RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER storm_d_audit AFTER INSERT ON storm_d
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION storm_audit_fn();
 CREATE MATERIALIZED VIEW storm_mv AS SELECT sum(x) AS s FROM storm_t;
 ALTER MATERIALIZED VIEW storm_mv OWNER TO storm_users;
 
@@ -472,7 +487,25 @@ RESET statement_timeout;},
 	q{BEGIN;
 INSERT INTO storm_child VALUES (999);
 SELECT count(*) FROM storm_t;
-COMMIT;});
+COMMIT;},
+	# a cursor a DO block opened, fetched by the client
+	q{BEGIN;
+DO $$DECLARE c refcursor := 'c_do';
+BEGIN OPEN c FOR SELECT x, pg_sleep(0.01) AS do_cursor FROM storm_t; END $$;
+FETCH 2 FROM c_do;
+FETCH ALL FROM c_do;
+COMMIT;},
+	# rules, and a deferred trigger running CALL at commit
+	q{INSERT INTO storm_r VALUES (1);},
+	q{BEGIN;
+INSERT INTO storm_d VALUES (1);
+SELECT count(*) FROM storm_t;
+COMMIT;},
+	# the query policy's statement with a parameter, then inline again
+	q{PREPARE p_q(int) AS SELECT sum(x), pg_sleep(0.01) FROM storm_t WHERE x > $1;
+EXECUTE p_q(2);
+DEALLOCATE p_q;
+SELECT sum(x), pg_sleep(0.01) FROM storm_t WHERE x > 2;});
 
 # How a round may end: the session quits with a slot held by an open
 # cursor, with a held cursor, in an open transaction, or normally.
@@ -743,6 +776,14 @@ FROM shield.query_stats WHERE queryid = $qpol_fp});
 note "the query policy's fingerprint: $fp_admitted admitted, "
   . "$fp_waits queued, rejected or cancelled by the deadline";
 cmp_ok($fp_admitted, '>', 0, "the query policy's fingerprint was admitted");
+my ($rule_rows, $audit_rows, $do_cursor_calls) = split /\|/, $node->safe_psql(
+	'postgres', q{
+SELECT (SELECT count(*) FROM storm_r_log), (SELECT count(*) FROM storm_audit),
+       (SELECT coalesce(sum(admitted), 0) FROM shield.query_stats
+        WHERE query LIKE '%AS do_cursor FROM storm_t%')});
+cmp_ok($rule_rows, '>', 0, "the rule's second query ran");
+cmp_ok($audit_rows, '>', 0, 'deferred triggers ran CALL at commit');
+cmp_ok($do_cursor_calls, '>', 0, 'fetches from a cursor a DO block opened were admitted');
 cmp_ok($rs{storm}[5], '<=', 2, 'storm never ran more than 2 at once');
 cmp_ok($rs{storm2}[5], '<=', 1, 'storm2 never ran more than 1 at once');
 
