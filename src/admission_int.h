@@ -49,6 +49,8 @@ typedef struct Scope
 	slock_t		mutex;			/* protects the rate bucket */
 	double		tokens;
 	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
+	double		rate;			/* max_rate it was last refilled at, < 0:
+								 * none (see scope_bucket_full_at) */
 } Scope;
 
 typedef enum ProcState

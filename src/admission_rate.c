@@ -8,8 +8,8 @@
  * bucket of every matching scope with max_rate, all or none; a refused one
  * is told the exact time until its bucket has a token again (53S04).  A
  * statement that concurrency then turns away gets its tokens back: it did
- * not run.  An evicted idle scope's bucket starts full again, which is why
- * the scope table keeps room for pg_shield.max_roles idle scopes (see
+ * not run.  An evicted scope's bucket would start full again, so the
+ * scope table evicts a bucket only once it has refilled (see
  * admission_scope.c).  Locking: see admission.c.
  *
  * Copyright (c) 2026, The pg_shield Developers
@@ -64,6 +64,7 @@ take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 		else
 			s->tokens = Min(burst, s->tokens);
 		s->refilled_at = Max(now, s->refilled_at);
+		s->rate = rate;
 		ok = s->tokens >= 1.0;
 		if (ok)
 			s->tokens -= 1.0;

@@ -24,6 +24,8 @@
 
 #include "miscadmin.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
 #include "utils/hsearch.h"
 
 #include "admission_int.h"
@@ -36,8 +38,8 @@ static HTAB *pgsh_scope_hash = NULL;
  * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
  * its memo, those of the memo it is building (pinned before the old one is
  * dropped), and those it holds a slot in (waiting ones are the memo's).
- * The rest is room for idle scopes to keep their rate buckets (an evicted
- * bucket starts full again).
+ * The rest is room for idle scopes whose rate buckets are refilling (an
+ * evicted bucket would start full again; see evict_idle_scopes).
  */
 static int
 scope_capacity(void)
@@ -64,6 +66,7 @@ pgsh_scope_init(Scope *scope)
 	SpinLockInit(&scope->mutex);
 	scope->tokens = 0.0;
 	scope->refilled_at = 0;
+	scope->rate = -1.0;
 }
 
 /* Caller holds AddinShmemInitLock. */
@@ -86,20 +89,83 @@ pgsh_scopes_shmem_init(void)
  *----
  */
 
-/* Forget every idle scope.  Caller holds the lock exclusively. */
+/*
+ * When the scope's rate bucket will be full again (burst = max(1, rate)),
+ * 0 if it is full or has none: only then does forgetting it lose nothing,
+ * since a scope created again starts with a full bucket.  Caller holds the
+ * lock exclusively, so the bucket's owner cannot be looking at it through
+ * a scope it has not pinned; pinned scopes are not evicted anyway.
+ */
+static TimestampTz
+scope_bucket_full_at(volatile Scope *scope)
+{
+	double		rate;
+	double		missing;
+	TimestampTz full_at = 0;
+
+	SpinLockAcquire(&scope->mutex);
+	rate = scope->rate;
+	missing = Max(1.0, rate) - scope->tokens;
+	if (scope->refilled_at != 0 && rate > 0 && missing > 0)
+		full_at = scope->refilled_at +
+			(TimestampTz) Min(missing / rate * 1000000.0, (double) PG_INT64_MAX / 4);
+	SpinLockRelease(&scope->mutex);
+	return full_at;
+}
+
+/*
+ * Forget idle scopes (nobody holds a slot in them, waits for them or pins
+ * them) until a statement's scopes fit: first every idle scope whose rate
+ * bucket is full (most are: scopes without max_rate), then, only if that
+ * is not enough, those whose buckets refill soonest, a second, a minute
+ * and an hour ahead, and at last any.  A slow rate limit (max_rate 0.1)
+ * thus keeps its bucket however many other roles come and go, as long as
+ * fewer scopes are refilling at once than the table holds beyond what
+ * the backends pin (pg_shield.max_roles); past that, a bucket that refills
+ * soon is forgotten first, and the log says so.  Caller holds the lock
+ * exclusively.
+ */
 static void
 evict_idle_scopes(void)
 {
-	HASH_SEQ_STATUS hstat;
-	Scope	   *scope;
+	static const int64 horizons_s[] = {0, 1, 60, 3600, -1};
+	TimestampTz now = GetCurrentTimestamp();
+	int			refilling_evicted = 0;
+	int			pass;
 
-	hash_seq_init(&hstat, pgsh_scope_hash);
-	while ((scope = hash_seq_search(&hstat)) != NULL)
+	for (pass = 0; pass < (int) lengthof(horizons_s); pass++)
 	{
-		if (pg_atomic_read_u32(&scope->active) == 0 && scope->waiters == 0 &&
-			pg_atomic_read_u32(&scope->pins) == 0)
+		HASH_SEQ_STATUS hstat;
+		Scope	   *scope;
+
+		if (pass > 0 &&
+			hash_get_num_entries(pgsh_scope_hash) + SCOPE_ROOM <= scope_capacity())
+			break;
+		hash_seq_init(&hstat, pgsh_scope_hash);
+		while ((scope = hash_seq_search(&hstat)) != NULL)
+		{
+			TimestampTz full_at;
+
+			if (pg_atomic_read_u32(&scope->active) != 0 || scope->waiters != 0 ||
+				pg_atomic_read_u32(&scope->pins) != 0)
+				continue;
+			full_at = scope_bucket_full_at(scope);
+			if (full_at > now)
+			{
+				if (horizons_s[pass] >= 0 &&
+					full_at - now > horizons_s[pass] * USECS_PER_SEC)
+					continue;
+				refilling_evicted++;
+			}
 			hash_search(pgsh_scope_hash, &scope->key, HASH_REMOVE, NULL);
+		}
 	}
+	if (refilling_evicted > 0)
+		ereport(LOG,
+				(errmsg("pg_shield forgot %d rate limit buckets that were still refilling",
+						refilling_evicted),
+				 errdetail("More scopes with max_rate were refilling at once than the scope table holds."),
+				 errhint("Raise pg_shield.max_roles.")));
 }
 
 /*

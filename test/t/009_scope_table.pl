@@ -12,7 +12,9 @@
 # that holds its slot through an open cursor during the churn still refuses
 # a second statement, and admits one at once after the cursor closes.
 # Sessions that end unpin their scopes: many short sessions of distinct
-# roles still find room.
+# roles still find room.  Eviction forgets a rate bucket only once it has
+# refilled: a role limited to one statement per 100 s gets no fresh token
+# from the churn.
 use strict;
 use warnings;
 
@@ -70,6 +72,18 @@ is( $node->safe_psql(
 	'running',
 	'the cursor holds regress_scope_1\'s slot');
 
+# a slow rate limit: one statement per 100 s, whose only token is spent now
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE regress_scope_rate;
+GRANT SELECT ON pgsh_s TO regress_scope_rate;
+SELECT shield.set_role_policy('regress_scope_rate', max_rate => 0.01);
+});
+is( $node->safe_psql(
+		'postgres', q{SET ROLE regress_scope_rate; SELECT count(*) FROM pgsh_s}),
+	'2',
+	'the rate-limited role spends its only token');
+
 # every role runs one governed statement, far more roles than the table holds
 my $script = '';
 for my $i (2 .. $roles)
@@ -84,6 +98,12 @@ is($stderr, '', 'statements of ' . ($roles - 1) . ' roles all ran');
 is($node->safe_psql('postgres', $free_sql),
 	$free_before,
 	'the scope table did not grow into the spare shared memory');
+
+# the evictions kept the rate-limited role's empty bucket: no fresh token
+my ($rate_ret, $rate_out, $rate_err) = $node->psql('postgres',
+	q{SET ROLE regress_scope_rate; SELECT count(*) FROM pgsh_s});
+like($rate_err, qr/rate limit exceeded/,
+	'evicting idle scopes did not refill a slow rate limit');
 
 # the held slot survived the evictions
 my ($ret, $out, $err) = $node->psql(
