@@ -420,3 +420,20 @@ CREATE VIEW @extschema@.events AS
     SELECT * FROM @extschema@.events();
 
 GRANT SELECT ON @extschema@.events TO PUBLIC;
+
+-- Without the library preloaded nothing is governed or accounted, and every
+-- view and function fails with SQLSTATE 55000: say so now, not at the first
+-- call.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                 pg_catalog.current_setting('shared_preload_libraries'), ',')) AS l(name)
+        WHERE pg_catalog.btrim(l.name, ' "') OPERATOR(pg_catalog.=) ANY (ARRAY['pg_shield', '$libdir/pg_shield']))
+    THEN
+        RAISE WARNING 'pg_shield is not loaded via "shared_preload_libraries"'
+            USING DETAIL = 'Until it is, no statement is governed or accounted, and its views and functions fail with SQLSTATE 55000.',
+                  HINT = 'Add pg_shield to the shared_preload_libraries configuration parameter and restart the server.';
+    END IF;
+END
+$$;

@@ -40,12 +40,16 @@ sub verbose_psql
 }
 
 my ($ret, $stdout, $stderr) = verbose_psql('CREATE EXTENSION pg_shield;');
-my $created = $ret == 0 && $stderr eq '';
+my $created = $ret == 0 && $stderr !~ /ERROR/;
 ok( $created
 	  || $stderr =~
 	  /ERROR:\s+55000:.*\n(?:.*\n)*HINT:.*shared_preload_libraries/,
 	'CREATE EXTENSION without preloading succeeds or fails with 55000'
 ) or diag("CREATE EXTENSION: ret $ret, stderr: $stderr");
+like(
+	$stderr,
+	qr/WARNING:\s+01000: pg_shield is not loaded via "shared_preload_libraries"\n(?:.*\n)*HINT:.*shared_preload_libraries/,
+	'CREATE EXTENSION without preloading warns, with a hint');
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT count(*) FROM pg_extension WHERE extname = 'pg_shield'}),
