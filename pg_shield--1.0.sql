@@ -65,6 +65,7 @@ CREATE FUNCTION @extschema@.role_stats(
     OUT rejected_cost pg_catalog.int8,
     OUT rejected_rate pg_catalog.int8,
     OUT rejected_breaker pg_catalog.int8,
+    OUT rejected_deadlock pg_catalog.int8,
     OUT shed pg_catalog.int8,
     OUT deadline_cancels pg_catalog.int8,
     OUT total_exec_ms pg_catalog.float8,

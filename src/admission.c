@@ -16,7 +16,7 @@
  * in the others, without waiting, since waiting while the session holds
  * slots could wait for itself (see admit_holding).
  *
- * The work is divided between four files, as pgvector divides hnsw*.c:
+ * The work is divided between five files, as pgvector divides hnsw*.c:
  *
  *	admission.c			this file: pgsh_admit and its fast path, the cost
  *						ceiling, the memo of a session's scopes, release,
@@ -24,7 +24,11 @@
  *	admission_scope.c	the scope table (where slots and buckets are counted);
  *	admission_rate.c	rate limits (the scopes' token buckets);
  *	admission_queue.c	the queue: waiting, dispatch, the overload controller
- *						and load shedding, retry hints.
+ *						and load shedding, retry hints;
+ *	admission_deadlock.c
+ *						wait-for cycles through the queue: a waiter queued
+ *						behind statements that wait for its own
+ *						transaction's locks.
  *
  * admission_int.h holds what they share; nothing outside them sees it.
  *
@@ -39,7 +43,8 @@
  * LOCKING.  pgsh_state->admission_lock guards the scope hash's structure,
  * the queue and the queue fields of every ProcSlot:
  *
- *	- LW_SHARED to look scopes up and pin them;
+ *	- LW_SHARED to look scopes up and pin them, and to read the queue
+ *	  (the deadlock search copies which scopes are full for each waiter);
  *	- LW_EXCLUSIVE to create or evict scopes, to enqueue, dequeue and
  *	  dispatch.
  *
@@ -56,8 +61,10 @@
  * not zero.  Either the waiter sees the free slot or the releaser sees the
  * waiter.  Rate buckets are protected by their scope's spinlock.  No other
  * lock is taken while admission_lock is held and nothing under it sleeps;
- * the only error raised under it (a full scope table, which the sizing
- * rules out) releases it through the abort like any LWLock.
+ * in particular, the deadlock search releases it before it asks the lock
+ * manager who blocks whom (ProcArrayLock and every lock manager partition
+ * lock).  The only error raised under it (a full scope table, which the
+ * sizing rules out) releases it through the abort like any LWLock.
  *
  * Release never fails: atomics, the lock and SetLatch only.  It runs when
  * the statement holding the slot ends (statement.c: ExecutorEnd, or the

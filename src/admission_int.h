@@ -3,8 +3,9 @@
  * admission_int.h
  *		What the admission files share: the scope table, the per-backend
  *		slots and the queue's state.  Only admission.c,
- *		admission_scope.c, admission_rate.c and admission_queue.c include
- *		it; the rest of pg_shield goes through admission.h.  The locking
+ *		admission_scope.c, admission_rate.c, admission_queue.c and
+ *		admission_deadlock.c include it; the rest of pg_shield goes through
+ *		admission.h.  The locking
  *		protocol is in admission.c's header.
  *
  * Copyright (c) 2026, The pg_shield Developers
@@ -75,6 +76,8 @@ typedef struct ProcSlot
 	/* The queue entry; admission_lock. */
 	bool		granted;
 	bool		shed;			/* displaced from a full queue */
+	bool		deadlocked;		/* leaving: it found itself in a wait-for
+								 * cycle (admission_deadlock.c) */
 	bool		instance_bound; /* the instance scope holds it back */
 	int			rank;
 	TimestampTz enqueued;
@@ -204,6 +207,10 @@ extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 extern void pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
 									  const ScopeNeed *needs, int n,
 									  const ScopeNeed *unheld, int nunheld);
+
+/* admission_deadlock.c: wait-for cycles through the queue */
+extern bool pgsh_deadlock_find(const ScopeNeed *needs, int n, char *detail,
+							   size_t size);
 
 /* admission_rate.c: rate limits */
 /* What the rate limits said: a monitored scope that had no token. */

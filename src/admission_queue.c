@@ -17,9 +17,13 @@
  * set.  Only the chosen waiters wake (no thundering herd).  A waiter that
  * gives up (timeout, cancel, terminate) dequeues itself under the lock; if
  * it was granted meanwhile, it keeps the slot on timeout, or releases it
- * (dispatching it to the next waiter) on error.  When the queue is full
- * (pg_shield.max_queue), a statement of a better rank than low takes the
- * place of the last low waiter, which is shed (53S03).
+ * (dispatching it to the next waiter) on error.  Every deadlock_timeout, a
+ * waiter looks for a wait-for cycle through itself (the holders of its
+ * slots waiting for its transaction's locks, admission_deadlock.c); it
+ * leaves the queue as on timeout if it finds one, and fails with 40P01.
+ * When the queue is full (pg_shield.max_queue), a statement of a better
+ * rank than low takes the place of the last low waiter, which is shed
+ * (53S03).
  *
  * The overload controller, after CoDel (Nichols and Jacobson, "Controlling
  * Queue Delay", 2012).  A queue that absorbs a burst drains again; a queue
@@ -96,8 +100,12 @@ typedef enum WaitOutcome
 {
 	WAIT_GRANTED,
 	WAIT_TIMED_OUT,
-	WAIT_SHED					/* displaced by a statement of a better rank */
+	WAIT_SHED,					/* displaced by a statement of a better rank */
+	WAIT_DEADLOCK				/* it waits for itself (admission_deadlock.c) */
 } WaitOutcome;
+
+/* What the error of a deadlock says: a DETAIL. */
+#define DEADLOCK_DETAIL_SIZE 1024
 
 /* This backend: enqueued, not yet admitted or gone. */
 static bool queue_waiting = false;
@@ -636,20 +644,30 @@ client_gone(void)
 }
 
 /*
- * Wait until granted, shed, or wait_until.
- * Errors (cancel, terminate, statement_timeout) propagate; the caller
- * leaves the queue in PG_CATCH.  A client that disconnects ends the
- * backend as core does when it notices one (FATAL "connection to client
- * lost"); the exit callback leaves the queue.
+ * Wait until granted, shed, or wait_until, or until the wait turns out to
+ * be for itself: after deadlock_timeout, as core's deadlock detector
+ * does for a lock, and every deadlock_timeout after that (the cycle can
+ * close after the statement queued), it looks for a wait-for cycle
+ * through the queue; deadlock_detail receives its description.  needs:
+ * the statement's scopes, for that description.
+ * Errors (cancel, terminate, statement_timeout, the search's) propagate;
+ * the caller leaves the queue in PG_CATCH.  A client that disconnects
+ * ends the backend as core does when it notices one (FATAL "connection to
+ * client lost"); the exit callback leaves the queue.
  */
 static WaitOutcome
-wait_for_grant(TimestampTz wait_until)
+wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
+			   char *deadlock_detail)
 {
 	TimestampTz next_client_check = 0;
+	TimestampTz next_deadlock_check;
 
+	next_deadlock_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  DeadlockTimeout);
 	for (;;)
 	{
 		TimestampTz now;
+		TimestampTz wake;
 		long		ms;
 
 		pg_memory_barrier();
@@ -674,13 +692,24 @@ wait_for_grant(TimestampTz wait_until)
 		}
 		if (now >= wait_until)
 			return WAIT_TIMED_OUT;
+		if (now >= next_deadlock_check)
+		{
+			if (pgsh_deadlock_find(needs, n, deadlock_detail,
+								   DEADLOCK_DETAIL_SIZE))
+				return WAIT_DEADLOCK;
+			now = GetCurrentTimestamp();
+			next_deadlock_check = TimestampTzPlusMilliseconds(now,
+															  DeadlockTimeout);
+			continue;			/* granted meanwhile? */
+		}
 
 		/*
 		 * Each sleep is short: wait_until can be up to pg_shield's longest
 		 * duration away, beyond what WaitLatch takes, and the client is
 		 * looked at between sleeps.
 		 */
-		ms = TimestampDifferenceMilliseconds(now, Min(wait_until, next_client_check));
+		wake = Min(Min(wait_until, next_client_check), next_deadlock_check);
+		ms = TimestampDifferenceMilliseconds(now, wake);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 Min(Max(ms, 1), CLIENT_CHECK_INTERVAL_MS),
@@ -730,7 +759,8 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
  * slot granted meanwhile.
  */
 static WaitOutcome
-wait_in_queue(TimestampTz wait_until, const OverloadChange *change)
+wait_in_queue(TimestampTz wait_until, const OverloadChange *change,
+			  const ScopeNeed *needs, int n, char *deadlock_detail)
 {
 	WaitOutcome outcome = WAIT_TIMED_OUT;
 
@@ -738,7 +768,7 @@ wait_in_queue(TimestampTz wait_until, const OverloadChange *change)
 	{
 		/* what its arrival changed: an error here leaves the queue too */
 		overload_report(change);
-		outcome = wait_for_grant(wait_until);
+		outcome = wait_for_grant(wait_until, needs, n, deadlock_detail);
 	}
 	PG_CATCH();
 	{
@@ -773,6 +803,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	bool		granted;
 	WaitOutcome outcome;
 	OverloadChange change;
+	char		deadlock_detail[DEADLOCK_DETAIL_SIZE];
 
 	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 	queue_full = queue_length() >= pgsh_max_queue;
@@ -786,6 +817,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	pgsh_adm_me->enqueued = enqueued;
 	pgsh_adm_me->instance_bound = false;
 	pgsh_adm_me->shed = false;
+	pgsh_adm_me->deadlocked = false;
 	pgsh_adm_me->nscopes = nslots;
 	pgsh_adm_me->role_index = role_slot;
 	memcpy(pgsh_adm_me->scopes, scopes, nslots * sizeof(Scope *));
@@ -862,7 +894,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	LWLockRelease(pgsh_state->admission_lock);
 	queue_waiting_arrived = req->arrived;
 
-	outcome = wait_in_queue(wait_until, &change);
+	outcome = wait_in_queue(wait_until, &change, needs, n, deadlock_detail);
 	if (outcome == WAIT_GRANTED)
 	{
 		granted = true;
@@ -870,6 +902,11 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 	else
 	{
+		/*
+		 * Granted just as its wait ended: it runs (after a deadlock search,
+		 * the holder it waited for has let its slot go, so the cycle is
+		 * broken).
+		 */
 		granted = leave_queue(true);
 		/* displaced just as its wait ended: it was shed all the same */
 		if (!granted && pgsh_adm_me->shed)
@@ -895,6 +932,24 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				 errmsg("statement shed: the admission queue is full"),
 				 errdetail_internal("%s", detail),
 				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
+	}
+	if (!granted && outcome == WAIT_DEADLOCK)
+	{
+		/*
+		 * It waits for a slot held by a statement that waits, directly or
+		 * not, for a lock its transaction holds: only its own error can
+		 * end the wait before the queue timeout, and, as for a deadlock
+		 * between locks, the transaction has to be retried.
+		 */
+		pgsh_adm_refund_tokens(needs, n);
+		pgsh_adm_note_rejection(req, PGSH_REJECT_DEADLOCK, true, true,
+								adm->queue_ms, PGSH_ACTION_DEADLOCK,
+								deadlock_detail);
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_DEADLOCK),
+				 errmsg("deadlock detected between the admission queue and a lock"),
+				 errdetail_internal("%s", deadlock_detail),
+				 errhint("Retry the transaction.")));
 	}
 	if (!granted)
 	{

@@ -14,6 +14,7 @@
  *	53S03	shed under overload					back off, retry later
  *	53S04	rate limit exceeded					retry after the hint
  *	53S05	circuit breaker open				retry after the hint
+ *	40P01	queued behind a lock it holds		retry the transaction
  *	54001	estimated cost above max_cost		fix the query
  *	57014	pg_shield deadline exceeded			as for any timeout
  *	55000	library not preloaded				fix the configuration
@@ -38,6 +39,7 @@
 #define PGSH_ERRCODE_SHED				MAKE_SQLSTATE('5','3','S','0','3')
 #define PGSH_ERRCODE_RATE_LIMIT			MAKE_SQLSTATE('5','3','S','0','4')
 #define PGSH_ERRCODE_BREAKER_OPEN		MAKE_SQLSTATE('5','3','S','0','5')
+#define PGSH_ERRCODE_DEADLOCK			ERRCODE_T_R_DEADLOCK_DETECTED	/* 40P01 */
 #define PGSH_ERRCODE_COST_LIMIT			ERRCODE_STATEMENT_TOO_COMPLEX	/* 54001 */
 #define PGSH_ERRCODE_DEADLINE			ERRCODE_QUERY_CANCELED	/* 57014 */
 #define PGSH_ERRCODE_NOT_LOADED			ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE	/* 55000 */

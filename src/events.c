@@ -63,6 +63,7 @@ static const char *const action_names[] = {
 	[PGSH_ACTION_SHED] = "shed",
 	[PGSH_ACTION_OVERLOADED] = "overloaded",
 	[PGSH_ACTION_OVERLOAD_CLEARED] = "overload_cleared",
+	[PGSH_ACTION_DEADLOCK] = "deadlock",
 };
 
 const char *

@@ -46,7 +46,8 @@ typedef enum PgshAction
 	PGSH_ACTION_BREAKER_RESET,	/* shield.reset_breaker() closed it */
 	PGSH_ACTION_SHED,			/* a statement shed under overload */
 	PGSH_ACTION_OVERLOADED,		/* shedding started, or reached normal */
-	PGSH_ACTION_OVERLOAD_CLEARED	/* shedding stopped */
+	PGSH_ACTION_OVERLOAD_CLEARED,	/* shedding stopped */
+	PGSH_ACTION_DEADLOCK		/* a queued statement waited for itself */
 } PgshAction;
 
 typedef enum PgshLogActions

@@ -653,6 +653,9 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 			case PGSH_REJECT_BREAKER:
 				c->rejected_breaker++;
 				break;
+			case PGSH_REJECT_DEADLOCK:
+				c->rejected_deadlock++;
+				break;
 			case PGSH_REJECT_SHED:
 				c->shed++;
 				break;
@@ -700,6 +703,7 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
 	into->rejected_cost += from->rejected_cost;
 	into->rejected_rate += from->rejected_rate;
 	into->rejected_breaker += from->rejected_breaker;
+	into->rejected_deadlock += from->rejected_deadlock;
 	into->shed += from->shed;
 	into->deadline_cancels += from->deadline_cancels;
 	into->would_reject += from->would_reject;

@@ -58,6 +58,7 @@ typedef struct ShieldCounters
 	int64		rejected_cost;
 	int64		rejected_rate;
 	int64		rejected_breaker;
+	int64		rejected_deadlock;
 	int64		shed;
 	int64		deadline_cancels;
 	int64		would_reject;
@@ -123,7 +124,8 @@ typedef enum PgshRejection
 	PGSH_REJECT_DEADLINE,		/* its deadline expired: while it waited, or
 								 * while it ran (a deadline cancel) */
 	PGSH_REJECT_BREAKER,		/* its fingerprint's breaker was open */
-	PGSH_REJECT_SHED			/* shed: the instance is overloaded */
+	PGSH_REJECT_SHED,			/* shed: the instance is overloaded */
+	PGSH_REJECT_DEADLOCK		/* it waited in the queue for itself */
 } PgshRejection;
 
 /* One statement's outcome, handed to pgsh_stats_record(). */

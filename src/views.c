@@ -49,7 +49,7 @@ PG_FUNCTION_INFO_V1(pg_shield_breakers);
 PG_FUNCTION_INFO_V1(pg_shield_reset_breaker);
 
 #define QUERY_STATS_COLS	30
-#define ROLE_STATS_COLS		28
+#define ROLE_STATS_COLS		29
 #define STATUS_COLS			17
 #define EVENTS_COLS			10
 #define ACTIVITY_COLS		10
@@ -141,7 +141,8 @@ static inline int64
 rejected_total(const ShieldCounters *c)
 {
 	return c->rejected_queue_full + c->rejected_queue_timeout +
-		c->rejected_cost + c->rejected_rate + c->rejected_breaker;
+		c->rejected_cost + c->rejected_rate + c->rejected_breaker +
+		c->rejected_deadlock;
 }
 
 static bool
@@ -365,6 +366,7 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 		values[col++] = Int64GetDatum(c->rejected_cost);
 		values[col++] = Int64GetDatum(c->rejected_rate);
 		values[col++] = Int64GetDatum(c->rejected_breaker);
+		values[col++] = Int64GetDatum(c->rejected_deadlock);
 		values[col++] = Int64GetDatum(c->shed);
 		values[col++] = Int64GetDatum(c->deadline_cancels);
 		values[col++] = Float8GetDatum(c->total_exec_ms);
