@@ -12,9 +12,20 @@
  *
  * pg_shield.log_actions chooses which actions are also logged.  A flood
  * (thousands of rejections a second) must not fill the server log, so at
- * most PGSH_LOG_LINES_PER_SECOND lines are written per second for the whole
- * instance; the lines that were not are counted, and the next line written
- * says how many were suppressed (shield.status shows the running total).
+ * most PGSH_LOG_LINES_PER_SECOND actions are logged per second for the
+ * whole instance; the others are counted, and the next line written says
+ * how many were suppressed (shield.status shows the running total).
+ *
+ * A rejection is an ERROR that PostgreSQL reports to the client in full
+ * and, by default, writes to the server log too (message, DETAIL, HINT and
+ * STATEMENT), whatever pg_shield.log_actions says: that report is the
+ * action's log line.  So an enforced action that an error follows (see
+ * action_error_code) writes no line of its own; recording it decides
+ * whether the error's report may reach the server log, under the same
+ * limit, and the emit_log_hook (pgsh_events_filter_report) keeps a report
+ * that may not out of it.  Suppressed reports are counted by SQLSTATE,
+ * database and role, exactly, and summarized in one line before the next
+ * report that is logged.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -25,14 +36,28 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"
 
+#include "errors.h"
 #include "events.h"
 #include "guc.h"
 #include "shmem.h"
+
+/* Rejection reports kept out of the server log, by SQLSTATE and role. */
+typedef struct SuppressedReports
+{
+	int			sqlerrcode;
+	Oid			dbid;
+	Oid			userid;
+	uint64		count;
+} SuppressedReports;
+
+#define PGSH_SUPPRESSED_KEYS 16
 
 typedef struct ShieldEventRing
 {
@@ -40,12 +65,30 @@ typedef struct ShieldEventRing
 								 * recorded % pgsh_max_events */
 	TimestampTz log_window_start;	/* start of the current second */
 	int			log_window_lines;	/* lines written in it */
-	uint64		log_suppressed_pending; /* not yet reported in a line */
-	uint64		log_suppressed_total;
+	uint64		log_suppressed_pending; /* action lines not yet reported
+										 * in a line */
+	uint64		log_suppressed_total;	/* action lines and reports */
+
+	/* rejection reports suppressed since the last summary */
+	TimestampTz reports_since;	/* first of them */
+	int			nreports;		/* keys used in reports[] */
+	uint64		reports_other;	/* those of keys beyond reports[] */
+	SuppressedReports reports[PGSH_SUPPRESSED_KEYS];
+
 	ShieldEvent events[FLEXIBLE_ARRAY_MEMBER];
 } ShieldEventRing;
 
 static ShieldEventRing *ring = NULL;
+
+/*
+ * The decision taken for the report of the error that follows the action
+ * this backend recorded last (see pgsh_events_filter_report).
+ */
+static struct
+{
+	bool		pending;
+	bool		suppress;
+}			events_next_report;
 
 static const char *const action_names[] = {
 	[PGSH_ACTION_POLICY_SET] = "policy_set",
@@ -95,8 +138,113 @@ pgsh_events_shmem_init(void)
 }
 
 /*
+ * The SQLSTATE of the error that follows an enforced action, 0 if none:
+ * the rejections, and the cancel of a deadline.
+ */
+static int
+action_error_code(PgshAction action)
+{
+	switch (action)
+	{
+		case PGSH_ACTION_QUEUE_FULL:
+			return PGSH_ERRCODE_CONCURRENCY_LIMIT;
+		case PGSH_ACTION_QUEUE_TIMEOUT:
+			return PGSH_ERRCODE_QUEUE_TIMEOUT;
+		case PGSH_ACTION_SHED:
+			return PGSH_ERRCODE_SHED;
+		case PGSH_ACTION_RATE_LIMIT:
+			return PGSH_ERRCODE_RATE_LIMIT;
+		case PGSH_ACTION_BREAKER_OPEN:
+			return PGSH_ERRCODE_BREAKER_OPEN;
+		case PGSH_ACTION_COST_LIMIT:
+			return PGSH_ERRCODE_COST_LIMIT;
+		case PGSH_ACTION_DEADLINE:
+			return PGSH_ERRCODE_DEADLINE;
+		case PGSH_ACTION_DEADLOCK:
+			return PGSH_ERRCODE_DEADLOCK;
+		default:
+			return 0;
+	}
+}
+
+/* Count a suppressed rejection report.  Caller holds events_lock. */
+static void
+count_suppressed_report_locked(int sqlerrcode, Oid userid, TimestampTz now)
+{
+	int			i;
+
+	if (ring->nreports == 0 && ring->reports_other == 0)
+		ring->reports_since = now;
+	ring->log_suppressed_total++;
+	for (i = 0; i < ring->nreports; i++)
+	{
+		SuppressedReports *r = &ring->reports[i];
+
+		if (r->sqlerrcode == sqlerrcode && r->dbid == MyDatabaseId &&
+			r->userid == userid)
+		{
+			r->count++;
+			return;
+		}
+	}
+	if (ring->nreports < PGSH_SUPPRESSED_KEYS)
+	{
+		SuppressedReports *r = &ring->reports[ring->nreports++];
+
+		r->sqlerrcode = sqlerrcode;
+		r->dbid = MyDatabaseId;
+		r->userid = userid;
+		r->count = 1;
+		return;
+	}
+	ring->reports_other++;
+}
+
+/*
+ * Write the summary of the suppressed rejection reports taken out of the
+ * ring: "pg_shield kept 9990 reports of rejected statements out of the log
+ * since ...", then one "53S04: 9990 of role "app" in database "shop""
+ * part per key.  Roles and databases are named if they still exist.
+ */
+static void
+log_reports_summary(const SuppressedReports *reports, int n, uint64 other,
+					TimestampTz since)
+{
+	StringInfoData buf;
+	uint64		total = other;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+	{
+		const char *role = GetUserNameFromId(reports[i].userid, true);
+		const char *db = get_database_name(reports[i].dbid);
+
+		total += reports[i].count;
+		appendStringInfo(&buf, "%s%s: %llu of role \"%s\" in database \"%s\"",
+						 i > 0 ? "; " : "",
+						 unpack_sql_state(reports[i].sqlerrcode),
+						 (unsigned long long) reports[i].count,
+						 role ? role : "?", db ? db : "?");
+	}
+	if (other > 0)
+		appendStringInfo(&buf, "%s%llu of other roles", n > 0 ? "; " : "",
+						 (unsigned long long) other);
+	ereport(LOG,
+			(errmsg("pg_shield kept %llu reports of rejected statements out of the server log since %s",
+					(unsigned long long) total, timestamptz_to_str(since)),
+			 errdetail_log("%s.", buf.data),
+			 errhidestmt(true)));
+	pfree(buf.data);
+}
+
+/*
  * Record one action, and log it if pg_shield.log_actions asks for it and
- * the rate limit allows.  Never raises an error.
+ * the rate limit allows; for an action an error follows, decide instead
+ * whether the error's report may reach the server log.  Never raises an
+ * error, unless it writes a line (which only an ERROR-free path does:
+ * callbacks record actions an error does not follow, with log lines that
+ * cannot fail but for out of memory).
  */
 void
 pgsh_event_record(PgshAction action, bool enforced, Oid userid,
@@ -104,9 +252,14 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 {
 	ShieldEvent *e;
 	TimestampTz now = GetCurrentTimestamp();
+	int			error_code = enforced ? action_error_code(action) : 0;
 	bool		want_log;
 	bool		emit = false;
 	uint64		suppressed = 0;
+	SuppressedReports reports[PGSH_SUPPRESSED_KEYS];
+	int			nreports = 0;
+	uint64		reports_other = 0;
+	TimestampTz reports_since = 0;
 
 	if (ring == NULL || pgsh_state == NULL)
 		return;
@@ -149,7 +302,26 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 			emit = true;
 			suppressed = ring->log_suppressed_pending;
 			ring->log_suppressed_pending = 0;
+
+			/*
+			 * The first rejection reported in a second summarizes the
+			 * reports kept out before it (names are looked up in its
+			 * statement's transaction: never in a commit callback).
+			 */
+			if (error_code != 0 &&
+				(ring->nreports > 0 || ring->reports_other > 0))
+			{
+				nreports = ring->nreports;
+				memcpy(reports, ring->reports,
+					   nreports * sizeof(SuppressedReports));
+				reports_other = ring->reports_other;
+				reports_since = ring->reports_since;
+				ring->nreports = 0;
+				ring->reports_other = 0;
+			}
 		}
+		else if (error_code != 0)
+			count_suppressed_report_locked(error_code, userid, now);
 		else
 		{
 			ring->log_suppressed_pending++;
@@ -159,7 +331,17 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 
 	LWLockRelease(pgsh_state->events_lock);
 
-	if (emit)
+	/* the report of the error that follows is the action's log line */
+	if (error_code != 0)
+	{
+		events_next_report.pending = true;
+		events_next_report.suppress = !emit;
+	}
+
+	if (nreports > 0 || reports_other > 0)
+		log_reports_summary(reports, nreports, reports_other, reports_since);
+
+	if (emit && error_code == 0)
 	{
 		if (suppressed > 0)
 			ereport(LOG,
@@ -174,6 +356,23 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 							enforced ? "" : " (monitor)", detail ? detail : ""),
 					 errhidestmt(true)));
 	}
+}
+
+/*
+ * emit_log_hook: keep the report of a rejection that the rate limit
+ * suppressed (see pgsh_event_record) out of the server log; the client
+ * gets it in full.  The first ERROR after the action is the rejection,
+ * which is raised right after it is recorded: any ERROR consumes the
+ * decision, so that it never applies to another one.
+ */
+void
+pgsh_events_filter_report(ErrorData *edata)
+{
+	if (!events_next_report.pending || edata->elevel < ERROR)
+		return;
+	events_next_report.pending = false;
+	if (events_next_report.suppress)
+		edata->output_to_server = false;
 }
 
 /* Copy the ring, oldest event first, into palloc'd memory. */

@@ -14,6 +14,7 @@
 #ifndef PGSH_EVENTS_H
 #define PGSH_EVENTS_H
 
+#include "utils/elog.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -74,6 +75,7 @@ extern void pgsh_events_shmem_init(void);
 
 extern void pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 							  uint64 queryid, const char *detail);
+extern void pgsh_events_filter_report(ErrorData *edata);
 extern const char *pgsh_action_name(int action);
 
 /* For the views: copy out the ring, oldest first; counters for status. */

@@ -29,6 +29,7 @@
 #include "tcop/utility.h"
 
 #include "compat.h"
+#include "events.h"
 #include "hooks.h"
 #include "parallel.h"
 #include "statement.h"
@@ -39,6 +40,7 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static PlannedStmt *pgsh_planner(Query *parse, const char *query_string,
 								 int cursorOptions,
@@ -53,6 +55,7 @@ static void pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 								ParamListInfo params,
 								QueryEnvironment *queryEnv,
 								DestReceiver *dest, QueryCompletion *qc);
+static void pgsh_emit_log(ErrorData *edata);
 
 void
 pgsh_hooks_install(void)
@@ -69,6 +72,20 @@ pgsh_hooks_install(void)
 	ExecutorEnd_hook = pgsh_ExecutorEnd;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = pgsh_ProcessUtility;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = pgsh_emit_log;
+}
+
+/*
+ * emit_log_hook: the server log receives pg_shield's rejections at a
+ * bounded rate (see events.c).
+ */
+static void
+pgsh_emit_log(ErrorData *edata)
+{
+	pgsh_events_filter_report(edata);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 /*
