@@ -80,8 +80,10 @@
 #include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/guc.h"
 
 #include "admission_int.h"
 #include "compat.h"
@@ -716,6 +718,22 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 						 PGSH_WAIT_EVENT_QUEUE);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+
+		/*
+		 * A reload may have raised pg_shield.max_active: apply it now, as
+		 * the session would before its next statement, and let in the
+		 * waiters it makes room for (the dispatcher applies this
+		 * backend's setting to the instance scope).  Otherwise they would
+		 * wait until some other statement came by.
+		 */
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
+			pgsh_queue_dispatch_locked();
+			LWLockRelease(pgsh_state->admission_lock);
+		}
 	}
 }
 
