@@ -20,8 +20,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 
 # pg_regress: one topic per file, against a temporary preloaded instance.
 REGRESS      = setup accounting nesting boundaries utility privileges policies \
-               fingerprints events modes admission deadlines breakers durations \
-               eviction parallel_cap cleanup
+               fingerprints events modes admission policy_usage deadlines \
+               breakers durations eviction parallel_cap cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.

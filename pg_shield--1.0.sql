@@ -385,6 +385,73 @@ CREATE VIEW @extschema@.policies AS
 
 GRANT SELECT ON @extschema@.policies TO PUBLIC;
 
+-- The admission scopes of this database, with what runs and waits in them
+-- and their rate buckets, behind shield.policy_usage.
+CREATE FUNCTION @extschema@.scope_usage(
+    OUT userid pg_catalog.oid,
+    OUT queryid pg_catalog.int8,
+    OUT running pg_catalog.int4,
+    OUT waiting pg_catalog.int4,
+    OUT tokens pg_catalog.float8
+)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pg_shield_scope_usage'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+-- Every policy of this database with how close it is to its limits now,
+-- what it turned away since the last reset and its breaker: the first
+-- view to open when asking what is being turned away, and why.
+CREATE VIEW @extschema@.policy_usage AS
+    SELECT p.id, p.dbid, p.datname, p.userid, p.rolname, p.scope, p.queryid,
+           p.mode, p.priority,
+           p.max_concurrent,
+           COALESCE(u.running, 0) AS running,
+           COALESCE(u.waiting, 0) AS waiting,
+           p.max_rate,
+           CASE WHEN p.max_rate IS NOT NULL
+                THEN COALESCE(u.tokens, GREATEST(1::pg_catalog.float8, p.max_rate))
+           END AS tokens,
+           COALESCE(rs.rejected, qa.rejected, qr.rejected, 0) AS rejected,
+           COALESCE(rs.shed, qa.shed, qr.shed, 0) AS shed,
+           CASE WHEN p.scope OPERATOR(pg_catalog.<>) 'role' THEN
+                COALESCE(b.state,
+                         CASE WHEN COALESCE(p.breaker_failures,
+                                            pg_catalog.current_setting('pg_shield.breaker_failures')::pg_catalog.int4)
+                                   OPERATOR(pg_catalog.>) 0
+                              THEN 'closed' END)
+           END AS breaker_state
+    FROM @extschema@.policies p
+    LEFT JOIN @extschema@.scope_usage() u
+           ON u.userid IS NOT DISTINCT FROM p.userid
+          AND u.queryid IS NOT DISTINCT FROM p.queryid
+          AND (p.scope OPERATOR(pg_catalog.=) 'role') OPERATOR(pg_catalog.=) (u.queryid IS NULL)
+    LEFT JOIN (SELECT s.userid, s.rejected, s.shed
+               FROM @extschema@.role_stats s
+               WHERE s.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) rs
+           ON p.scope OPERATOR(pg_catalog.=) 'role'
+          AND rs.userid OPERATOR(pg_catalog.=) p.userid
+    LEFT JOIN (SELECT s.queryid, pg_catalog.sum(s.rejected)::pg_catalog.int8 AS rejected,
+                      pg_catalog.sum(s.shed)::pg_catalog.int8 AS shed
+               FROM @extschema@.query_stats s
+               WHERE s.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+               GROUP BY s.queryid) qa
+           ON p.scope OPERATOR(pg_catalog.=) 'query'
+          AND qa.queryid OPERATOR(pg_catalog.=) p.queryid
+    LEFT JOIN (SELECT s.queryid, s.userid,
+                      pg_catalog.sum(s.rejected)::pg_catalog.int8 AS rejected,
+                      pg_catalog.sum(s.shed)::pg_catalog.int8 AS shed
+               FROM @extschema@.query_stats s
+               WHERE s.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+               GROUP BY s.queryid, s.userid) qr
+           ON p.scope OPERATOR(pg_catalog.=) 'query+role'
+          AND qr.queryid OPERATOR(pg_catalog.=) p.queryid
+          AND qr.userid OPERATOR(pg_catalog.=) p.userid
+    LEFT JOIN @extschema@.breakers b
+           ON b.dbid OPERATOR(pg_catalog.=) p.dbid
+          AND b.queryid OPERATOR(pg_catalog.=) p.queryid;
+
+GRANT SELECT ON @extschema@.policy_usage TO PUBLIC;
+
 -- The merged limits that would apply to a statement, and where each comes
 -- from: the DBA's answer to "why was this rejected?"
 CREATE FUNCTION @extschema@.effective_policy(

@@ -76,6 +76,18 @@ typedef struct ShieldActivity
 
 extern ShieldActivity *pgsh_activity_copy(int *n);
 
+/* A scope of this database as shield.policy_usage shows it. */
+typedef struct ShieldScopeUsage
+{
+	Oid			userid;			/* InvalidOid: every role */
+	uint64		queryid;		/* 0: a role scope */
+	int32		running;		/* slots held */
+	int32		waiting;		/* queued statements that need it */
+	double		tokens;			/* its rate bucket now, < 0: none used */
+} ShieldScopeUsage;
+
+extern ShieldScopeUsage *pgsh_scopes_usage(int *n);
+
 /*
  * The overload controller's verdict: which priorities arriving statements
  * are shed at.  Read without a lock (a single atomic), so the planner may

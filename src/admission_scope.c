@@ -229,3 +229,46 @@ pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode)
 			elog(ERROR, "pg_shield scope table is full");
 	}
 }
+
+/*
+ * Copy the scopes of this database, with their buckets as they are now
+ * (refilled to now without being changed), for shield.policy_usage.
+ */
+ShieldScopeUsage *
+pgsh_scopes_usage(int *n)
+{
+	HASH_SEQ_STATUS hstat;
+	Scope	   *scope;
+	ShieldScopeUsage *result;
+	TimestampTz now = GetCurrentTimestamp();
+	int			count = 0;
+
+	LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
+	result = palloc(Max(1, hash_get_num_entries(pgsh_scope_hash)) *
+					sizeof(ShieldScopeUsage));
+	hash_seq_init(&hstat, pgsh_scope_hash);
+	while ((scope = hash_seq_search(&hstat)) != NULL)
+	{
+		volatile Scope *vs = scope;
+		ShieldScopeUsage *u;
+
+		if (scope->key.dbid != MyDatabaseId)
+			continue;
+		u = &result[count++];
+		u->userid = scope->key.userid;
+		u->queryid = scope->key.queryid;
+		u->running = (int32) pg_atomic_read_u32(&scope->active);
+		u->waiting = scope->waiters;
+		SpinLockAcquire(&vs->mutex);
+		if (vs->refilled_at == 0 || vs->rate < 0)
+			u->tokens = -1.0;
+		else
+			u->tokens = Min(Max(1.0, vs->rate),
+							vs->tokens + (double) Max(0, now - vs->refilled_at) /
+							1000000.0 * vs->rate);
+		SpinLockRelease(&vs->mutex);
+	}
+	LWLockRelease(pgsh_state->admission_lock);
+	*n = count;
+	return result;
+}

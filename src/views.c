@@ -42,6 +42,7 @@
 PG_FUNCTION_INFO_V1(pg_shield_query_stats);
 PG_FUNCTION_INFO_V1(pg_shield_role_stats);
 PG_FUNCTION_INFO_V1(pg_shield_status);
+PG_FUNCTION_INFO_V1(pg_shield_scope_usage);
 PG_FUNCTION_INFO_V1(pg_shield_reset);
 PG_FUNCTION_INFO_V1(pg_shield_events);
 PG_FUNCTION_INFO_V1(pg_shield_activity);
@@ -671,4 +672,59 @@ pg_shield_reset_breaker(PG_FUNCTION_ARGS)
 				 errmsg("argument \"queryid\" must not be null")));
 	PG_RETURN_BOOL(pgsh_breaker_reset(MyDatabaseId,
 									  (uint64) PG_GETARG_INT64(0)));
+}
+
+/*
+ * shield.scope_usage(), behind shield.policy_usage: the admission scopes
+ * of this database (a role's, a fingerprint's, a fingerprint's for a
+ * role) with their running and waiting statements and rate tokens.  The
+ * view joins them to the policies that limit them; other roles'
+ * fingerprints are hidden as in shield.query_stats.
+ */
+#define SCOPE_USAGE_COLS 5
+
+Datum
+pg_shield_scope_usage(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ShieldScopeUsage *usage;
+	int			n;
+	int			i;
+	Oid			me = GetUserId();
+	bool		see_all;
+
+	pgsh_check_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+	see_all = may_see_all_texts();
+	usage = pgsh_scopes_usage(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		ShieldScopeUsage *u = &usage[i];
+		Datum		values[SCOPE_USAGE_COLS];
+		bool		nulls[SCOPE_USAGE_COLS];
+		int			col = 0;
+
+		memset(nulls, 0, sizeof(nulls));
+		if (u->queryid != 0 && !see_all && u->userid != me)
+			continue;
+		if (OidIsValid(u->userid))
+			values[col++] = ObjectIdGetDatum(u->userid);
+		else
+			nulls[col++] = true;
+		if (u->queryid != 0)
+			values[col++] = Int64GetDatum((int64) u->queryid);
+		else
+			nulls[col++] = true;
+		values[col++] = Int32GetDatum(u->running);
+		values[col++] = Int32GetDatum(u->waiting);
+		if (u->tokens >= 0)
+			values[col++] = Float8GetDatum(u->tokens);
+		else
+			nulls[col++] = true;
+		Assert(col == SCOPE_USAGE_COLS);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+	return (Datum) 0;
 }

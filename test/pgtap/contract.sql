@@ -16,7 +16,7 @@
 
 BEGIN;
 
-SELECT plan(132);
+SELECT plan(141);
 
 -- Schema, views, function.
 SELECT has_schema('shield', 'schema shield exists');
@@ -106,6 +106,18 @@ SELECT col_type_is('shield', 'activity', 'deadline_at', 'timestamp with time zon
 SELECT ok(has_table_privilege('public', 'shield.activity', 'SELECT'),
     'PUBLIC can SELECT shield.activity');
 SELECT col_type_is('shield', 'role_stats', 'would_queue', 'bigint', 'role_stats.would_queue is bigint');
+
+-- What each policy turns away (issue 14): shield.policy_usage.
+SELECT has_view('shield', 'policy_usage', 'view shield.policy_usage exists');
+SELECT col_type_is('shield', 'policy_usage', 'id', 'bigint', 'policy_usage.id is bigint');
+SELECT col_type_is('shield', 'policy_usage', 'running', 'integer', 'policy_usage.running is integer');
+SELECT col_type_is('shield', 'policy_usage', 'waiting', 'integer', 'policy_usage.waiting is integer');
+SELECT col_type_is('shield', 'policy_usage', 'tokens', 'double precision', 'policy_usage.tokens is double precision');
+SELECT col_type_is('shield', 'policy_usage', 'rejected', 'bigint', 'policy_usage.rejected is bigint');
+SELECT col_type_is('shield', 'policy_usage', 'shed', 'bigint', 'policy_usage.shed is bigint');
+SELECT col_type_is('shield', 'policy_usage', 'breaker_state', 'text', 'policy_usage.breaker_state is text');
+SELECT ok(has_table_privilege('public', 'shield.policy_usage', 'SELECT'),
+    'PUBLIC can SELECT shield.policy_usage');
 
 -- Circuit breakers (§4.5, §6): the view, reset_breaker(), the settings.
 SELECT has_view('shield', 'breakers', 'view shield.breakers exists');
