@@ -16,19 +16,22 @@
  * in the others, without waiting, since waiting while the session holds
  * slots could wait for itself (see admit_holding).
  *
- * The work is divided between five files, as pgvector divides hnsw*.c:
+ * The work is divided between six files, as pgvector divides hnsw*.c:
  *
  *	admission.c			this file: pgsh_admit and its fast path, the cost
- *						ceiling, the memo of a session's scopes, release,
+ *						ceiling, the memo of a session's scopes, the
+ *						statements holding slots and their release,
  *						activity rows;
  *	admission_scope.c	the scope table (where slots and buckets are counted);
  *	admission_rate.c	rate limits (the scopes' token buckets);
  *	admission_queue.c	the queue: waiting, dispatch, the overload controller
- *						and load shedding, retry hints;
+ *						and load shedding;
  *	admission_deadlock.c
  *						wait-for cycles through the queue: a waiter queued
  *						behind statements that wait for its own
- *						transaction's locks.
+ *						transaction's locks;
+ *	admission_hint.c	the retry hints of the errors that turn statements
+ *						away.
  *
  * admission_int.h holds what they share; nothing outside them sees it.
  *

@@ -110,19 +110,6 @@ typedef struct WaitSearch
 	int			max_nodes;
 } WaitSearch;
 
-/* Does the running statement a hold a slot in the scope of key? */
-static bool
-holds_slot_in(const ShieldActivity *a, const ScopeKey *key)
-{
-	if (a->queued)
-		return false;
-	if (key->dbid == InvalidOid)
-		return true;			/* the instance */
-	return a->dbid == key->dbid &&
-		(key->userid == InvalidOid || a->userid == key->userid) &&
-		(key->queryid == 0 || a->queryid == key->queryid);
-}
-
 static bool
 same_key(const ScopeKey *a, const ScopeKey *b)
 {
@@ -278,7 +265,7 @@ follow_queue(WaitSearch *s, int from, const QueuedWaiter *qw, WaitNode *closing)
 		for (i = 0; i < s->nrows; i++)
 		{
 			if (s->rows[i].pid == qw->pid ||
-				!holds_slot_in(&s->rows[i], &qw->full[k]))
+				!pgsh_activity_in_scope(&s->rows[i], &qw->full[k]))
 				continue;
 			if (reach(s, s->rows[i].pid, from, EDGE_QUEUE, k, closing))
 				return true;

@@ -204,6 +204,24 @@ extern void pgsh_queue_leave(void);
 extern void pgsh_queue_exit(void);
 extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 								  ShieldAdmission *adm);
+/* admission_hint.c: "Retry after N ms." */
+extern int	pgsh_hint_jitter_ms(double estimate_ms);
+extern int	pgsh_hint_shed_ms(TimestampTz now);
+extern int	pgsh_hint_scope_ms(const ScopeNeed *needs, int n);
+
+/* Does the running statement a hold a slot in the scope of key? */
+static inline bool
+pgsh_activity_in_scope(const ShieldActivity *a, const ScopeKey *key)
+{
+	if (a->queued)
+		return false;
+	if (key->dbid == InvalidOid)
+		return true;			/* the instance */
+	return a->dbid == key->dbid &&
+		(key->userid == InvalidOid || a->userid == key->userid) &&
+		(key->queryid == 0 || a->queryid == key->queryid);
+}
+
 extern void pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
 									  const ScopeNeed *needs, int n,
 									  const ScopeNeed *unheld, int nunheld);

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * admission_queue.c
- *		The admission queue: statements waiting for a slot, the overload
- *		controller that sheds load when the wait for an instance slot
- *		stands, and the retry hints of the errors that turn statements
- *		away.
+ *		The admission queue: statements waiting for a slot, and the
+ *		overload controller that sheds load when the wait for an instance
+ *		slot stands.  The retry hints of the errors that turn statements
+ *		away are admission_hint.c's.
  *
  * The queue.  A statement that finds a scope full waits in a queue ordered
  * by rank (critical, then statements whose transaction holds a
@@ -47,18 +47,6 @@
  * queue stands or while shedding, and by shield.status; its transitions
  * are events (overloaded, overload_cleared) and log lines.
  *
- * Retry hints.  A client told "Retry after N ms." should find room when
- * it retries, without all clients retrying in step.  For a full scope,
- * the hint is when its slots are expected to free: each running statement
- * of the scope is expected to run for its shape's mean execution time
- * (shield.query_stats), or, past that or unknown, as long again as it
- * has run so far; the hint adds the waiters ahead.  Shed statements are
- * told when the controller next looks, plus the standing wait.  Every
- * hint gets up to half again as much random jitter (never less than the
- * estimate: an early retry only fails again) and is at least
- * PGSH_RETRY_FLOOR_MS.  The hints are computed after admission_lock is
- * released: they read the activity rows and the statistics.
- *
  * Locking: see admission.c.  The controller's fields in AdmissionState
  * are protected by admission_lock, except shedding and interval_end,
  * which are atomics written under it and read without it.
@@ -76,7 +64,6 @@
 #include <math.h>
 
 #include "access/xact.h"
-#include "common/pg_prng.h"
 #include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -90,12 +77,6 @@
 #include "errors.h"
 #include "guc.h"
 #include "shmem.h"
-
-/* Retry hints: the least, and the most. */
-#define PGSH_RETRY_FLOOR_MS 20
-#define PGSH_RETRY_CEILING_MS 60000
-/* The running statements of a scope a hint looks at, at most. */
-#define PGSH_RETRY_HINT_ROWS 64
 
 /* How a wait in the queue ended. */
 typedef enum WaitOutcome
@@ -398,25 +379,6 @@ shed_applies(const ShieldAdmitRequest *req, PgshShedding level)
 	return GetTopTransactionIdIfAny() == InvalidTransactionId;
 }
 
-/* "Retry after N ms.": at least the estimate, up to half again as much. */
-static int
-retry_hint_jitter(double estimate_ms)
-{
-	double		ms = estimate_ms * (1.0 + 0.5 * pg_prng_double(&pg_global_prng_state));
-
-	return (int) Max(PGSH_RETRY_FLOOR_MS, Min(ms, PGSH_RETRY_CEILING_MS));
-}
-
-/* The hint of a shed statement: when the controller looks next. */
-static int
-retry_hint_shed_ms(TimestampTz now)
-{
-	int64		until_next = (int64) pg_atomic_read_u64(&pgsh_adm->interval_end) - now;
-
-	return retry_hint_jitter((double) Max(until_next, 0) / 1000.0 +
-							 pgsh_adm->standing_delay_ms);
-}
-
 /*
  * Shed the statement if the instance is overloaded and its priority is
  * being shed: an error (53S03) if enforced; in monitor mode (of the
@@ -457,7 +419,7 @@ pgsh_queue_shed_check(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			(errcode(PGSH_ERRCODE_SHED),
 			 errmsg("statement shed: the instance is overloaded"),
 			 errdetail_internal("%s", detail),
-			 errhint("Retry after %d ms.", retry_hint_shed_ms(now))));
+			 errhint("Retry after %d ms.", pgsh_hint_shed_ms(now))));
 }
 
 /*
@@ -480,101 +442,6 @@ displace_low_waiter_locked(int rank)
 	return true;
 }
 
-/*----
- * Retry hints
- *----
- */
-
-static int
-compare_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
-/* Does the running statement a hold a slot in the scope of key? */
-static bool
-activity_in_scope(const ShieldActivity *a, const ScopeKey *key)
-{
-	if (a->queued)
-		return false;
-	if (key->dbid == InvalidOid)
-		return true;			/* the instance */
-	return a->dbid == key->dbid &&
-		(key->userid == InvalidOid || a->userid == key->userid) &&
-		(key->queryid == 0 || a->queryid == key->queryid);
-}
-
-/*
- * When a statement turned away by a full scope should retry: when the
- * scope's slots are expected to free, for it and the waiters ahead of it.
- * Runs without admission_lock (it reads the statistics).
- */
-static int
-retry_hint_scope_ms(const ScopeNeed *needs, int n)
-{
-	uint32		active;
-	int			full = pgsh_adm_full_scope(needs, n, &active);
-	TimestampTz now = GetCurrentTimestamp();
-	ShieldActivity *rows;
-	double	   *remaining;
-	double		typical_sum = 0.0;
-	int			nrows;
-	int			count = 0;
-	int			ahead;
-	double		estimate;
-	int			i;
-
-	if (full < 0)
-		return retry_hint_jitter(0.0);	/* it has room again */
-
-	rows = pgsh_activity_copy(&nrows);
-	remaining = palloc(Max(nrows, 1) * sizeof(double));
-	for (i = 0; i < nrows; i++)
-	{
-		double		age_ms;
-		double		typical_ms;
-
-		if (!activity_in_scope(&rows[i], &needs[full].key))
-			continue;
-		if (count >= PGSH_RETRY_HINT_ROWS)
-			break;				/* enough to estimate, and fast */
-		age_ms = Max((double) (now - rows[i].since) / 1000.0, 0.0);
-		typical_ms = pgsh_stats_typical_ms(rows[i].dbid, rows[i].userid,
-										   rows[i].queryid);
-
-		/*
-		 * A statement runs for its shape's mean time; one past it, or of
-		 * a shape never seen to complete, as long again as it has run.
-		 */
-		remaining[count] = Max(typical_ms, 2.0 * age_ms) - age_ms;
-		typical_sum += Max(typical_ms, age_ms);
-		count++;
-	}
-
-	/*
-	 * The waiters ahead take the first slots to free; past the running
-	 * statements, each of them takes about a typical run of a slot.
-	 */
-	ahead = ((volatile Scope *) needs[full].scope)->waiters;
-	if (count == 0)
-		estimate = 0.0;
-	else
-	{
-		qsort(remaining, count, sizeof(double), compare_double);
-		if (ahead < count)
-			estimate = remaining[ahead];
-		else
-			estimate = remaining[count - 1] +
-				(double) (ahead - count + 1) * (typical_sum / count) / count;
-	}
-	pfree(remaining);
-	pfree(rows);
-	return retry_hint_jitter(estimate);
-}
-
 /*
  * Turn away a statement that finds a scope full and may not wait (53S01):
  * give back its rate tokens (needs), count and record the rejection, and
@@ -592,7 +459,7 @@ reject_cannot_queue(const ShieldAdmitRequest *req, const ScopeNeed *needs,
 			(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
 			 errmsg("concurrency limit reached and the statement cannot queue"),
 			 errdetail_internal("%s", detail),
-			 errhint("Retry after %d ms.", retry_hint_scope_ms(full_needs, nfull))));
+			 errhint("Retry after %d ms.", pgsh_hint_scope_ms(full_needs, nfull))));
 }
 
 /*
@@ -949,7 +816,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				(errcode(PGSH_ERRCODE_SHED),
 				 errmsg("statement shed: the admission queue is full"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
+				 errhint("Retry after %d ms.", pgsh_hint_scope_ms(needs, n))));
 	}
 	if (!granted && outcome == WAIT_DEADLOCK)
 	{
@@ -989,7 +856,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
 				 errmsg("timed out waiting in the pg_shield admission queue"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", retry_hint_scope_ms(needs, n))));
+				 errhint("Retry after %d ms.", pgsh_hint_scope_ms(needs, n))));
 	}
 	adm->role_active = pgsh_adm_me->role_active;
 	return admitted_at;
