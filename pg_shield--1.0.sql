@@ -380,6 +380,11 @@ CREATE VIEW @extschema@.policies AS
         SELECT p.queryid IS NULL
             OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
             OR (p.role IS NOT NULL AND pg_catalog.pg_has_role(p.role, 'USAGE'))
+            -- a role that may change policies may read them
+            OR EXISTS (SELECT FROM pg_catalog.pg_proc f
+                       WHERE f.pronamespace OPERATOR(pg_catalog.=) '@extschema@'::pg_catalog.regnamespace
+                         AND f.proname OPERATOR(pg_catalog.=) ANY (ARRAY['set_query_policy', 'drop_query_policy']::pg_catalog.name[])
+                         AND pg_catalog.has_function_privilege(f.oid, 'EXECUTE'))
             AS visible) v
     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 

@@ -27,6 +27,14 @@ SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
                                mode => 'monitor') <> 0 AS declared;
 -- it cannot write the table directly
 INSERT INTO shield.policy (role, max_concurrent) VALUES ('regress_shield_bob', 1);
+-- but it reads back what it declared, fingerprints and texts included
+SELECT scope, rolname, queryid IS NOT NULL AS has_queryid, query
+FROM shield.policies ORDER BY scope COLLATE "C", rolname COLLATE "C";
+RESET ROLE;
+-- a role that may not change policies sees the other roles' masked
+SET ROLE regress_shield_alice;
+SELECT scope, rolname, queryid IS NOT NULL AS has_queryid, query
+FROM shield.policies ORDER BY scope COLLATE "C", rolname COLLATE "C";
 RESET ROLE;
 
 SELECT scope, rolname, query, max_concurrent, queue_timeout, max_cost,
