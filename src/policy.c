@@ -14,7 +14,16 @@
  * change (processed by every backend before its next statement, and by hot
  * standby backends when the commit record is replayed), and the creation
  * or removal of the table sends one too.  Uncommitted changes of other
- * sessions are never loaded: the cache reads with a fresh snapshot.
+ * sessions are never loaded.
+ *
+ * LOCKING.  Loading is not part of the statement's transaction: it reads
+ * the committed rows with SnapshotSelf, so a SERIALIZABLE transaction
+ * takes no predicate lock on the table, and it takes the table's
+ * AccessShareLock only if it can without waiting (ConditionalLock), so a
+ * migration holding the table (DROP EXTENSION, VACUUM FULL) delays no
+ * other session's statements: they keep the policies read last, and the
+ * next statement tries again (policy_cache_load).  Writers are the policy
+ * functions, which lock the table normally.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -36,6 +45,7 @@
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -370,10 +380,26 @@ pgsh_policy_stale_count(int *stale_version)
 
 /*
  * (Re)load the cache.  Reads shield.policy directly (no SPI, so no
- * re-entry into the executor hooks) with a fresh snapshot, so that a
- * policy committed by another session is seen even inside a REPEATABLE
- * READ transaction.  An invalidation that arrives while loading (table_open
- * processes invalidations) makes the next statement load again.
+ * re-entry into the executor hooks), as the catalogs are read, never as
+ * part of the statement's transaction:
+ *
+ *	- with SnapshotSelf (the committed rows, and the transaction's own), so
+ *	  that a policy committed by another session is seen even inside a
+ *	  REPEATABLE READ transaction, and so that a SERIALIZABLE transaction
+ *	  takes no predicate lock on the table (which would make an
+ *	  application's transaction fail with 40001 for reading pg_shield's
+ *	  policies; only MVCC snapshots take them);
+ *	- under a lock it does not wait for: if a migration holds a
+ *	  conflicting one (DROP EXTENSION or VACUUM FULL in an open
+ *	  transaction), the policies read last stay in force, or none if
+ *	  none were, and the next statement tries again.  Every new session
+ *	  of the database would otherwise wait behind the migration, a
+ *	  superuser's included.
+ *
+ * A row updated while the scan runs may be seen in both versions; the
+ * update's commit invalidates the cache, so the next statement loads
+ * again, as it does after any invalidation that arrives while loading
+ * (taking the lock processes invalidations).
  */
 static void
 policy_cache_load(void)
@@ -382,10 +408,17 @@ policy_cache_load(void)
 	Oid			relid;
 	HASHCTL		ctl;
 	Relation	rel;
-	Snapshot	snapshot;
 	TableScanDesc scan;
 	HeapTuple	tuple;
 	bool		caps_parallel = false;
+	bool		locked;
+
+	relid = pgsh_policy_relid();
+	locked = OidIsValid(relid) &&
+		ConditionalLockRelationOid(relid, AccessShareLock);
+	if (OidIsValid(relid) && !locked && policy_cache_loaded &&
+		policy_cache_relid == relid)
+		return;					/* keep the last ones; try again next time */
 
 	if (policy_cxt == NULL)
 		policy_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -398,9 +431,8 @@ policy_cache_load(void)
 	n_role_policies = n_query_policies = n_query_role_policies = 0;
 	n_stale_policies = 0;
 
-	relid = pgsh_policy_relid();
 	policy_cache_relid = relid;
-	if (OidIsValid(relid))
+	if (locked)
 	{
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(PolicyKey);
@@ -409,9 +441,8 @@ policy_cache_load(void)
 		policy_cache = hash_create("pg_shield policy cache", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-		rel = table_open(relid, AccessShareLock);
-		snapshot = RegisterSnapshot(GetLatestSnapshot());
-		scan = table_beginscan(rel, snapshot, 0, NULL);
+		rel = table_open(relid, NoLock);
+		scan = table_beginscan(rel, SnapshotSelf, 0, NULL);
 		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
 			Datum		values[Natts_policy];
@@ -453,11 +484,11 @@ policy_cache_load(void)
 				n_query_role_policies++;
 		}
 		table_endscan(scan);
-		UnregisterSnapshot(snapshot);
 		table_close(rel, AccessShareLock);
 	}
 
-	policy_loaded_at = started_at;
+	/* not read (a migration holds the table): the next statement tries */
+	policy_loaded_at = OidIsValid(relid) && !locked ? started_at - 1 : started_at;
 	policy_cache_loaded = true;
 
 	/*
