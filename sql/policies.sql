@@ -164,10 +164,13 @@ FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = 1',
                              'regress_shield_bob');
 SELECT limit_name, value, scope
 FROM shield.effective_policy('SELECT count(*) FROM shield_t', 'regress_shield_alice');
--- the current user by default; monitor everywhere when pg_shield.mode says so
+-- the current user by default (a superuser: exempt); monitor everywhere
+-- when pg_shield.mode says so
 SET pg_shield.mode = monitor;
 SELECT limit_name, value, scope, mode
 FROM shield.effective_policy('SELECT count(*) FROM shield_t');
+SELECT limit_name, value, scope, mode
+FROM shield.effective_policy('SELECT count(*) FROM shield_t', 'regress_shield_bob');
 RESET pg_shield.mode;
 -- uncommitted changes are visible to the session that makes them
 BEGIN;
@@ -255,3 +258,18 @@ DROP ROLE regress_shield_gone;
 SELECT shield.set_role_policy(:gone_oid::oid::regrole, max_rate => 1);
 \set VERBOSITY default
 SELECT count(*) AS policies FROM shield.policy;
+
+-- a policy on a superuser is stored with a notice, since it does not apply
+-- while pg_shield.exempt_superuser is on; effective_policy says exempt
+CREATE ROLE regress_shield_super SUPERUSER;
+SELECT shield.set_role_policy('regress_shield_super', max_rate => 1);
+SELECT shield.set_query_policy('SELECT 1', role => 'regress_shield_super',
+                               max_concurrent => 1) <> 0 AS declared;
+SELECT limit_name, value, scope, mode
+FROM shield.effective_policy('SELECT 1', 'regress_shield_super')
+ORDER BY limit_name;
+-- a role that is not a superuser gets no notice
+SELECT shield.set_role_policy('regress_shield_bob', max_rate => 1);
+SELECT DISTINCT mode FROM shield.effective_policy('SELECT 1', 'regress_shield_bob');
+DELETE FROM shield.policy;
+DROP ROLE regress_shield_super;

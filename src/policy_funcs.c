@@ -405,6 +405,14 @@ check_role(FunctionCallInfo fcinfo, int argno, bool required,
 				 errmsg("role with OID %u does not exist",
 						PG_GETARG_OID(argno))));
 	put(p, P_ROLE, PG_GETARG_DATUM(argno));
+
+	/* a policy on a superuser is stored, but would silently never apply */
+	if (pgsh_exempt_superuser && superuser_arg(PG_GETARG_OID(argno)))
+		ereport(NOTICE,
+				(errmsg("the policy will not apply: role \"%s\" is a superuser",
+						GetUserNameFromId(PG_GETARG_OID(argno), false)),
+				 errdetail("pg_shield does not govern superusers while pg_shield.exempt_superuser is on."),
+				 errhint("Declare policies on the roles that applications log in as.")));
 }
 
 /* The limits shared by role and query policies, from argument first_arg on. */
@@ -1052,12 +1060,20 @@ scope_name(const ShieldPolicy *p)
 	return p->role == InvalidOid ? "query" : "query+role";
 }
 
-/* Mode a limit of this policy runs in, given pg_shield.mode. */
+/* The role effective_policy answers for is an exempt superuser. */
+static bool effective_role_exempt = false;
+
+/*
+ * Mode a limit of this policy runs in, given pg_shield.mode: "exempt" if
+ * the role is a superuser pg_shield does not govern.
+ */
 static const char *
 effective_mode(const ShieldPolicy *p)
 {
 	if (pgsh_mode == PGSH_MODE_OFF)
 		return "off";
+	if (effective_role_exempt)
+		return "exempt";
 	if (pgsh_mode == PGSH_MODE_MONITOR || (p != NULL && p->monitor))
 		return "monitor";
 	return "enforce";
@@ -1113,6 +1129,7 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 	role = PG_GETARG_OID(1);
 	warn_stale_policies();
 	InitMaterializedSRF(fcinfo, 0);
+	effective_role_exempt = pgsh_exempt_superuser && superuser_arg(role);
 
 	(void) pgsh_policy_resolve(role, (uint64) queryid, &eff);
 
