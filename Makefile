@@ -21,7 +21,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # pg_regress: one topic per file, against a temporary preloaded instance.
 REGRESS      = setup accounting nesting boundaries utility privileges policies \
                fingerprints events modes admission deadlines breakers durations \
-               eviction parallel_cap cleanup
+               eviction parallel_cap shapes cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
