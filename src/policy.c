@@ -131,7 +131,8 @@ uint64		pgsh_policy_cache_version = 0;
 static int	n_role_policies = 0;
 static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
-static int	n_shape_query_policies = 0; /* with a shape, every role */
+/* distinct shapes of query policies: for every role, for one role */
+static int	n_shape_query_policies = 0;
 static int	n_shape_query_role_policies = 0;
 
 /*
