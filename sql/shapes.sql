@@ -20,6 +20,10 @@ SELECT shield.reset() IS NOT NULL AS reset;
 CREATE TABLE shape_t (id int PRIMARY KEY, big bigint NOT NULL, v text NOT NULL);
 INSERT INTO shape_t SELECT g, g, 'v' || g FROM generate_series(1, 10) g;
 GRANT SELECT ON shape_t TO PUBLIC;
+-- prepared while no policy of the database has a shape: analyzed without
+-- noting one (and no other statement of this test has its fingerprint,
+-- which would note it)
+PREPARE shape_early AS SELECT v FROM shape_t WHERE id = 8::smallint;
 
 --
 -- What is alike: each group has one shape, whatever its fingerprints (how
@@ -142,9 +146,11 @@ SELECT v FROM shape_t WHERE id = 3;
 SELECT v FROM shape_t WHERE id = 3.0;
 SELECT v FROM shape_t WHERE id = '3';
 SELECT v FROM shape_t WHERE id IN (3);
--- prepared with a constant
+-- prepared with a constant, now and before the policy was declared (the
+-- first policy with a shape has cached plans analyzed again)
 PREPARE shape_id_const AS SELECT v FROM shape_t WHERE id = 4;
 EXECUTE shape_id_const;
+EXECUTE shape_early;
 EXECUTE shape_id(4);
 -- a cursor, and the query of CREATE TABLE AS
 BEGIN;

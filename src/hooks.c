@@ -130,6 +130,8 @@ elapsed_ms(instr_time start)
  * database may match by shape (see shape.c).  After the previous hook, so
  * that the fingerprint is the one every other module sees.  A statement
  * analyzed again (sent as text, or re-planned) finds its shape known.
+ * Also while pg_shield.mode is off, so that the statements prepared
+ * meanwhile match by shape once it is on again.
  */
 static void
 pgsh_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
@@ -138,7 +140,7 @@ pgsh_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
 		prev_post_parse_analyze_hook(pstate, query, jstate);
 
 	if (pgsh_policy_shapes_wanted && query->queryId != 0 &&
-		pgsh_tracking_enabled())
+		pgsh_is_client_backend())
 		pgsh_shape_note(query);
 }
 

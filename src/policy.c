@@ -41,6 +41,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -144,6 +145,9 @@ bool		pgsh_policy_may_cap_parallel = true;
 
 /* See policy.h; up from every invalidation until the next load, likewise. */
 bool		pgsh_policy_shapes_wanted = true;
+
+/* Whether the last load of the cache had query policies with a shape. */
+static bool policy_had_shapes = false;
 
 /*
  * Whether the cache has been loaded in this backend yet: the planner does
@@ -505,6 +509,24 @@ policy_cache_load(void)
 	pgsh_policy_shapes_wanted =
 		n_shape_query_policies + n_shape_query_role_policies > 0 ||
 		policy_loaded_at != policy_invalidations;
+
+	/*
+	 * The first query policy with a shape: the statements this backend
+	 * prepared while there was none (PREPARE, the extended protocol,
+	 * PL/pgSQL) were analyzed without noting their shape, and would be
+	 * matched by fingerprint only.  Marking the cached plans invalid has
+	 * each analyzed again, and its shape noted, before its next execution;
+	 * it costs each one new parse analysis and plan, as DDL on its tables
+	 * would.  The statement being resolved runs as it was planned.
+	 */
+	if (n_shape_query_policies + n_shape_query_role_policies > 0)
+	{
+		if (!policy_had_shapes)
+			ResetPlanCache();
+		policy_had_shapes = true;
+	}
+	else
+		policy_had_shapes = false;
 	if (caps_parallel &&
 		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0)
 		pg_atomic_write_u32(&pgsh_state->parallel_caps_seen, 1);
@@ -722,6 +744,18 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 	}
 
 	return resolve_anew(userid, queryid, 0, result, tag);
+}
+
+/*
+ * The shape of fingerprint queryid has just become known (see shape.c): a
+ * resolution memoized for that fingerprint without it, which matched no
+ * policy by shape, may be wrong now.
+ */
+void
+pgsh_policy_shape_noted(uint64 queryid)
+{
+	if (last_valid && last_queryid == queryid)
+		last_valid = false;
 }
 
 /*

@@ -127,6 +127,7 @@ extern bool pgsh_policy_cold_without_caps(void);
  * shape: statements then need no shape (see shape.c).
  */
 extern bool pgsh_policy_shapes_wanted;
+extern void pgsh_policy_shape_noted(uint64 queryid);
 
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
 extern uint64 pgsh_policy_cache_version;

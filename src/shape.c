@@ -400,4 +400,5 @@ pgsh_shape_note(Query *query)
 	if (pgsh_shape_of(queryid) != 0)
 		return;
 	shape_map_put(queryid, pgsh_shape_compute(query));
+	pgsh_policy_shape_noted(queryid);
 }
