@@ -27,7 +27,7 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp
 # Isolation specs live in test/specs, expected output in test/expected.
 ISOLATION      = concurrent_accounting cursor_reset policy_visibility \
                  admission_slots admission_queue admission_cancel breaker_probe \
-                 deadline_lock
+                 deadline_lock shape_sessions
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 
