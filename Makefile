@@ -21,13 +21,13 @@ PG_CPPFLAGS = -I$(srcdir)/src
 # pg_regress: one topic per file, against a temporary preloaded instance.
 REGRESS      = setup accounting nesting boundaries utility privileges policies \
                fingerprints events modes admission policy_usage deadlines \
-               breakers durations eviction parallel_cap cleanup
+               breakers durations eviction parallel_cap shapes cleanup
 REGRESS_OPTS = --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_regress
 
 # Isolation specs live in test/specs, expected output in test/expected.
 ISOLATION      = concurrent_accounting cursor_reset policy_visibility \
                  admission_slots admission_queue admission_cancel breaker_probe \
-                 deadline_lock admission_deadlock policy_ssi
+                 deadline_lock admission_deadlock policy_ssi shape_sessions
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
                  --temp-config=$(srcdir)/test/pg_shield.conf --temp-instance=./tmp_check_iso
 

@@ -238,6 +238,11 @@ CREATE TABLE @extschema@.policy (
     -- parallel workers a statement may plan with (0: none; NULL: no cap)
     max_parallel_workers pg_catalog.int4
         CHECK (max_parallel_workers >= 0),
+    -- the shape of the sample text (shield.shape()): a query policy also
+    -- matches statements that differ from it only in constants, parameters
+    -- and IN lists (NULL: declared by fingerprint, matches that one only)
+    shape pg_catalog.int8
+        CHECK (shape IS NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_has_scope CHECK (role IS NOT NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_breaker_needs_query
         CHECK (queryid IS NOT NULL OR (breaker_failures IS NULL AND breaker_cooldown IS NULL)),
@@ -265,6 +270,13 @@ CREATE TRIGGER policy_changed
 CREATE FUNCTION @extschema@.fingerprint(query pg_catalog.text)
 RETURNS pg_catalog.int8
 AS 'MODULE_PATHNAME', 'pg_shield_fingerprint'
+LANGUAGE C VOLATILE;
+
+-- The key a query policy declared with this text matches besides its
+-- fingerprint: constants and parameters alike
+CREATE FUNCTION @extschema@.shape(query pg_catalog.text)
+RETURNS pg_catalog.int8
+AS 'MODULE_PATHNAME', 'pg_shield_shape'
 LANGUAGE C VOLATILE;
 
 CREATE FUNCTION @extschema@.set_role_policy(
@@ -363,6 +375,7 @@ CREATE VIEW @extschema@.policies AS
                 WHEN p.role IS NULL THEN 'query'
                 ELSE 'query+role' END AS scope,
            CASE WHEN v.visible THEN p.queryid END AS queryid,
+           CASE WHEN v.visible THEN p.shape END AS shape,
            CASE WHEN p.query IS NULL THEN NULL
                 WHEN v.visible THEN p.query
                 ELSE '<insufficient privilege>' END AS query,
@@ -467,7 +480,8 @@ CREATE FUNCTION @extschema@.effective_policy(
     OUT value pg_catalog.text,
     OUT policy_id pg_catalog.int8,
     OUT scope pg_catalog.text,
-    OUT mode pg_catalog.text)
+    OUT mode pg_catalog.text,
+    OUT matched_by pg_catalog.text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_shield_effective_policy'
 LANGUAGE C VOLATILE;

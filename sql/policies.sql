@@ -159,6 +159,7 @@ SELECT limit_name, value, scope, mode,
                                 ELSE 'regress_shield_alice' END)) AS from_policy
 FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = $1',
                              'regress_shield_alice') e;
+-- the statement with a constant inline matches the same policies, by shape
 SELECT limit_name, value, scope, mode
 FROM shield.effective_policy('SELECT v FROM shield_t WHERE id = 1',
                              'regress_shield_bob');

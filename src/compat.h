@@ -97,7 +97,9 @@
  * from 16.  From 18 on, core jumbles the query inside DECLARE CURSOR and
  * CREATE TABLE AS itself (commit 6b652e6ce); before, it has none, and
  * pg_shield jumbles it the same way, so that such a statement gets its
- * inner query's fingerprint on every version.
+ * inner query's fingerprint on every version.  A statement's shape is core's
+ * jumble of a normalized copy of the query (see shape.c); the text is not
+ * used for a plannable query.
  */
 #if PG_VERSION_NUM >= 160000
 #define PGSH_JUMBLE_QUERY(query, text) JumbleQuery(query)

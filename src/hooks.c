@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hooks.c
- *		The planner, executor and ProcessUtility hooks of pg_shield.
+ *		The parse analysis, planner, executor and ProcessUtility hooks of
+ *		pg_shield.
  *
  * Hook bodies stay thin: they keep pgsh_nesting_level exact (PG_TRY, so
  * an error cannot leave it raised, except around a unit's own executor
@@ -26,14 +27,18 @@
 #include "executor/instrument.h"
 #include "optimizer/cost.h"
 #include "optimizer/planner.h"
+#include "parser/analyze.h"
 #include "tcop/utility.h"
 
 #include "compat.h"
 #include "events.h"
 #include "hooks.h"
 #include "parallel.h"
+#include "policy.h"
+#include "shape.h"
 #include "statement.h"
 
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
 static planner_hook_type prev_planner_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
@@ -42,6 +47,8 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
+static void pgsh_post_parse_analyze(ParseState *pstate, Query *query,
+									JumbleState *jstate);
 static PlannedStmt *pgsh_planner(Query *parse, const char *query_string,
 								 int cursorOptions,
 								 ParamListInfo boundParams);
@@ -60,6 +67,8 @@ static void pgsh_emit_log(ErrorData *edata);
 void
 pgsh_hooks_install(void)
 {
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = pgsh_post_parse_analyze;
 	prev_planner_hook = planner_hook;
 	planner_hook = pgsh_planner;
 	prev_ExecutorStart = ExecutorStart_hook;
@@ -130,6 +139,26 @@ elapsed_ms(instr_time start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, start);
 	return INSTR_TIME_GET_MILLISEC(now);
+}
+
+/*
+ * Parse analysis: remember the shape of the statement, under the
+ * fingerprint core has just given it, while some query policy of this
+ * database may match by shape (see shape.c).  After the previous hook, so
+ * that the fingerprint is the one every other module sees.  A statement
+ * analyzed again (sent as text, or re-planned) finds its shape known.
+ * Also while pg_shield.mode is off, so that the statements prepared
+ * meanwhile match by shape once it is on again.
+ */
+static void
+pgsh_post_parse_analyze(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+
+	if (pgsh_policy_shapes_wanted && query->queryId != 0 &&
+		pgsh_is_client_backend())
+		pgsh_shape_note(query);
 }
 
 /*

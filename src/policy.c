@@ -51,11 +51,13 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "policy.h"
+#include "shape.h"
 #include "shmem.h"
 
 /*
@@ -107,9 +109,16 @@ pgsh_policy_owner(Oid relid)
  * The cache
  *----
  */
+/*
+ * Each query policy is entered under its fingerprint and, if it has one,
+ * under its shape too.  Several policies of one role scope can have the
+ * same shape (declared with texts that differ only in their constants):
+ * the shape entry is the one with the lowest id.
+ */
 typedef struct PolicyKey
 {
 	Oid			role;			/* InvalidOid: every role */
+	uint32		by_shape;		/* 1: queryid is a shape */
 	uint64		queryid;		/* 0: role policy */
 } PolicyKey;
 
@@ -133,6 +142,9 @@ uint64		pgsh_policy_cache_version = 0;
 static int	n_role_policies = 0;
 static int	n_query_policies = 0;	/* every role */
 static int	n_query_role_policies = 0;
+/* distinct shapes of query policies: for every role, for one role */
+static int	n_shape_query_policies = 0;
+static int	n_shape_query_role_policies = 0;
 
 /*
  * See policy.h.  True until the first load, and again from every
@@ -140,6 +152,12 @@ static int	n_query_role_policies = 0;
  * that no policy caps parallel workers.
  */
 bool		pgsh_policy_may_cap_parallel = true;
+
+/* See policy.h; up from every invalidation until the next load, likewise. */
+bool		pgsh_policy_shapes_wanted = true;
+
+/* Whether the last load of the cache had query policies with a shape. */
+static bool policy_had_shapes = false;
 
 /*
  * Whether the cache has been loaded in this backend yet: the planner does
@@ -185,6 +203,7 @@ policy_relcache_callback(Datum arg, Oid relid)
 	{
 		policy_invalidations++;
 		pgsh_policy_may_cap_parallel = true;
+		pgsh_policy_shapes_wanted = true;
 	}
 }
 
@@ -316,6 +335,8 @@ policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 		DatumGetObjectId(values[Anum_policy_role - 1]);
 	p->queryid = nulls[Anum_policy_queryid - 1] ? 0 :
 		(uint64) DatumGetInt64(values[Anum_policy_queryid - 1]);
+	p->shape = (nulls[Anum_policy_shape - 1] || p->queryid == 0) ? 0 :
+		(uint64) DatumGetInt64(values[Anum_policy_shape - 1]);
 	p->max_concurrent = nulls[Anum_policy_max_concurrent - 1] ? -1 :
 		DatumGetInt32(values[Anum_policy_max_concurrent - 1]);
 	p->queue_timeout_us = interval_us(values[Anum_policy_queue_timeout - 1],
@@ -429,6 +450,7 @@ policy_cache_load(void)
 	policy_cache = NULL;
 	policy_cache_loaded = false;
 	n_role_policies = n_query_policies = n_query_role_policies = 0;
+	n_shape_query_policies = n_shape_query_role_policies = 0;
 	n_stale_policies = 0;
 
 	policy_cache_relid = relid;
@@ -482,6 +504,24 @@ policy_cache_load(void)
 				n_query_policies++;
 			else
 				n_query_role_policies++;
+
+			if (p.shape != 0)
+			{
+				bool		found;
+
+				key.by_shape = 1;
+				key.queryid = p.shape;
+				entry = hash_search(policy_cache, &key, HASH_ENTER, &found);
+				if (!found || p.id < entry->policy.id)
+				{
+					entry->policy = p;
+					entry->rolname = rolename;
+				}
+				if (!found && p.role == InvalidOid)
+					n_shape_query_policies++;
+				else if (!found)
+					n_shape_query_role_policies++;
+			}
 		}
 		table_endscan(scan);
 		table_close(rel, AccessShareLock);
@@ -497,6 +537,27 @@ policy_cache_load(void)
 	 */
 	pgsh_policy_may_cap_parallel = caps_parallel ||
 		policy_loaded_at != policy_invalidations;
+	pgsh_policy_shapes_wanted =
+		n_shape_query_policies + n_shape_query_role_policies > 0 ||
+		policy_loaded_at != policy_invalidations;
+
+	/*
+	 * The first query policy with a shape: the statements this backend
+	 * prepared while there was none (PREPARE, the extended protocol,
+	 * PL/pgSQL) were analyzed without noting their shape, and would be
+	 * matched by fingerprint only.  Marking the cached plans invalid has
+	 * each analyzed again, and its shape noted, before its next execution;
+	 * it costs each one new parse analysis and plan, as DDL on its tables
+	 * would.  The statement being resolved runs as it was planned.
+	 */
+	if (n_shape_query_policies + n_shape_query_role_policies > 0)
+	{
+		if (!policy_had_shapes)
+			ResetPlanCache();
+		policy_had_shapes = true;
+	}
+	else
+		policy_had_shapes = false;
 	if (caps_parallel &&
 		pg_atomic_read_u32(&pgsh_state->parallel_caps_seen) == 0)
 		pg_atomic_write_u32(&pgsh_state->parallel_caps_seen, 1);
@@ -529,16 +590,37 @@ cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 }
 
 static const ShieldPolicy *
-policy_lookup(Oid role, uint64 queryid)
+policy_lookup(Oid role, uint64 queryid, bool by_shape)
 {
 	PolicyKey	key;
 	PolicyEntry *entry;
 
 	memset(&key, 0, sizeof(key));
 	key.role = role;
+	key.by_shape = by_shape ? 1 : 0;
 	key.queryid = queryid;
 	entry = hash_search(policy_cache, &key, HASH_FIND, NULL);
 	return entry ? &entry->policy : NULL;
+}
+
+/*
+ * The query policy of one role scope (role, or InvalidOid for every role)
+ * that a statement matches: the one declared with its fingerprint, else
+ * the one (with the lowest id) declared with its shape.
+ */
+static inline const ShieldPolicy *
+query_policy_lookup(Oid role, uint64 queryid, uint64 shape, int nshaped,
+					bool *by_shape)
+{
+	const ShieldPolicy *p = policy_lookup(role, queryid, false);
+
+	*by_shape = false;
+	if (p == NULL && shape != 0 && nshaped > 0)
+	{
+		p = policy_lookup(role, shape, true);
+		*by_shape = p != NULL;
+	}
+	return p;
 }
 
 /*
@@ -555,23 +637,17 @@ pgsh_policy_resolve(Oid userid, uint64 queryid, ShieldEffectivePolicy *result)
 }
 
 /*
- * pgsh_policy_resolve for a caller that keeps its result between
- * statements: *tag names the resolution *result holds (0: none, or
- * unknown).  When this statement resolves to that same resolution, *result
- * is left as it is instead of being copied again.  The caller must not
- * change *result, and must set *tag to 0 whenever it stops holding what
- * this function wrote.
- */
-/*
  * The resolution pgsh_policy_resolve_tagged did not find memoized: look
  * the three candidates up and merge them.  Kept apart from the memoized
- * path, which then needs no stack array.
+ * path, which then needs no stack array.  shape: the statement's, or 0 to
+ * look it up by fingerprint.
  */
 static pg_noinline bool
-resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
-			 uint64 *tag)
+resolve_anew(Oid userid, uint64 queryid, uint64 shape,
+			 ShieldEffectivePolicy *result, uint64 *tag)
 {
 	const ShieldPolicy *candidates[3];
+	bool		by_shape[3] = {false, false, false};
 	int			i;
 
 	*tag = 0;
@@ -590,12 +666,22 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 		return false;
 	}
 
+	/*
+	 * The statement's shape, if a query policy may match it by shape: the
+	 * caller's, or the one remembered when the statement was analyzed.
+	 */
+	if (shape == 0 && queryid != 0 &&
+		n_shape_query_policies + n_shape_query_role_policies > 0)
+		shape = pgsh_shape_of(queryid);
+
 	/* most specific first: query+role, query, role */
 	candidates[0] = (n_query_role_policies > 0 && queryid != 0) ?
-		policy_lookup(userid, queryid) : NULL;
+		query_policy_lookup(userid, queryid, shape,
+							n_shape_query_role_policies, &by_shape[0]) : NULL;
 	candidates[1] = (n_query_policies > 0 && queryid != 0) ?
-		policy_lookup(InvalidOid, queryid) : NULL;
-	candidates[2] = n_role_policies > 0 ? policy_lookup(userid, 0) : NULL;
+		query_policy_lookup(InvalidOid, queryid, shape,
+							n_shape_query_policies, &by_shape[1]) : NULL;
+	candidates[2] = n_role_policies > 0 ? policy_lookup(userid, 0, false) : NULL;
 
 	for (i = 0; i < 3; i++)
 	{
@@ -606,6 +692,7 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 			continue;
 		k = result->nscopes++;
 		result->scopes[k] = *p;
+		result->by_shape[k] = by_shape[i];
 		if (p->max_cost >= 0 &&
 			(result->max_cost_from < 0 ||
 			 p->max_cost < result->scopes[result->max_cost_from].max_cost))
@@ -641,9 +728,9 @@ resolve_anew(Oid userid, uint64 queryid, ShieldEffectivePolicy *result,
 	return result->nscopes > 0;
 }
 
-bool
-pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
-						   ShieldEffectivePolicy *result, uint64 *tag)
+/* Load the cache if it is not loaded, or not current. */
+static inline void
+policy_cache_ensure(void)
 {
 	/*
 	 * Inside a transaction block, or a pipeline of extended-protocol
@@ -660,6 +747,21 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 		policy_cache_load();
 		last_valid = false;
 	}
+}
+
+/*
+ * pgsh_policy_resolve for a caller that keeps its result between
+ * statements: *tag names the resolution *result holds (0: none, or
+ * unknown).  When this statement resolves to that same resolution, *result
+ * is left as it is instead of being copied again.  The caller must not
+ * change *result, and must set *tag to 0 whenever it stops holding what
+ * this function wrote.
+ */
+bool
+pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
+						   ShieldEffectivePolicy *result, uint64 *tag)
+{
+	policy_cache_ensure();
 
 	/* a session mostly runs the same few statements as the same role */
 	if (last_valid && last_userid == userid && last_queryid == queryid)
@@ -672,5 +774,35 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 		return last_result.nscopes > 0;
 	}
 
-	return resolve_anew(userid, queryid, result, tag);
+	return resolve_anew(userid, queryid, 0, result, tag);
+}
+
+/*
+ * The shape of fingerprint queryid has just become known (see shape.c): a
+ * resolution memoized for that fingerprint without it, which matched no
+ * policy by shape, may be wrong now.
+ */
+void
+pgsh_policy_shape_noted(uint64 queryid)
+{
+	if (last_valid && last_queryid == queryid)
+		last_valid = false;
+}
+
+/*
+ * pgsh_policy_resolve for a statement of known shape, which need not have
+ * been analyzed in this session: for shield.effective_policy().  Not
+ * memoized, since the shape does not come from the map.
+ */
+bool
+pgsh_policy_resolve_shape(Oid userid, uint64 queryid, uint64 shape,
+						  ShieldEffectivePolicy *result)
+{
+	uint64		tag = 0;
+	bool		found;
+
+	policy_cache_ensure();
+	found = resolve_anew(userid, queryid, shape, result, &tag);
+	last_valid = false;
+	return found;
 }

@@ -39,7 +39,8 @@ PGSH_BEGIN_INTERNAL
 #define Anum_policy_mode				14
 #define Anum_policy_fingerprint_version	15
 #define Anum_policy_max_parallel_workers	16
-#define Natts_policy					16
+#define Anum_policy_shape				17
+#define Natts_policy					17
 
 /*
  * The major version whose query identifiers this build computes: a query
@@ -72,6 +73,7 @@ typedef struct ShieldPolicy
 {
 	Oid			role;			/* InvalidOid: every role */
 	uint64		queryid;		/* 0: role policy */
+	uint64		shape;			/* 0: matched by queryid only */
 	int64		id;
 	int32		max_concurrent;
 	int64		queue_timeout_us;
@@ -97,6 +99,7 @@ typedef struct ShieldPolicy
 typedef struct ShieldEffectivePolicy
 {
 	ShieldPolicy scopes[3];		/* matching policies, most specific first */
+	bool		by_shape[3];	/* scopes[i] matched by shape, not queryid */
 	int			nscopes;
 	int			max_cost_from;	/* strictest max_cost */
 	int			deadline_from;	/* strictest deadline */
@@ -118,6 +121,14 @@ typedef struct ShieldEffectivePolicy
 extern bool pgsh_policy_may_cap_parallel;
 extern bool pgsh_policy_cold_without_caps(void);
 
+/*
+ * False only while the cache is loaded, current as of the last
+ * invalidation this backend processed, and holds no query policy with a
+ * shape: statements then need no shape (see shape.c).
+ */
+extern bool pgsh_policy_shapes_wanted;
+extern void pgsh_policy_shape_noted(uint64 queryid);
+
 /* OID of shield.policy in this database, or InvalidOid if not installed. */
 extern uint64 pgsh_policy_cache_version;
 
@@ -130,6 +141,9 @@ extern bool pgsh_policy_resolve(Oid userid, uint64 queryid,
 extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 									   ShieldEffectivePolicy *result,
 									   uint64 *tag);
+extern bool pgsh_policy_resolve_shape(Oid userid, uint64 queryid,
+									  uint64 shape,
+									  ShieldEffectivePolicy *result);
 extern const char *pgsh_priority_name(PgshPriority priority);
 extern void pgsh_policy_describe(char *buf, size_t size, Oid role,
 								 uint64 queryid, int64 policy_id,

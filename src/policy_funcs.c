@@ -2,8 +2,9 @@
  *
  * policy_funcs.c
  *		SQL functions that declare policies: shield.set_role_policy,
- *		shield.set_query_policy, shield.drop_*_policy, shield.fingerprint
- *		and shield.rebind_query_policies.
+ *		shield.set_query_policy, shield.drop_*_policy, shield.fingerprint,
+ *		shield.shape, shield.rebind_query_policies and
+ *		shield.effective_policy.
  *
  * Applications call these from their migrations, so every call validates
  * all of its arguments before changing anything (22023 naming the argument
@@ -58,10 +59,12 @@
 #include "events.h"
 #include "guc.h"
 #include "policy.h"
+#include "shape.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(pg_shield_policy_changed);
 PG_FUNCTION_INFO_V1(pg_shield_fingerprint);
+PG_FUNCTION_INFO_V1(pg_shield_shape);
 PG_FUNCTION_INFO_V1(pg_shield_set_role_policy);
 PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_text);
 PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
@@ -74,7 +77,7 @@ PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
  * A policy as declared: one value per writable column of shield.policy
  * (all but id), as SPI parameters.
  */
-#define POLICY_PARAMS 15
+#define POLICY_PARAMS 16
 
 typedef struct DeclaredPolicy
 {
@@ -88,13 +91,13 @@ enum
 	P_ROLE, P_QUERYID, P_QUERY, P_SEARCH_PATH, P_MAX_CONCURRENT,
 	P_QUEUE_TIMEOUT, P_MAX_COST, P_DEADLINE, P_MAX_RATE, P_PRIORITY,
 	P_BREAKER_FAILURES, P_BREAKER_COOLDOWN, P_MODE, P_FINGERPRINT_VERSION,
-	P_MAX_PARALLEL_WORKERS
+	P_MAX_PARALLEL_WORKERS, P_SHAPE
 };
 
 static const Oid policy_param_types[POLICY_PARAMS] = {
 	REGROLEOID, INT8OID, TEXTOID, TEXTOID, INT4OID,
 	INTERVALOID, FLOAT8OID, INTERVALOID, FLOAT8OID, TEXTOID,
-	INT4OID, INTERVALOID, TEXTOID, INT4OID, INT4OID
+	INT4OID, INTERVALOID, TEXTOID, INT4OID, INT4OID, INT8OID
 };
 
 static const char *const priority_values[] = {"critical", "normal", "low", NULL};
@@ -126,12 +129,6 @@ pg_shield_policy_changed(PG_FUNCTION_ARGS)
  */
 
 /*
- * The fingerprint a statement gets when it runs here: parse and analyze it
- * exactly as execution does, in the current database and search_path, with
- * $n parameters of inferred types.  Errors of the parser keep their own
- * SQLSTATE.
- */
-/*
  * Report errors in the sample text against the text itself, not against
  * the calling statement, as SPI does for the queries it runs.
  */
@@ -151,8 +148,15 @@ fingerprint_error_callback(void *arg)
 		errcontext("fingerprinting query \"%s\"", sql);
 }
 
+/*
+ * The fingerprint a statement gets when it runs here: parse and analyze it
+ * exactly as execution does, in the current database and search_path, with
+ * $n parameters of inferred types.  Errors of the parser keep their own
+ * SQLSTATE.  If shape is not NULL, the statement's shape (see shape.c) is
+ * computed from the same analyzed query.
+ */
 static int64
-fingerprint_sql(const char *sql)
+fingerprint_sql(const char *sql, int64 *shape)
 {
 	List	   *parsetree;
 	RawStmt    *raw;
@@ -201,19 +205,43 @@ fingerprint_sql(const char *sql)
 				 errmsg("query identifiers are not being computed"),
 				 errhint("Set \"compute_query_id\" to \"auto\" or \"on\".")));
 
+	if (shape != NULL)
+		*shape = (int64) pgsh_shape_compute(query);
+
 	error_context_stack = errcallback.previous;
 	return (int64) query->queryId;
+}
+
+/* The SQL text given as first argument "query", which must not be null. */
+static char *
+query_argument(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PGSH_ERRCODE_INVALID_POLICY),
+				 errmsg("argument \"query\" must not be null")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
 }
 
 Datum
 pg_shield_fingerprint(PG_FUNCTION_ARGS)
 {
 	pgsh_check_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must not be null")));
-	PG_RETURN_INT64(fingerprint_sql(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+	PG_RETURN_INT64(fingerprint_sql(query_argument(fcinfo), NULL));
+}
+
+/*
+ * The shape a statement gets when it runs here: what a query policy
+ * declared with this text matches besides its fingerprint.
+ */
+Datum
+pg_shield_shape(PG_FUNCTION_ARGS)
+{
+	int64		shape;
+
+	pgsh_check_loaded();
+	(void) fingerprint_sql(query_argument(fcinfo), &shape);
+	PG_RETURN_INT64(shape);
 }
 
 /*----
@@ -656,7 +684,8 @@ run_as_owner(const char *sql, int nargs, const Oid *types,
 /*
  * Upsert a declared policy.  A repeated declaration changes nothing, not
  * even the row version; the by-fingerprint form keeps any sample text
- * stored earlier, so rebind_query_policies() can still use it.
+ * stored earlier, and the shape computed from it, so
+ * rebind_query_policies() can still use it.
  */
 static void
 upsert_policy(DeclaredPolicy *p)
@@ -667,12 +696,14 @@ upsert_policy(DeclaredPolicy *p)
 	sql = psprintf("INSERT INTO %s AS p (role, queryid, query, search_path, "
 				   "max_concurrent, queue_timeout, max_cost, deadline, max_rate, "
 				   "priority, breaker_failures, breaker_cooldown, mode, "
-				   "fingerprint_version, max_parallel_workers) "
-				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+				   "fingerprint_version, max_parallel_workers, shape) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
 				   "ON CONFLICT ON CONSTRAINT policy_scope_unique DO UPDATE SET "
 				   "query = COALESCE(excluded.query, p.query), "
 				   "search_path = CASE WHEN excluded.query IS NULL "
 				   "THEN p.search_path ELSE excluded.search_path END, "
+				   "shape = CASE WHEN excluded.query IS NULL "
+				   "THEN p.shape ELSE excluded.shape END, "
 				   "fingerprint_version = excluded.fingerprint_version, "
 				   "max_concurrent = excluded.max_concurrent, "
 				   "queue_timeout = excluded.queue_timeout, "
@@ -693,8 +724,8 @@ upsert_policy(DeclaredPolicy *p)
 				   "excluded.mode) "
 				   "OR p.fingerprint_version IS DISTINCT FROM excluded.fingerprint_version "
 				   "OR (excluded.query IS NOT NULL AND "
-				   "(p.query, p.search_path) IS DISTINCT FROM "
-				   "(excluded.query, excluded.search_path))",
+				   "(p.query, p.search_path, p.shape) IS DISTINCT FROM "
+				   "(excluded.query, excluded.search_path, excluded.shape))",
 				   table);
 	if (run_as_owner(sql, POLICY_PARAMS, policy_param_types, p->values,
 					 p->nulls, NULL, NULL) > 0)
@@ -747,6 +778,7 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 	put_null(&p, P_BREAKER_FAILURES);
 	put_null(&p, P_BREAKER_COOLDOWN);
 	put_null(&p, P_FINGERPRINT_VERSION);
+	put_null(&p, P_SHAPE);
 
 	upsert_policy(&p);
 	warn_stale_policies();
@@ -771,28 +803,80 @@ check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
 	put(p, P_FINGERPRINT_VERSION, Int32GetDatum(PGSH_FINGERPRINT_VERSION));
 }
 
+/* Results of the query note_shared_shape runs. */
+typedef struct SharedShape
+{
+	int64		other_id;		/* 0: no other policy has the shape */
+	int64		first_id;
+} SharedShape;
+
+static void
+collect_shared_shape(SPITupleTable *tuptable, uint64 nrows, void *arg)
+{
+	SharedShape *shared = (SharedShape *) arg;
+	bool		isnull;
+	Datum		d;
+
+	if (nrows != 1)
+		return;
+	d = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 1, &isnull);
+	shared->other_id = isnull ? 0 : DatumGetInt64(d);
+	d = SPI_getbinval(tuptable->vals[0], tuptable->tupdesc, 2, &isnull);
+	shared->first_id = isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Tell the caller when another query policy of the same role scope matches
+ * the same shape (declared with a text that differs only in its
+ * constants): a statement declared by neither fingerprint is governed by
+ * only one of them, the one with the lowest id.
+ */
+static void
+note_shared_shape(const DeclaredPolicy *p)
+{
+	Oid			types[3] = {INT8OID, REGROLEOID, INT8OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	SharedShape shared = {0, 0};
+
+	values[0] = p->values[P_SHAPE];
+	values[1] = p->values[P_ROLE];
+	nulls[1] = p->nulls[P_ROLE];
+	values[2] = p->values[P_QUERYID];
+	run_as_owner(psprintf("SELECT min(id) FILTER (WHERE queryid <> $3), min(id) "
+						  "FROM %s WHERE shape = $1 "
+						  "AND role IS NOT DISTINCT FROM $2",
+						  policy_table_name()),
+				 3, types, values, nulls, collect_shared_shape, &shared);
+	if (shared.other_id != 0)
+		ereport(NOTICE,
+				(errmsg("query policy " INT64_FORMAT " already matches statements of this shape",
+						shared.other_id),
+				 errdetail("A statement whose fingerprint is neither policy's is governed by the one with the lowest id, policy " INT64_FORMAT ".",
+						   shared.first_id)));
+}
+
 Datum
 pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 {
 	DeclaredPolicy p;
 	char	   *sql;
 	int64		queryid;
+	int64		shape;
 
 	pgsh_check_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must not be null")));
+	sql = query_argument(fcinfo);
 	check_query_policy_args(fcinfo, &p);
 
-	sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	queryid = fingerprint_sql(sql);
+	queryid = fingerprint_sql(sql, &shape);
 	put(&p, P_QUERYID, Int64GetDatum(queryid));
 	put(&p, P_QUERY, CStringGetTextDatum(sql));
 	put(&p, P_SEARCH_PATH,
 		CStringGetTextDatum(GetConfigOption("search_path", false, false)));
+	put(&p, P_SHAPE, Int64GetDatum(shape));
 
 	upsert_policy(&p);
+	note_shared_shape(&p);
 	warn_stale_policies();
 	PG_RETURN_INT64(queryid);
 }
@@ -818,6 +902,7 @@ pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 	put(&p, P_QUERYID, Int64GetDatum(queryid));
 	put_null(&p, P_QUERY);
 	put_null(&p, P_SEARCH_PATH);
+	put_null(&p, P_SHAPE);
 
 	upsert_policy(&p);
 	warn_stale_policies();
@@ -889,6 +974,7 @@ typedef struct RebindCandidate
 {
 	int64		id;
 	int64		queryid;
+	int64		shape;			/* 0 if NULL */
 	int32		version;		/* fingerprint_version, 0 if NULL */
 	char	   *query;			/* NULL: declared by fingerprint */
 	char	   *search_path;
@@ -921,6 +1007,9 @@ collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 		c->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		if (isnull)
 			c->version = 0;
+		c->shape = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		if (isnull)
+			c->shape = 0;
 		c->query = NULL;
 		c->search_path = NULL;
 		if (SPI_getvalue(tup, desc, 3) != NULL)
@@ -933,9 +1022,12 @@ collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 	}
 }
 
-/* Fingerprint sample text under the search_path it was declared with. */
+/*
+ * Fingerprint (and shape) sample text under the search_path it was
+ * declared with.
+ */
 static int64
-fingerprint_in_path(const char *sql, const char *search_path)
+fingerprint_in_path(const char *sql, const char *search_path, int64 *shape)
 {
 	int			save_nestlevel = NewGUCNestLevel();
 	int64		queryid;
@@ -943,7 +1035,7 @@ fingerprint_in_path(const char *sql, const char *search_path)
 	(void) set_config_option("search_path", search_path,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-	queryid = fingerprint_sql(sql);
+	queryid = fingerprint_sql(sql, shape);
 	AtEOXact_GUC(true, save_nestlevel);
 	return queryid;
 }
@@ -966,11 +1058,11 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 	list.n = 0;
 	list.items = NULL;
 	run_as_owner(psprintf("SELECT id, queryid, query, search_path, "
-						  "fingerprint_version FROM %s "
+						  "fingerprint_version, shape FROM %s "
 						  "WHERE queryid IS NOT NULL ORDER BY id", table),
 				 0, NULL, NULL, NULL, collect_candidates, &list);
-	update_sql = psprintf("UPDATE %s SET queryid = $2, fingerprint_version = $3 "
-						  "WHERE id = $1", table);
+	update_sql = psprintf("UPDATE %s SET queryid = $2, fingerprint_version = $3, "
+						  "shape = $4 WHERE id = $1", table);
 
 	for (i = 0; i < list.n; i++)
 	{
@@ -1001,18 +1093,21 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
 		{
-			int64		queryid = fingerprint_in_path(c->query, c->search_path);
+			int64		shape;
+			int64		queryid = fingerprint_in_path(c->query, c->search_path,
+													  &shape);
 
-			if (queryid != c->queryid ||
+			if (queryid != c->queryid || shape != c->shape ||
 				(c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION))
 			{
-				Oid			types[3] = {INT8OID, INT8OID, INT4OID};
-				Datum		values[3];
+				Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
+				Datum		values[4];
 
 				values[0] = Int64GetDatum(c->id);
 				values[1] = Int64GetDatum(queryid);
 				values[2] = Int32GetDatum(PGSH_FINGERPRINT_VERSION);
-				run_as_owner(update_sql, 3, types, values, NULL, NULL, NULL);
+				values[3] = Int64GetDatum(shape);
+				run_as_owner(update_sql, 4, types, values, NULL, NULL, NULL);
 				rebound++;
 			}
 			ReleaseCurrentSubTransaction();
@@ -1048,7 +1143,7 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
  * "why was this rejected?" with what the server actually uses.
  *----
  */
-#define EFFECTIVE_POLICY_COLS 6
+#define EFFECTIVE_POLICY_COLS 7
 
 static const char *
 scope_name(const ShieldPolicy *p)
@@ -1079,10 +1174,26 @@ effective_mode(const ShieldPolicy *p)
 	return "enforce";
 }
 
-static void
-put_limit(ReturnSetInfo *rsinfo, int64 queryid, const char *name,
-		  char *value, const ShieldPolicy *from)
+/*
+ * How the statement matched the policy a limit comes from: by fingerprint
+ * ("queryid"), or by shape only ("shape"); NULL for role policies and
+ * defaults.
+ */
+static const char *
+matched_by(const ShieldEffectivePolicy *eff, const ShieldPolicy *p)
 {
+	if (p == NULL || p->queryid == 0)
+		return NULL;
+	return eff->by_shape[p - eff->scopes] ? "shape" : "queryid";
+}
+
+static void
+put_limit(ReturnSetInfo *rsinfo, const ShieldEffectivePolicy *eff,
+		  int64 queryid, const char *name, char *value,
+		  const ShieldPolicy *from)
+{
+	const char *by = matched_by(eff, from);
+
 	Datum		values[EFFECTIVE_POLICY_COLS];
 	bool		nulls[EFFECTIVE_POLICY_COLS];
 
@@ -1096,6 +1207,10 @@ put_limit(ReturnSetInfo *rsinfo, int64 queryid, const char *name,
 		nulls[3] = true;
 	values[4] = CStringGetTextDatum(scope_name(from));
 	values[5] = CStringGetTextDatum(effective_mode(from));
+	if (by != NULL)
+		values[6] = CStringGetTextDatum(by);
+	else
+		nulls[6] = true;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -1112,47 +1227,47 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ShieldEffectivePolicy eff;
+	char	   *sql;
 	int64		queryid;
+	int64		shape;
 	Oid			role;
 	int			i;
 
 	pgsh_check_loaded();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must not be null")));
+	sql = query_argument(fcinfo);
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_INVALID_POLICY),
 				 errmsg("argument \"role\" must not be null")));
-	queryid = fingerprint_sql(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	queryid = fingerprint_sql(sql, &shape);
 	role = PG_GETARG_OID(1);
 	warn_stale_policies();
 	InitMaterializedSRF(fcinfo, 0);
 	effective_role_exempt = pgsh_exempt_superuser && superuser_arg(role);
 
-	(void) pgsh_policy_resolve(role, (uint64) queryid, &eff);
+	(void) pgsh_policy_resolve_shape(role, (uint64) queryid, (uint64) shape,
+									 &eff);
 
 	for (i = 0; i < eff.nscopes; i++)
 	{
 		const ShieldPolicy *p = &eff.scopes[i];
 
 		if (p->max_concurrent > 0)
-			put_limit(rsinfo, queryid, "max_concurrent",
+			put_limit(rsinfo, &eff, queryid, "max_concurrent",
 					  psprintf("%d", p->max_concurrent), p);
 		if (p->queue_timeout_us >= 0)
-			put_limit(rsinfo, queryid, "queue_timeout",
+			put_limit(rsinfo, &eff, queryid, "queue_timeout",
 					  duration_text(p->queue_timeout_us), p);
 		if (p->max_rate > 0)
-			put_limit(rsinfo, queryid, "max_rate",
+			put_limit(rsinfo, &eff, queryid, "max_rate",
 					  psprintf("%g per second", p->max_rate), p);
 	}
 	if (eff.max_cost_from >= 0)
-		put_limit(rsinfo, queryid, "max_cost",
+		put_limit(rsinfo, &eff, queryid, "max_cost",
 				  psprintf("%g", eff.scopes[eff.max_cost_from].max_cost),
 				  &eff.scopes[eff.max_cost_from]);
 	if (eff.deadline_from >= 0)
-		put_limit(rsinfo, queryid, "deadline",
+		put_limit(rsinfo, &eff, queryid, "deadline",
 				  duration_text(eff.scopes[eff.deadline_from].deadline_us),
 				  &eff.scopes[eff.deadline_from]);
 	/*
@@ -1163,9 +1278,9 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 	{
 		const ShieldPolicy *p = &eff.scopes[eff.breaker_from];
 
-		put_limit(rsinfo, queryid, "breaker_failures",
+		put_limit(rsinfo, &eff, queryid, "breaker_failures",
 				  psprintf("%d", p->breaker_failures), p);
-		put_limit(rsinfo, queryid, "breaker_cooldown",
+		put_limit(rsinfo, &eff, queryid, "breaker_cooldown",
 				  p->breaker_cooldown_us >= 0 ?
 				  duration_text(p->breaker_cooldown_us) :
 				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000),
@@ -1173,17 +1288,17 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 	}
 	else if (pgsh_breaker_failures > 0)
 	{
-		put_limit(rsinfo, queryid, "breaker_failures",
+		put_limit(rsinfo, &eff, queryid, "breaker_failures",
 				  psprintf("%d", pgsh_breaker_failures), NULL);
-		put_limit(rsinfo, queryid, "breaker_cooldown",
+		put_limit(rsinfo, &eff, queryid, "breaker_cooldown",
 				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000), NULL);
 	}
 	if (eff.parallel_from >= 0)
-		put_limit(rsinfo, queryid, "max_parallel_workers",
+		put_limit(rsinfo, &eff, queryid, "max_parallel_workers",
 				  psprintf("%d",
 						   eff.scopes[eff.parallel_from].max_parallel_workers),
 				  &eff.scopes[eff.parallel_from]);
-	put_limit(rsinfo, queryid, "priority",
+	put_limit(rsinfo, &eff, queryid, "priority",
 			  pstrdup(pgsh_priority_name(eff.priority)),
 			  eff.priority_from >= 0 ? &eff.scopes[eff.priority_from] : NULL);
 	return (Datum) 0;

@@ -69,6 +69,7 @@
 #include "events.h"
 #include "guc.h"
 #include "policy.h"
+#include "shape.h"
 #include "shmem.h"
 #include "statement.h"
 #include "stats.h"
@@ -1212,7 +1213,9 @@ expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
  * the planner, the executor and the views then see the inner query's
  * fingerprint, on every version.  The Query may belong to a cached plan:
  * writing its queryId there is harmless, since jumbling always computes the
- * same value for it.
+ * same value for it.  Core's post-parse-analysis hook, through which
+ * pg_shield remembers a statement's shape (see shape.c), is not called for
+ * it before 18: its shape is noted here.
  */
 static void
 jumble_inner_query(PlannedStmt *pstmt, const char *queryString)
@@ -1230,9 +1233,11 @@ jumble_inner_query(PlannedStmt *pstmt, const char *queryString)
 	if (inner == NULL || !IsA(inner, Query))
 		return;
 	query = (Query *) inner;
-	if (query->commandType == CMD_UTILITY || query->queryId != 0)
+	if (query->commandType == CMD_UTILITY)
 		return;
-	(void) PGSH_JUMBLE_QUERY(query, queryString);
+	if (query->queryId == 0)
+		(void) PGSH_JUMBLE_QUERY(query, queryString);
+	pgsh_shape_note(query);
 }
 
 /*

@@ -87,17 +87,23 @@ extern int	pgsh_client_backend;
 extern void pgsh_client_backend_decide(void);
 
 /*
- * Does pg_shield follow statements in this backend right now?  Only client
- * backends are governed; parallel workers, background workers and WAL
- * senders pass through.  What the backend is does not change: decided
- * once.
+ * Is this a client backend, whose statements pg_shield governs?  Parallel
+ * workers, background workers and WAL senders pass through.  What the
+ * backend is does not change: decided once.
  */
 static inline bool
-pgsh_tracking_enabled(void)
+pgsh_is_client_backend(void)
 {
 	if (unlikely(pgsh_client_backend < 0))
 		pgsh_client_backend_decide();
-	return pgsh_client_backend && pgsh_mode != PGSH_MODE_OFF;
+	return pgsh_client_backend;
+}
+
+/* Does pg_shield follow statements in this backend right now? */
+static inline bool
+pgsh_tracking_enabled(void)
+{
+	return pgsh_is_client_backend() && pgsh_mode != PGSH_MODE_OFF;
 }
 
 /* planner */

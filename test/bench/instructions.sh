@@ -8,12 +8,16 @@
 # host's speed or load: two runs give the same count to within a few
 # instructions per statement.
 #
-# One instance, four configurations: three that differ only in
+# One instance, five configurations: three that differ only in
 # shared_preload_libraries (none, pg_shield, pg_stat_statements;
-# compute_query_id = on in all), and pg_shield_deadline, pg_shield whose role
-# policy also sets a deadline, with pg_shield.breaker_failures on, started one after the other with the whole
-# postmaster under callgrind (every backend writes its own profile when it
-# exits).  For each configuration, after a prewarm and a warm-up, a single
+# compute_query_id = on in all); pg_shield_deadline, pg_shield whose role
+# policy also sets a deadline, with pg_shield.breaker_failures on; and
+# pg_shield_shape, pg_shield with, besides its role policy, a query policy
+# declared by text on a statement the benchmark never runs, so that every
+# statement's shape is remembered after parse analysis and looked for at
+# policy resolution, but never matches.  They are started one after the
+# other with the whole postmaster under callgrind (every backend writes its
+# own profile when it exits).  For each configuration, after a prewarm and a warm-up, a single
 # pgbench client (-S -M prepared -c 1, as the non-superuser bench_user, fixed
 # random seed) runs N1 and then N2 transactions; the profile of the client's
 # backend is the largest one each run leaves (the other is pgbench's setup
@@ -46,7 +50,7 @@
 # (apt-get install valgrind).
 #
 #   test/bench/instructions.sh [--n1 N] [--n2 N] [--scale S] [--top K] [--keep DIR]
-#                              [--target RATIO] [--quick]
+#                              [--target RATIO] [--protocol P] [--quick]
 #
 #   --n1 N       transactions of the shorter run           (default 5000)
 #   --n2 N       transactions of the longer run            (default 25000)
@@ -55,6 +59,9 @@
 #   --keep DIR   copy the callgrind profiles into DIR before cleaning up
 #   --target R   pg_shield/none target for the estimate's verdict (default 0.99;
 #                0.98 is also judged)
+#   --protocol P pgbench's -M of every run: prepared (default, the contract's
+#                workload), or simple, where every statement is parsed and
+#                analyzed again (what the parse analysis hook costs)
 #   --quick      smoke test: N1 500, N2 1500, scale 1 (also BENCH_QUICK=1);
 #                flags given after it still apply
 #
@@ -75,6 +82,7 @@ warmup_tx=1000
 share_secs=10
 shared_buffers=256MB
 target=0.99
+bench_protocol=prepared
 minimum=0.98        # the issue's minimum
 deadline_target=0.985   # with a deadline and breakers on (issue 10)
 
@@ -94,6 +102,9 @@ while [ $# -gt 0 ]; do
                  target=$2; shift 2 ;;
         --keep)  [ -n "${2:-}" ] || { echo "instructions.sh: --keep needs a directory" >&2; exit 2; }
                  keep=$2; shift 2 ;;
+        --protocol) case ${2:-} in prepared|simple) bench_protocol=$2 ;;
+                    *) echo "instructions.sh: --protocol needs prepared or simple" >&2; exit 2 ;; esac
+                    shift 2 ;;
         --quick) quick; shift ;;
         -h|--help) usage ;;
         *)       echo "instructions.sh: unknown argument $1" >&2; usage ;;
@@ -106,8 +117,8 @@ for t in valgrind callgrind_annotate; do
         echo "instructions.sh: $t not found; install valgrind first: apt-get install valgrind" >&2; exit 1; }
 done
 
-configs=(none pg_shield pg_stat_statements pg_shield_deadline)
-preload_of() { case $1 in none) echo "" ;; pg_shield_deadline) echo pg_shield ;; *) echo "$1" ;; esac; }
+configs=(none pg_shield pg_stat_statements pg_shield_deadline pg_shield_shape)
+preload_of() { case $1 in none) echo "" ;; pg_shield_deadline|pg_shield_shape) echo pg_shield ;; *) echo "$1" ;; esac; }
 
 # ---------------------------------------------------------------- setup
 
@@ -177,7 +188,7 @@ psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts'
     'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
 pm_pid=$(head -n 1 "$data/postmaster.pid")
 share_run() {   # seconds
-    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M prepared -c 8 -j 2 -T "$1" -n bench \
+    as_pg pgbench -h "$tmp" -p "$port" -U bench_user -S -M "$bench_protocol" -c 8 -j 2 -T "$1" -n bench \
         >"$tmp/pgbench-share.log" 2>&1 || { cat "$tmp/pgbench-share.log" >&2; exit 1; }
 }
 share_run 2
@@ -246,11 +257,13 @@ echo "machine:     $(bench_machine_info)"
 echo "postgres:    $pgver"
 echo "valgrind:    $(valgrind --version), callgrind, collecting inside PostgresMain only"
 echo "pg_shield:   $(bench_pg_shield_version), private build loaded from $privlib"
-echo "workload:    pgbench -S -M prepared -c 1 -n --random-seed=1 as bench_user (not superuser),"
+echo "workload:    pgbench -S -M $bench_protocol -c 1 -n --random-seed=1 as bench_user (not superuser),"
 echo "             -t $n1 and -t $n2 after $warmup_tx warm-up transactions; scale $scale (prewarmed),"
 echo "             shared_buffers $shared_buffers, compute_query_id on, autovacuum off"
 echo "policy:      $policy"
 echo "             pg_shield_deadline: the same policy with deadline 1 hour, and pg_shield.breaker_failures 5"
+echo "             pg_shield_shape: the role policy, and a query policy (by text, so matched by shape"
+echo "             too) on a statement the benchmark never runs: shapes are remembered and looked up"
 echo "load avg:    $load_before (before; does not affect instruction counts)"
 echo
 
@@ -274,6 +287,16 @@ for cfg in "${configs[@]}"; do
                                                         deadline => '1 hour')" >/dev/null
         [ "$(psql_su postgres -c "SHOW pg_shield.breaker_failures")" = 5 ] ||
             { echo "instructions.sh: pg_shield.breaker_failures is not 5" >&2; exit 1; }
+    fi
+    # the fifth: the role policy as in pg_shield, and a query policy whose
+    # shape no statement of the benchmark has
+    if [ "$cfg" = pg_shield_shape ]; then
+        psql_su bench -c "SELECT shield.set_role_policy('bench_user', max_concurrent => 1000)" >/dev/null
+        psql_su bench -c "SELECT shield.set_query_policy(
+                              'SELECT abalance FROM pgbench_accounts WHERE aid = \$1 AND bid = \$2',
+                              max_concurrent => 1000)" >/dev/null
+        [ "$(psql_su bench -c "SELECT count(*) FROM shield.policies WHERE shape IS NOT NULL")" = 1 ] ||
+            { echo "instructions.sh: the query policy has no shape" >&2; exit 1; }
     fi
     psql_su bench -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
         'pgbench_branches', 'pgbench_branches_pkey', 'pgbench_tellers', 'pgbench_tellers_pkey']::regclass[]) c" >/dev/null
@@ -321,6 +344,8 @@ over() {   # label a b
 over "pg_shield - none" pg_shield none
 over "pg_shield_deadline - none" pg_shield_deadline none
 over "pg_shield_deadline - pg_shield" pg_shield_deadline pg_shield
+over "pg_shield_shape - none" pg_shield_shape none
+over "pg_shield_shape - pg_shield" pg_shield_shape pg_shield
 over "pg_stat_statements - none" pg_stat_statements none
 over "pg_shield - pg_stat_statements" pg_shield pg_stat_statements
 echo "(cost ratio: of the backend's instructions per statement.  TPS ratio bound: its inverse, what"
@@ -328,7 +353,7 @@ echo " the TPS ratio would be if those instructions were all a statement costs; 
 echo " and the socket round trip cost the same in every configuration, so the real ratio is nearer 1)"
 
 echo
-echo "backend user-space share of the CPU per transaction, pgbench -S -M prepared -c 8 -j 2 -T $share_secs"
+echo "backend user-space share of the CPU per transaction, pgbench -S -M $bench_protocol -c 8 -j 2 -T $share_secs"
 echo "run natively with pg_shield preloaded: $share ($share_detail)"
 est() {   # label a b
     awk -v l="$1" -v a="${ips[$2]}" -v b="${ips[$3]}" -v f="$share" 'BEGIN {
@@ -337,6 +362,7 @@ est() {   # label a b
 echo "estimated TPS ratio:"
 est "pg_shield/none" pg_shield none
 est "pg_shield_deadline/none" pg_shield_deadline none
+est "pg_shield_shape/none" pg_shield_shape none
 est "pg_stat_statements/none" pg_stat_statements none
 est "pg_shield/pg_stat_statements" pg_shield pg_stat_statements
 echo "(1 - (cost ratio - 1) x share: assumes the extra instructions run at the backend's average speed"
@@ -376,6 +402,7 @@ diff_profile() {
 diff_profile pg_shield
 diff_profile pg_stat_statements
 diff_profile pg_shield_deadline
+diff_profile pg_shield_shape
 
 echo
 echo "pg_shield.so functions, instructions per statement"

@@ -215,9 +215,10 @@ bench_cg_stop() {   # DATADIR
     wait "$bench_cg_pid" 2>/dev/null || true
 }
 
-# bench_cg_pgbench PORT DB USER N LOGFILE: N transactions, one client.
+# bench_cg_pgbench PORT DB USER N LOGFILE: N transactions, one client, in
+# the protocol bench_protocol names (prepared unless the caller says).
 bench_cg_pgbench() {
-    as_pg pgbench -h "$tmp" -p "$1" -U "$3" -S -M prepared -c 1 -j 1 -n \
+    as_pg pgbench -h "$tmp" -p "$1" -U "$3" -S -M "${bench_protocol:-prepared}" -c 1 -j 1 -n \
         --random-seed=1 -t "$4" "$2" >"$5" 2>&1 || { cat "$5" >&2; exit 1; }
     grep -q "number of transactions actually processed: $4/$4" "$5" ||
         { echo "$(basename "$0"): pgbench did not complete $4 transactions:" >&2; cat "$5" >&2; exit 1; }

@@ -17,7 +17,7 @@
 
 BEGIN;
 
-SELECT plan(115);
+SELECT plan(121);
 
 -- Argument lists, as regtype prints them.
 \set role_policy_args '{regrole,integer,interval,"double precision",interval,"double precision",text,text,integer}'
@@ -49,6 +49,10 @@ SELECT has_function('shield', 'fingerprint', '{text}'::name[],
     'function shield.fingerprint(text) exists');
 SELECT function_returns('shield', 'fingerprint', '{text}'::name[],
     'bigint', 'shield.fingerprint() returns bigint');
+SELECT has_function('shield', 'shape', '{text}'::name[],
+    'function shield.shape(text) exists');
+SELECT function_returns('shield', 'shape', '{text}'::name[],
+    'bigint', 'shield.shape() returns bigint');
 SELECT has_function('shield', 'rebind_query_policies', '{}'::name[],
     'function shield.rebind_query_policies() exists');
 SELECT function_returns('shield', 'rebind_query_policies', '{}'::name[],
@@ -135,6 +139,8 @@ SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
     'every policy mutator has an explicit ACL, not the default PUBLIC EXECUTE');
 SELECT function_privs_are('shield', 'fingerprint', '{text}'::name[],
     'public', '{EXECUTE}'::name[], 'PUBLIC can execute shield.fingerprint()');
+SELECT function_privs_are('shield', 'shape', '{text}'::name[],
+    'public', '{EXECUTE}'::name[], 'PUBLIC can execute shield.shape()');
 SELECT function_privs_are('shield', 'effective_policy', '{text,regrole}'::name[],
     'public', '{EXECUTE}'::name[], 'PUBLIC can execute shield.effective_policy()');
 SELECT ok(NOT has_function_privilege('public', 'shield.policy_changed()', 'EXECUTE'),
@@ -159,6 +165,8 @@ SELECT col_type_is('shield', 'policies', 'userid', 'oid', 'policies.userid is oi
 SELECT col_type_is('shield', 'policies', 'rolname', 'name', 'policies.rolname is name');
 SELECT col_type_is('shield', 'policies', 'queryid', 'bigint', 'policies.queryid is bigint');
 SELECT col_type_is('shield', 'policies', 'query', 'text', 'policies.query is text');
+SELECT col_type_is('shield', 'policies', 'shape', 'bigint', 'policies.shape is bigint');
+SELECT col_type_is('shield', 'policy', 'shape', 'bigint', 'shield.policy.shape is bigint');
 SELECT col_type_is('shield', 'policies', 'max_concurrent', 'integer', 'policies.max_concurrent is integer');
 SELECT col_type_is('shield', 'policies', 'queue_timeout', 'interval', 'policies.queue_timeout is interval');
 SELECT col_type_is('shield', 'policies', 'max_cost', 'double precision', 'policies.max_cost is double precision');
@@ -306,6 +314,8 @@ SELECT lives_ok($$SELECT shield.fingerprint('SELECT 1')$$,
     'a fresh role can call shield.fingerprint()');
 SELECT isnt(shield.fingerprint('SELECT 1'), 0::bigint,
     'shield.fingerprint() gives it a fingerprint');
+SELECT is(shield.shape('SELECT 2'), shield.shape('SELECT $1::int'),
+    'shield.shape() gives a constant and a parameter one shape');
 SELECT lives_ok($$SELECT * FROM shield.effective_policy('SELECT 1')$$,
     'a fresh role can call shield.effective_policy()');
 SELECT is((SELECT value || ' ' || scope
