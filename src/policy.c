@@ -46,6 +46,7 @@
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -331,8 +332,9 @@ static void
 policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 {
 	p->id = DatumGetInt64(values[Anum_policy_id - 1]);
+	/* stored by name (see policy_cache_load); InvalidOid if it is missing */
 	p->role = nulls[Anum_policy_role - 1] ? InvalidOid :
-		DatumGetObjectId(values[Anum_policy_role - 1]);
+		get_role_oid(NameStr(*DatumGetName(values[Anum_policy_role - 1])), true);
 	p->queryid = nulls[Anum_policy_queryid - 1] ? 0 :
 		(uint64) DatumGetInt64(values[Anum_policy_queryid - 1]);
 	p->shape = (nulls[Anum_policy_shape - 1] || p->queryid == 0) ? 0 :
@@ -476,6 +478,14 @@ policy_cache_load(void)
 
 			heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
 			policy_from_tuple(&p, values, nulls);
+
+			/*
+			 * The policy of a role that does not exist (dropped, or not
+			 * created in the cluster a dump was restored into) is kept,
+			 * by name, but applies to nobody until the role exists.
+			 */
+			if (!nulls[Anum_policy_role - 1] && p.role == InvalidOid)
+				continue;
 			if (p.queryid != 0 && !nulls[Anum_policy_fingerprint_version - 1] &&
 				DatumGetInt32(values[Anum_policy_fingerprint_version - 1]) !=
 				PGSH_FINGERPRINT_VERSION)

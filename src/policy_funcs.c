@@ -697,7 +697,9 @@ upsert_policy(DeclaredPolicy *p)
 				   "max_concurrent, queue_timeout, max_cost, deadline, max_rate, "
 				   "priority, breaker_failures, breaker_cooldown, mode, "
 				   "fingerprint_version, max_parallel_workers, shape) "
-				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+				   "VALUES ((SELECT r.rolname FROM pg_catalog.pg_roles r "
+				   "WHERE r.oid OPERATOR(pg_catalog.=) $1), "
+				   "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
 				   "ON CONFLICT ON CONSTRAINT policy_scope_unique DO UPDATE SET "
 				   "query = COALESCE(excluded.query, p.query), "
 				   "search_path = CASE WHEN excluded.query IS NULL "
@@ -845,7 +847,9 @@ note_shared_shape(const DeclaredPolicy *p)
 	values[2] = p->values[P_QUERYID];
 	run_as_owner(psprintf("SELECT min(id) FILTER (WHERE queryid <> $3), min(id) "
 						  "FROM %s WHERE shape = $1 "
-						  "AND role IS NOT DISTINCT FROM $2",
+						  "AND role IS NOT DISTINCT FROM "
+						  "(SELECT r.rolname FROM pg_catalog.pg_roles r "
+						  "WHERE r.oid OPERATOR(pg_catalog.=) $2)",
 						  policy_table_name()),
 				 3, types, values, nulls, collect_shared_shape, &shared);
 	if (shared.other_id != 0)
@@ -922,7 +926,9 @@ pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
 				(errcode(PGSH_ERRCODE_INVALID_POLICY),
 				 errmsg("argument \"role\" must not be null")));
 	values[0] = PG_GETARG_DATUM(0);
-	sql = psprintf("DELETE FROM %s WHERE role = $1 AND queryid IS NULL",
+	sql = psprintf("DELETE FROM %s WHERE role = (SELECT r.rolname "
+				   "FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1) "
+				   "AND queryid IS NULL",
 				   policy_table_name());
 	if (run_as_owner(sql, 1, types, values, " ", NULL, NULL) == 0)
 		PG_RETURN_BOOL(false);
@@ -952,7 +958,9 @@ pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
 	}
 	else
 		values[1] = PG_GETARG_DATUM(1);
-	sql = psprintf("DELETE FROM %s WHERE queryid = $1 AND role IS NOT DISTINCT FROM $2",
+	sql = psprintf("DELETE FROM %s WHERE queryid = $1 AND role IS NOT DISTINCT FROM "
+				   "(SELECT r.rolname FROM pg_catalog.pg_roles r "
+				   "WHERE r.oid OPERATOR(pg_catalog.=) $2)",
 				   policy_table_name());
 	if (run_as_owner(sql, 2, types, values, nulls, NULL, NULL) == 0)
 		PG_RETURN_BOOL(false);

@@ -12,6 +12,10 @@
 # statements and roles, and the set_* functions must keep working (the
 # identity sequence continues after the restored ids).
 #
+# A restore into a cluster that lacks one of the roles restores every
+# policy: the missing role's by name, shown as such and inactive until a
+# role of that name is created.
+#
 # Fingerprints are the core query identifier, which depends on the OIDs of
 # the relations a statement names: a statement on a table gets another
 # fingerprint in the restored cluster.  Query policies declared with sample
@@ -379,6 +383,46 @@ SELECT id > 7 AND id = (SELECT max(id) FROM shield.policy)
 FROM shield.policies WHERE rolname = 'regress_report' AND scope = 'role'}),
 	't',
 	'and the identity sequence continues there too');
+
+# A restore into a cluster that lacks one of the roles keeps every policy:
+# those of the missing role by name, inactive and shown as such, until a
+# role of that name exists.
+my $lacking = PostgreSQL::Test::Cluster->new('dump_lacking');
+$lacking->init;
+$lacking->append_conf('postgresql.conf', $conf);
+$lacking->start;
+$lacking->safe_psql(
+	'postgres', q{
+CREATE ROLE regress_app LOGIN;
+CREATE DATABASE shop_lacking;
+});
+$lacking->command_checks_all(
+	[ 'pg_restore', '--exit-on-error', '--dbname', 'shop_lacking', $dump ],
+	0, [qr/^$/], [qr/^$/],
+	'pg_restore into a cluster that lacks regress_report: no error');
+is( $lacking->safe_psql(
+		'shop_lacking', q{
+SELECT id, scope, rolname, userid IS NULL, role_missing
+FROM shield.policies ORDER BY id}),
+	join("\n",
+		'1|role|regress_app|f|f',
+		'2|query||t|f',
+		'3|query+role|regress_report|t|t',
+		'4|query||t|f',
+		'5|query+role|regress_report|t|t'),
+	'every policy is restored; those of the missing role are shown as such');
+$lacking->safe_psql('postgres', 'CREATE ROLE regress_report LOGIN');
+$lacking->safe_psql('shop_lacking', 'SELECT shield.rebind_query_policies()');
+is( $lacking->safe_psql(
+		'shop_lacking', qq{
+SELECT value, policy_id FROM shield.effective_policy('$by_customer', 'regress_report')
+WHERE limit_name = 'max_rate'}),
+	'2.5 per second|3',
+	'once the role exists, its policies apply');
+is($lacking->safe_psql('shop_lacking',
+		'SELECT count(*) FROM shield.policies WHERE role_missing'),
+	'0', 'and none is shown as missing any more');
+$lacking->stop;
 
 $old->stop;
 $new->stop;
