@@ -66,6 +66,18 @@
 #define EVICT_BINS			64
 #define EVICT_BIN_OFFSET	20
 
+/*
+ * Upper bounds of the execution time buckets (stats.h), in ms: 1-2.5-5 steps
+ * from 0.1 ms, which separates the sub-millisecond statements of an OLTP
+ * workload, to 10 s, then 30 s and 1 min for reports and batch jobs, and
+ * everything longer.  Changing them changes the documented contract (and
+ * breaks the continuity of the series dashboards keep), so they are fixed.
+ */
+const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS] = {
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+	1000, 2500, 5000, 10000, 30000, 60000, INFINITY
+};
+
 /* What the generic table code needs to know about an entry type. */
 typedef struct TableShape
 {
@@ -568,6 +580,23 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 	entry->query_len = len;
 }
 
+/*
+ * The execution time bucket of a duration: the first whose bound it does
+ * not exceed.  A linear scan from the bottom, because its cost grows with
+ * the duration it classifies: the usual sub-millisecond statement takes one
+ * to three comparisons, and only statements of seconds take a dozen or
+ * more.  NaN, which never happens, lands in the last bucket.
+ */
+static pg_attribute_always_inline int
+exec_bucket(double ms)
+{
+	int			i = 0;
+
+	while (i < PGSH_EXEC_BUCKETS - 1 && !(ms <= pgsh_exec_bucket_le_ms[i]))
+		i++;
+	return i;
+}
+
 /* A completed statement's part of counters_add.  Caller holds the mutex. */
 static pg_attribute_always_inline void
 counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
@@ -588,6 +617,7 @@ counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
 	c->calls++;
 	c->rows += rows;
 	c->total_exec_ms += exec_ms;
+	c->exec_buckets[exec_bucket(exec_ms)]++;
 	if (cost >= 0.0)
 	{
 		c->costed++;
@@ -679,6 +709,8 @@ completed:
 void
 pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
 {
+	int			i;
+
 	if (from->calls > 0)
 	{
 		if (into->calls == 0 || from->min_exec_ms < into->min_exec_ms)
@@ -710,6 +742,8 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
 	into->would_queue += from->would_queue;
 	into->would_cancel += from->would_cancel;
 	into->last_exec = Max(into->last_exec, from->last_exec);
+	for (i = 0; i < PGSH_EXEC_BUCKETS; i++)
+		into->exec_buckets[i] += from->exec_buckets[i];
 }
 
 /*----
