@@ -5,7 +5,9 @@
 # libpq/libpq-be.h, which admission.c includes to check that a waiting
 # statement's client is still there, includes gssapi.h.  libpq-dev: the
 # flood client of the demo and of test/bench/protection.sh is a small libpq
-# program.  gnuplot-nox: the demo's chart.)
+# program.  gnuplot-nox: the demo's chart.  prometheus-postgres-exporter:
+# test/t/021_exporter.pl runs the queries file in monitoring/ with it, on a
+# port of its own: the service the package installs is not used.)
 set -euo pipefail
 
 packages=(
@@ -20,6 +22,7 @@ packages=(
     libxml2-utils
     libpq-dev
     gnuplot-nox
+    prometheus-postgres-exporter
 )
 
 missing=()
