@@ -588,7 +588,7 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
  * more.  NaN, which never happens, lands in the last bucket.
  */
 static pg_attribute_always_inline int
-exec_bucket(double ms)
+exec_bucket_of(double ms)
 {
 	int			i = 0;
 
@@ -597,10 +597,14 @@ exec_bucket(double ms)
 	return i;
 }
 
-/* A completed statement's part of counters_add.  Caller holds the mutex. */
+/*
+ * A completed statement's part of counters_add: exec_bucket is
+ * exec_bucket_of(exec_ms), found before the mutex was taken.  Caller holds
+ * the mutex.
+ */
 static pg_attribute_always_inline void
-counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
-					   double cost)
+counters_add_completed(ShieldCounters *c, double exec_ms, int exec_bucket,
+					   uint64 rows, double cost)
 {
 	if (c->calls == 0)
 	{
@@ -617,7 +621,7 @@ counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
 	c->calls++;
 	c->rows += rows;
 	c->total_exec_ms += exec_ms;
-	c->exec_buckets[exec_bucket(exec_ms)]++;
+	c->exec_buckets[exec_bucket]++;
 	if (cost >= 0.0)
 	{
 		c->costed++;
@@ -643,7 +647,8 @@ counters_add_start(ShieldCounters *c, TimestampTz started, bool admitted)
  * flagged by monitor mode, the usual case (see pgsh_stats_record).
  */
 static pg_attribute_always_inline void
-counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
+counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain,
+			 int exec_bucket)
 {
 	counters_add_start(c, obs->started, obs->admitted);
 	if (plain)
@@ -699,7 +704,7 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 	}
 
 completed:
-	counters_add_completed(c, obs->exec_ms, obs->rows, obs->cost);
+	counters_add_completed(c, obs->exec_ms, exec_bucket, obs->rows, obs->cost);
 }
 
 /*
@@ -852,18 +857,19 @@ role_peak_covered(const ShieldRoleKey *rkey, int32 role_active)
 
 /* Add one statement to the entries; the caller holds their spinlock. */
 static pg_attribute_always_inline void
-role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain)
+role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain,
+		 int exec_bucket)
 {
 	r->usage += USAGE_PER_CALL;
-	counters_add((ShieldCounters *) &r->counters, obs, plain);
+	counters_add((ShieldCounters *) &r->counters, obs, plain, exec_bucket);
 }
 
 static pg_attribute_always_inline void
 fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
-	   int bucket)
+	   int bucket, int exec_bucket)
 {
 	f->usage += USAGE_PER_CALL;
-	counters_add((ShieldCounters *) &f->counters, obs, plain);
+	counters_add((ShieldCounters *) &f->counters, obs, plain, exec_bucket);
 	if (bucket >= 0)
 		f->hist[bucket]++;
 }
@@ -875,10 +881,10 @@ fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
  */
 static pg_attribute_always_inline void
 role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
-			bool plain)
+			bool plain, int exec_bucket)
 {
 	if (obs->queryid == 0)
-		role_add(r, obs, plain);
+		role_add(r, obs, plain, exec_bucket);
 	if (obs->role_active > r->peak_active)
 		r->peak_active = obs->role_active;
 }
@@ -891,7 +897,7 @@ role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
  */
 static pg_noinline void
 record_locked(const ShieldObservation *obs, bool plain, int bucket,
-			  bool role_done, bool fp_done)
+			  int exec_bucket, bool role_done, bool fp_done)
 {
 	ShieldRoleEntry *role = NULL;
 	ShieldFpEntry *fp = NULL;
@@ -948,7 +954,7 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		if (!role_done)
 		{
 			SpinLockAcquire(&r->mutex);
-			role_update(r, obs, plain);
+			role_update(r, obs, plain, exec_bucket);
 			SpinLockRelease(&r->mutex);
 		}
 		role_remember(rkey, role);
@@ -958,7 +964,7 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		volatile ShieldFpEntry *f = fp;
 
 		SpinLockAcquire(&f->mutex);
-		fp_add(f, obs, plain, bucket);
+		fp_add(f, obs, plain, bucket, exec_bucket);
 		SpinLockRelease(&f->mutex);
 		fp_remember(fkey, fp);
 	}
@@ -986,6 +992,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	/* only completed statements have a latency: not failed or rejected ones */
 	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
 		-1 : hist_bucket(obs->exec_ms);
+	/* used only if it completed; found before any spinlock is taken */
+	int			exec_bucket = exec_bucket_of(obs->exec_ms);
 	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
 		!obs->queued && !obs->would_reject && !obs->would_queue &&
 		!obs->would_cancel;
@@ -1007,7 +1015,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 		SpinLockAcquire(&r->mutex);
 		if (generation_current(generation))
 		{
-			role_update(r, obs, plain);
+			role_update(r, obs, plain, exec_bucket);
 			role_done = true;
 		}
 		SpinLockRelease(&r->mutex);
@@ -1020,14 +1028,14 @@ pgsh_stats_record(const ShieldObservation *obs)
 		SpinLockAcquire(&f->mutex);
 		if (generation_current(generation))
 		{
-			fp_add(f, obs, plain, bucket);
+			fp_add(f, obs, plain, bucket, exec_bucket);
 			fp_done = true;
 		}
 		SpinLockRelease(&f->mutex);
 	}
 
 	if (!role_done || !fp_done)
-		record_locked(obs, plain, bucket, role_done, fp_done);
+		record_locked(obs, plain, bucket, exec_bucket, role_done, fp_done);
 }
 
 /*
@@ -1066,6 +1074,7 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 	{
 		volatile ShieldFpEntry *f = fp;
 		int			bucket = hist_bucket(exec_ms);
+		int			exec_bucket = exec_bucket_of(exec_ms);
 
 		SpinLockAcquire(&f->mutex);
 		if (generation_current(generation))
@@ -1074,7 +1083,7 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 
 			f->usage += USAGE_PER_CALL;
 			counters_add_start(c, started, admitted);
-			counters_add_completed(c, exec_ms, rows, cost);
+			counters_add_completed(c, exec_ms, exec_bucket, rows, cost);
 			f->hist[bucket]++;
 			done = true;
 		}
