@@ -38,7 +38,9 @@ CREATE FUNCTION @extschema@.query_stats(
     OUT would_reject pg_catalog.int8,
     OUT would_cancel pg_catalog.int8,
     OUT breaker_state pg_catalog.text,
-    OUT last_exec pg_catalog.timestamptz
+    OUT last_exec pg_catalog.timestamptz,
+    OUT exec_bucket_le_ms pg_catalog.float8[],
+    OUT exec_bucket_calls pg_catalog.int8[]
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_shield_query_stats'
@@ -77,7 +79,9 @@ CREATE FUNCTION @extschema@.role_stats(
     OUT would_reject pg_catalog.int8,
     OUT would_queue pg_catalog.int8,
     OUT would_cancel pg_catalog.int8,
-    OUT last_exec pg_catalog.timestamptz
+    OUT last_exec pg_catalog.timestamptz,
+    OUT exec_bucket_le_ms pg_catalog.float8[],
+    OUT exec_bucket_calls pg_catalog.int8[]
 )
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'pg_shield_role_stats'

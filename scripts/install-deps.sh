@@ -7,7 +7,10 @@
 # flood client of the demo and of test/bench/protection.sh is a small libpq
 # program.  gnuplot-nox: the demo's chart.  python3-psycopg2,
 # python3-psycopg, pgbouncer, and Node.js with npm unless the machine has
-# them: the client examples of examples/ and the TAP tests that run them.)
+# them: the client examples of examples/ and the TAP tests that run them.
+# prometheus-postgres-exporter: test/t/021_exporter.pl runs the queries
+# file in monitoring/ with it, on a port of its own: the service the
+# package installs is not used.)
 #
 # node-postgres for examples/node is installed from the npm registry, at
 # the versions of examples/node/package-lock.json, into
@@ -32,6 +35,7 @@ packages=(
     python3-psycopg2
     python3-psycopg
     pgbouncer
+    prometheus-postgres-exporter
 )
 # Node.js: a machine may have its own build (with npm), which Debian's
 # npm package would conflict with.

@@ -81,6 +81,44 @@ WHERE query LIKE 'INSERT INTO acct_w%' OR query LIKE 'UPDATE acct_w%'
 ORDER BY query COLLATE "C";
 DROP TABLE acct_w;
 
+-- execution time buckets: fixed bounds in ms, the calls at or below each
+-- bound (cumulated), the last one infinite and equal to calls.  Three
+-- sleeps of 12 ms, far from the bounds around them (10 ms and 1 min).
+SET ROLE regress_shield_alice;
+SELECT pg_sleep(0.012);
+SELECT pg_sleep(0.012);
+SELECT pg_sleep(0.012);
+RESET ROLE;
+SELECT exec_bucket_le_ms,
+       exec_bucket_calls[array_position(exec_bucket_le_ms, 10)] AS le_10,
+       exec_bucket_calls[array_position(exec_bucket_le_ms, 60000)] AS le_60000,
+       exec_bucket_calls[cardinality(exec_bucket_calls)] AS le_inf, calls
+FROM shield.query_stats
+WHERE rolname = 'regress_shield_alice' AND query LIKE 'SELECT pg_sleep%';
+
+-- every row's counts never decrease and end at calls; a role's are the sum
+-- of its fingerprints'
+SELECT bool_and(cardinality(exec_bucket_calls) = cardinality(exec_bucket_le_ms)
+                AND exec_bucket_calls[cardinality(exec_bucket_calls)] = calls
+                AND NOT EXISTS (SELECT FROM generate_subscripts(exec_bucket_calls, 1) i
+                                WHERE i > 1
+                                  AND exec_bucket_calls[i] < exec_bucket_calls[i - 1]))
+         AS cumulated
+FROM shield.query_stats;
+SELECT r.exec_bucket_calls =
+         (SELECT array_agg(n ORDER BY i)
+          FROM (SELECT i, sum(q.exec_bucket_calls[i])::bigint AS n
+                FROM shield.query_stats q,
+                     generate_subscripts(q.exec_bucket_calls, 1) i
+                WHERE q.userid = r.userid AND q.dbid = r.dbid
+                GROUP BY i) s) AS role_sums_fingerprints,
+       r.exec_bucket_calls[array_position(r.exec_bucket_le_ms, 10)]
+         <= r.calls - 3 AS role_le_10,
+       r.exec_bucket_le_ms = (SELECT exec_bucket_le_ms FROM shield.query_stats
+                              LIMIT 1) AS same_bounds
+FROM shield.role_stats r
+WHERE r.rolname = 'regress_shield_alice' AND r.datname = current_database();
+
 -- reset forgets everything and moves stats_reset forward
 SELECT stats_reset AS before_reset FROM shield.status \gset
 SELECT shield.reset() > :'before_reset'::timestamptz AS reset_moved;

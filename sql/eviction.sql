@@ -21,7 +21,9 @@ FROM shield.status;
 
 -- a role's totals keep its evicted fingerprints' statements: the reset,
 -- the query that built the 300 statements, the 300, and the status query
-SELECT calls, errors FROM shield.role_stats
+SELECT calls, errors,
+       exec_bucket_calls[cardinality(exec_bucket_calls)] AS buckets_keep_them
+FROM shield.role_stats
 WHERE rolname = current_user AND datname = current_database();
 SELECT sum(calls) < 300 AS fewer_in_live_fingerprints FROM shield.query_stats
 WHERE rolname = current_user AND datname = current_database();

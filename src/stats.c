@@ -66,6 +66,18 @@
 #define EVICT_BINS			64
 #define EVICT_BIN_OFFSET	20
 
+/*
+ * Upper bounds of the execution time buckets (stats.h), in ms: 1-2.5-5 steps
+ * from 0.1 ms, which separates the sub-millisecond statements of an OLTP
+ * workload, to 10 s, then 30 s and 1 min for reports and batch jobs, and
+ * everything longer.  Changing them changes the documented contract (and
+ * breaks the continuity of the series dashboards keep), so they are fixed.
+ */
+const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS] = {
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+	1000, 2500, 5000, 10000, 30000, 60000, INFINITY
+};
+
 /* What the generic table code needs to know about an entry type. */
 typedef struct TableShape
 {
@@ -568,10 +580,31 @@ fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
 	entry->query_len = len;
 }
 
-/* A completed statement's part of counters_add.  Caller holds the mutex. */
+/*
+ * The execution time bucket of a duration: the first whose bound it does
+ * not exceed.  A linear scan from the bottom, because its cost grows with
+ * the duration it classifies: the usual sub-millisecond statement takes one
+ * to three comparisons, and only statements of seconds take a dozen or
+ * more.  NaN, which never happens, lands in the last bucket.
+ */
+static pg_attribute_always_inline int
+exec_bucket_of(double ms)
+{
+	int			i = 0;
+
+	while (i < PGSH_EXEC_BUCKETS - 1 && !(ms <= pgsh_exec_bucket_le_ms[i]))
+		i++;
+	return i;
+}
+
+/*
+ * A completed statement's part of counters_add: exec_bucket is
+ * exec_bucket_of(exec_ms), found before the mutex was taken.  Caller holds
+ * the mutex.
+ */
 static pg_attribute_always_inline void
-counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
-					   double cost)
+counters_add_completed(ShieldCounters *c, double exec_ms, int exec_bucket,
+					   uint64 rows, double cost)
 {
 	if (c->calls == 0)
 	{
@@ -588,6 +621,7 @@ counters_add_completed(ShieldCounters *c, double exec_ms, uint64 rows,
 	c->calls++;
 	c->rows += rows;
 	c->total_exec_ms += exec_ms;
+	c->exec_buckets[exec_bucket]++;
 	if (cost >= 0.0)
 	{
 		c->costed++;
@@ -613,7 +647,8 @@ counters_add_start(ShieldCounters *c, TimestampTz started, bool admitted)
  * flagged by monitor mode, the usual case (see pgsh_stats_record).
  */
 static pg_attribute_always_inline void
-counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
+counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain,
+			 int exec_bucket)
 {
 	counters_add_start(c, obs->started, obs->admitted);
 	if (plain)
@@ -669,7 +704,7 @@ counters_add(ShieldCounters *c, const ShieldObservation *obs, bool plain)
 	}
 
 completed:
-	counters_add_completed(c, obs->exec_ms, obs->rows, obs->cost);
+	counters_add_completed(c, obs->exec_ms, exec_bucket, obs->rows, obs->cost);
 }
 
 /*
@@ -679,6 +714,8 @@ completed:
 void
 pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
 {
+	int			i;
+
 	if (from->calls > 0)
 	{
 		if (into->calls == 0 || from->min_exec_ms < into->min_exec_ms)
@@ -710,6 +747,8 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
 	into->would_queue += from->would_queue;
 	into->would_cancel += from->would_cancel;
 	into->last_exec = Max(into->last_exec, from->last_exec);
+	for (i = 0; i < PGSH_EXEC_BUCKETS; i++)
+		into->exec_buckets[i] += from->exec_buckets[i];
 }
 
 /*----
@@ -818,18 +857,19 @@ role_peak_covered(const ShieldRoleKey *rkey, int32 role_active)
 
 /* Add one statement to the entries; the caller holds their spinlock. */
 static pg_attribute_always_inline void
-role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain)
+role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain,
+		 int exec_bucket)
 {
 	r->usage += USAGE_PER_CALL;
-	counters_add((ShieldCounters *) &r->counters, obs, plain);
+	counters_add((ShieldCounters *) &r->counters, obs, plain, exec_bucket);
 }
 
 static pg_attribute_always_inline void
 fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
-	   int bucket)
+	   int bucket, int exec_bucket)
 {
 	f->usage += USAGE_PER_CALL;
-	counters_add((ShieldCounters *) &f->counters, obs, plain);
+	counters_add((ShieldCounters *) &f->counters, obs, plain, exec_bucket);
 	if (bucket >= 0)
 		f->hist[bucket]++;
 }
@@ -841,10 +881,10 @@ fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
  */
 static pg_attribute_always_inline void
 role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
-			bool plain)
+			bool plain, int exec_bucket)
 {
 	if (obs->queryid == 0)
-		role_add(r, obs, plain);
+		role_add(r, obs, plain, exec_bucket);
 	if (obs->role_active > r->peak_active)
 		r->peak_active = obs->role_active;
 }
@@ -857,7 +897,7 @@ role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
  */
 static pg_noinline void
 record_locked(const ShieldObservation *obs, bool plain, int bucket,
-			  bool role_done, bool fp_done)
+			  int exec_bucket, bool role_done, bool fp_done)
 {
 	ShieldRoleEntry *role = NULL;
 	ShieldFpEntry *fp = NULL;
@@ -914,7 +954,7 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		if (!role_done)
 		{
 			SpinLockAcquire(&r->mutex);
-			role_update(r, obs, plain);
+			role_update(r, obs, plain, exec_bucket);
 			SpinLockRelease(&r->mutex);
 		}
 		role_remember(rkey, role);
@@ -924,7 +964,7 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		volatile ShieldFpEntry *f = fp;
 
 		SpinLockAcquire(&f->mutex);
-		fp_add(f, obs, plain, bucket);
+		fp_add(f, obs, plain, bucket, exec_bucket);
 		SpinLockRelease(&f->mutex);
 		fp_remember(fkey, fp);
 	}
@@ -952,6 +992,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	/* only completed statements have a latency: not failed or rejected ones */
 	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
 		-1 : hist_bucket(obs->exec_ms);
+	/* used only if it completed; found before any spinlock is taken */
+	int			exec_bucket = exec_bucket_of(obs->exec_ms);
 	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
 		!obs->queued && !obs->would_reject && !obs->would_queue &&
 		!obs->would_cancel;
@@ -973,7 +1015,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 		SpinLockAcquire(&r->mutex);
 		if (generation_current(generation))
 		{
-			role_update(r, obs, plain);
+			role_update(r, obs, plain, exec_bucket);
 			role_done = true;
 		}
 		SpinLockRelease(&r->mutex);
@@ -986,14 +1028,14 @@ pgsh_stats_record(const ShieldObservation *obs)
 		SpinLockAcquire(&f->mutex);
 		if (generation_current(generation))
 		{
-			fp_add(f, obs, plain, bucket);
+			fp_add(f, obs, plain, bucket, exec_bucket);
 			fp_done = true;
 		}
 		SpinLockRelease(&f->mutex);
 	}
 
 	if (!role_done || !fp_done)
-		record_locked(obs, plain, bucket, role_done, fp_done);
+		record_locked(obs, plain, bucket, exec_bucket, role_done, fp_done);
 }
 
 /*
@@ -1032,6 +1074,7 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 	{
 		volatile ShieldFpEntry *f = fp;
 		int			bucket = hist_bucket(exec_ms);
+		int			exec_bucket = exec_bucket_of(exec_ms);
 
 		SpinLockAcquire(&f->mutex);
 		if (generation_current(generation))
@@ -1040,7 +1083,7 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 
 			f->usage += USAGE_PER_CALL;
 			counters_add_start(c, started, admitted);
-			counters_add_completed(c, exec_ms, rows, cost);
+			counters_add_completed(c, exec_ms, exec_bucket, rows, cost);
 			f->hist[bucket]++;
 			done = true;
 		}

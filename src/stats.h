@@ -32,6 +32,18 @@ PGSH_BEGIN_INTERNAL
  */
 #define PGSH_HIST_BUCKETS 128
 
+/*
+ * Execution time buckets for dashboards: fixed upper bounds in ms (see
+ * pgsh_exec_bucket_le_ms in stats.c), the last one infinite.  Unlike the
+ * histogram above, whose boundaries are powers of two of microseconds,
+ * these are round numbers a Prometheus "le" label can name, and they are
+ * kept per role as well: they are part of ShieldCounters, so they add up
+ * into a role's totals and fold into its entry with an evicted fingerprint
+ * like every other counter.  Each counts its own bucket only; the views
+ * show them cumulated.
+ */
+#define PGSH_EXEC_BUCKETS 19
+
 /* Bytes of query text kept per fingerprint, terminator included. */
 #define PGSH_QUERY_TEXT_SIZE 1024
 
@@ -65,6 +77,8 @@ typedef struct ShieldCounters
 	int64		would_queue;
 	int64		would_cancel;
 	TimestampTz last_exec;		/* start of the latest statement, 0 if none */
+	/* completed statements per execution time bucket, not cumulated */
+	int64		exec_buckets[PGSH_EXEC_BUCKETS];
 } ShieldCounters;
 
 typedef struct ShieldRoleKey
@@ -235,6 +249,9 @@ extern double pgsh_stats_typical_ms(Oid dbid, Oid userid, uint64 queryid);
 extern ShieldRoleEntry *pgsh_stats_roles(long *n);
 extern void pgsh_counters_merge(ShieldCounters *into,
 								const ShieldCounters *from);
+
+/* Upper bounds of the execution time buckets, in ms; the last is infinite. */
+extern const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS];
 
 /* Histogram helpers, shared with the views. */
 extern int	pgsh_hist_bucket(double ms);

@@ -22,12 +22,14 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type_d.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -49,8 +51,8 @@ PG_FUNCTION_INFO_V1(pg_shield_activity);
 PG_FUNCTION_INFO_V1(pg_shield_breakers);
 PG_FUNCTION_INFO_V1(pg_shield_reset_breaker);
 
-#define QUERY_STATS_COLS	30
-#define ROLE_STATS_COLS		29
+#define QUERY_STATS_COLS	32
+#define ROLE_STATS_COLS		31
 #define STATUS_COLS			17
 #define EVENTS_COLS			10
 #define ACTIVITY_COLS		10
@@ -96,6 +98,39 @@ put_queryid(Datum *values, bool *nulls, uint64 queryid, bool visible)
 	else
 		nulls[0] = true;
 	return 1;
+}
+
+/*
+ * The execution time buckets of a set of counters, as the two array columns
+ * that end shield.query_stats and shield.role_stats: exec_bucket_le_ms, the
+ * upper bounds, and exec_bucket_calls, the completed calls at or below each
+ * bound (cumulated, as Prometheus "le" buckets are, so that the last one,
+ * infinite, equals calls).  Both come from the same copy as calls and
+ * total_exec_ms, so a scrape sees a consistent histogram, count and sum.
+ */
+static int
+put_exec_buckets(Datum *values, const ShieldCounters *c)
+{
+	Datum		bounds[PGSH_EXEC_BUCKETS];
+	Datum		calls[PGSH_EXEC_BUCKETS];
+	int64		cumulated = 0;
+	int			i;
+
+	for (i = 0; i < PGSH_EXEC_BUCKETS; i++)
+	{
+		cumulated += c->exec_buckets[i];
+		bounds[i] = Float8GetDatum(pgsh_exec_bucket_le_ms[i]);
+		calls[i] = Int64GetDatum(cumulated);
+	}
+	values[0] = PointerGetDatum(construct_array(bounds, PGSH_EXEC_BUCKETS,
+												FLOAT8OID, sizeof(float8),
+												FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(calls, PGSH_EXEC_BUCKETS,
+												INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	return 2;
 }
 
 /*
@@ -318,6 +353,7 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 			values[col++] = TimestampTzGetDatum(c->last_exec);
 		else
 			nulls[col++] = true;
+		col += put_exec_buckets(values + col, c);
 
 		Assert(col == QUERY_STATS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
@@ -409,6 +445,7 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 			values[col++] = TimestampTzGetDatum(c->last_exec);
 		else
 			nulls[col++] = true;
+		col += put_exec_buckets(values + col, c);
 
 		Assert(col == ROLE_STATS_COLS);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,

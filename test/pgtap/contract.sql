@@ -16,7 +16,7 @@
 
 BEGIN;
 
-SELECT plan(141);
+SELECT plan(145);
 
 -- Schema, views, function.
 SELECT has_schema('shield', 'schema shield exists');
@@ -57,6 +57,8 @@ SELECT col_type_is('shield', 'query_stats', 'rejected', 'bigint', 'query_stats.r
 SELECT col_type_is('shield', 'query_stats', 'deadline_cancels', 'bigint', 'query_stats.deadline_cancels is bigint');
 SELECT col_type_is('shield', 'query_stats', 'breaker_state', 'text', 'query_stats.breaker_state is text');
 SELECT col_type_is('shield', 'query_stats', 'last_exec', 'timestamp with time zone', 'query_stats.last_exec is timestamptz');
+SELECT col_type_is('shield', 'query_stats', 'exec_bucket_le_ms', 'double precision[]', 'query_stats.exec_bucket_le_ms is double precision[]');
+SELECT col_type_is('shield', 'query_stats', 'exec_bucket_calls', 'bigint[]', 'query_stats.exec_bucket_calls is bigint[]');
 
 -- shield.role_stats columns (§6).
 SELECT col_type_is('shield', 'role_stats', 'dbid', 'oid', 'role_stats.dbid is oid');
@@ -106,6 +108,8 @@ SELECT col_type_is('shield', 'activity', 'deadline_at', 'timestamp with time zon
 SELECT ok(has_table_privilege('public', 'shield.activity', 'SELECT'),
     'PUBLIC can SELECT shield.activity');
 SELECT col_type_is('shield', 'role_stats', 'would_queue', 'bigint', 'role_stats.would_queue is bigint');
+SELECT col_type_is('shield', 'role_stats', 'exec_bucket_le_ms', 'double precision[]', 'role_stats.exec_bucket_le_ms is double precision[]');
+SELECT col_type_is('shield', 'role_stats', 'exec_bucket_calls', 'bigint[]', 'role_stats.exec_bucket_calls is bigint[]');
 
 -- What each policy turns away (issue 14): shield.policy_usage.
 SELECT has_view('shield', 'policy_usage', 'view shield.policy_usage exists');
