@@ -250,6 +250,10 @@ CREATE TABLE @extschema@.policy (
     -- and IN lists (NULL: declared by fingerprint, matches that one only)
     shape pg_catalog.int8
         CHECK (shape IS NULL OR queryid IS NOT NULL),
+    -- why the sample text no longer gives a fingerprint (a table it names
+    -- was dropped), as the last rebind found it; NULL: bound
+    bind_error pg_catalog.text
+        CHECK (bind_error IS NULL OR query IS NOT NULL),
     CONSTRAINT policy_has_scope CHECK (role IS NOT NULL OR queryid IS NOT NULL),
     CONSTRAINT policy_breaker_needs_query
         CHECK (queryid IS NOT NULL OR (breaker_failures IS NULL AND breaker_cooldown IS NULL)),
@@ -350,6 +354,18 @@ RETURNS pg_catalog.int4
 AS 'MODULE_PATHNAME', 'pg_shield_rebind_query_policies'
 LANGUAGE C VOLATILE;
 
+-- DDL that drops and re-creates what a query policy's sample text names
+-- moves its fingerprint: the end of every DDL statement rebinds the query
+-- policies whose fingerprints moved (a restore's indexes and constraints
+-- included), and marks those whose text no longer analyzes.
+CREATE FUNCTION @extschema@.rebind_after_ddl()
+RETURNS pg_catalog.event_trigger
+AS 'MODULE_PATHNAME', 'pg_shield_rebind_after_ddl'
+LANGUAGE C;
+
+CREATE EVENT TRIGGER shield_rebind_query_policies ON ddl_command_end
+    EXECUTE FUNCTION @extschema@.rebind_after_ddl();
+
 REVOKE ALL ON FUNCTION @extschema@.set_role_policy(pg_catalog.regrole, pg_catalog.int4,
     pg_catalog.interval, pg_catalog.float8, pg_catalog.interval, pg_catalog.float8,
     pg_catalog.text, pg_catalog.text, pg_catalog.int4) FROM PUBLIC;
@@ -391,8 +407,10 @@ CREATE VIEW @extschema@.policies AS
            p.fingerprint_version,
            COALESCE(p.fingerprint_version OPERATOR(pg_catalog.<>)
                     (pg_catalog.current_setting('server_version_num')::pg_catalog.int4
-                     OPERATOR(pg_catalog./) 10000), false) AS stale,
-           p.role IS NOT NULL AND r.oid IS NULL AS role_missing
+                     OPERATOR(pg_catalog./) 10000), false)
+               OR p.bind_error IS NOT NULL AS stale,
+           p.role IS NOT NULL AND r.oid IS NULL AS role_missing,
+           CASE WHEN v.visible THEN p.bind_error END AS bind_error
     FROM @extschema@.policy p
     CROSS JOIN pg_catalog.pg_database d
     LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) p.role

@@ -12,15 +12,21 @@ SET search_path = policy_other, public;
 SELECT shield.fingerprint('SELECT v FROM shield_t WHERE id = 7') <> :'literal_fp' AS other_table;
 RESET search_path;
 
--- rebinding recomputes fingerprints from the sample text; texts that no
--- longer analyze are reported and skipped
+-- DDL rebinds query policies from their sample text at once: dropping the
+-- table a text names marks the policy stale (and warns, once); re-creating
+-- it rebinds the policy, with no call by hand
 SELECT shield.set_query_policy('SELECT v FROM policy_other.shield_t WHERE id = $1',
                                max_rate => 5) AS old_fp \gset
 DROP TABLE policy_other.shield_t;
+SELECT stale, bind_error FROM shield.policies WHERE query LIKE '%policy_other%';
+CREATE INDEX ON shield_t (id);  -- other DDL: no second warning
+DROP INDEX shield_t_id_idx;
 CREATE TABLE policy_other.shield_t (id int, v text);
+SELECT stale, bind_error IS NULL AS bound, queryid <> :'old_fp' AS rebound
+FROM shield.policies WHERE query LIKE '%policy_other%';
+-- by hand: nothing left to do; a text that no longer analyzes is reported
+-- every time, and kept
 SELECT shield.rebind_query_policies();
-SELECT queryid <> :'old_fp' AS rebound FROM shield.policy
-WHERE query LIKE '%policy_other%';
 DROP TABLE policy_other.shield_t;
 SELECT shield.rebind_query_policies();
 SELECT count(*) AS kept FROM shield.policy WHERE query LIKE '%policy_other%';

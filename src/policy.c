@@ -402,6 +402,20 @@ pgsh_policy_stale_count(int *stale_version)
 }
 
 /*
+ * Query policies of this database in the cache, stale ones included: whether
+ * a DDL statement may have moved fingerprints that policies were declared
+ * with (see pg_shield_rebind_after_ddl).
+ */
+int
+pgsh_policy_query_count(void)
+{
+	ShieldEffectivePolicy unused;
+
+	(void) pgsh_policy_resolve(InvalidOid, 0, &unused);
+	return n_query_policies + n_query_role_policies + n_stale_policies;
+}
+
+/*
  * (Re)load the cache.  Reads shield.policy directly (no SPI, so no
  * re-entry into the executor hooks), as the catalogs are read, never as
  * part of the statement's transaction:

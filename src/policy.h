@@ -40,7 +40,8 @@ PGSH_BEGIN_INTERNAL
 #define Anum_policy_fingerprint_version	15
 #define Anum_policy_max_parallel_workers	16
 #define Anum_policy_shape				17
-#define Natts_policy					17
+#define Anum_policy_bind_error			18
+#define Natts_policy					18
 
 /*
  * The major version whose query identifiers this build computes: a query
@@ -150,6 +151,7 @@ extern void pgsh_policy_describe(char *buf, size_t size, Oid role,
 								 bool capital);
 extern char *pgsh_duration_text(char *buf, size_t size, int64 us);
 extern int	pgsh_policy_stale_count(int *stale_version);
+extern int	pgsh_policy_query_count(void);
 
 PGSH_END_INTERNAL
 

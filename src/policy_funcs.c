@@ -34,6 +34,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -71,6 +72,7 @@ PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
 PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
 PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
 PG_FUNCTION_INFO_V1(pg_shield_rebind_query_policies);
+PG_FUNCTION_INFO_V1(pg_shield_rebind_after_ddl);
 PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
 
 /*
@@ -986,6 +988,7 @@ typedef struct RebindCandidate
 	int32		version;		/* fingerprint_version, 0 if NULL */
 	char	   *query;			/* NULL: declared by fingerprint */
 	char	   *search_path;
+	char	   *bind_error;		/* NULL: bound */
 } RebindCandidate;
 
 typedef struct RebindList
@@ -1020,6 +1023,9 @@ collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 			c->shape = 0;
 		c->query = NULL;
 		c->search_path = NULL;
+		c->bind_error = SPI_getvalue(tup, desc, 7);
+		if (c->bind_error != NULL)
+			c->bind_error = MemoryContextStrdup(list->cxt, c->bind_error);
 		if (SPI_getvalue(tup, desc, 3) != NULL)
 		{
 			c->query = MemoryContextStrdup(list->cxt,
@@ -1048,33 +1054,45 @@ fingerprint_in_path(const char *sql, const char *search_path, int64 *shape)
 	return queryid;
 }
 
-Datum
-pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
+/*
+ * Recompute the fingerprint and shape of every query policy declared with
+ * a sample text, and store those that moved.  A text that no longer
+ * analyzes (a table was dropped), or a new fingerprint that another policy
+ * already has, must not stop the others: each runs in a subtransaction,
+ * and its failure is stored in bind_error, which shield.policies shows.
+ * By hand (after_ddl false), every failure is a WARNING; at the end of a
+ * DDL statement, only a policy that was bound and no longer is, once, and
+ * nothing at all about policies declared by fingerprint.  Returns how many
+ * were rebound.
+ */
+static int
+rebind_policies(bool after_ddl)
 {
 	RebindList	list;
 	const char *table;
 	char	   *update_sql;
+	char	   *error_sql;
 	volatile int rebound = 0;
 	int			i;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 
-	pgsh_check_loaded();
 	table = policy_table_name();
-
 	list.cxt = cxt;
 	list.n = 0;
 	list.items = NULL;
 	run_as_owner(psprintf("SELECT id, queryid, query, search_path, "
-						  "fingerprint_version, shape FROM %s "
+						  "fingerprint_version, shape, bind_error FROM %s "
 						  "WHERE queryid IS NOT NULL ORDER BY id", table),
 				 0, NULL, NULL, NULL, collect_candidates, &list);
 	update_sql = psprintf("UPDATE %s SET queryid = $2, fingerprint_version = $3, "
-						  "shape = $4 WHERE id = $1", table);
+						  "shape = $4, bind_error = NULL WHERE id = $1", table);
+	error_sql = psprintf("UPDATE %s SET bind_error = $2 WHERE id = $1", table);
 
 	for (i = 0; i < list.n; i++)
 	{
 		RebindCandidate *c = &list.items[i];
+		ErrorData  *volatile failure = NULL;
 
 		/*
 		 * A policy declared by fingerprint has no text to recompute it from:
@@ -1083,7 +1101,8 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 		 */
 		if (c->query == NULL)
 		{
-			if (c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION)
+			if (!after_ddl &&
+				c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION)
 				ereport(WARNING,
 						(errcode(ERRCODE_WARNING),
 						 errmsg("could not rebind query policy %lld: it was declared by fingerprint on PostgreSQL %d",
@@ -1092,11 +1111,6 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 			continue;
 		}
 
-		/*
-		 * A text that no longer analyzes (a table was dropped), or a new
-		 * fingerprint that another policy already has, must not stop the
-		 * others: each runs in a subtransaction and a failure is a WARNING.
-		 */
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(cxt);
 		PG_TRY();
@@ -1106,6 +1120,7 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 													  &shape);
 
 			if (queryid != c->queryid || shape != c->shape ||
+				c->bind_error != NULL ||
 				(c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION))
 			{
 				Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
@@ -1116,7 +1131,9 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 				values[2] = Int32GetDatum(PGSH_FINGERPRINT_VERSION);
 				values[3] = Int64GetDatum(shape);
 				run_as_owner(update_sql, 4, types, values, NULL, NULL, NULL);
-				rebound++;
+				if (queryid != c->queryid || shape != c->shape ||
+					c->version != PGSH_FINGERPRINT_VERSION)
+					rebound++;
 			}
 			ReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
@@ -1124,24 +1141,69 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
 			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
+			failure = CopyErrorData();
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
 			MemoryContextSwitchTo(cxt);
 			CurrentResourceOwner = owner;
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("could not rebind query policy %lld: %s",
-							(long long) c->id, edata->message),
-					 errdetail("Its sample text is: %s", c->query)));
-			FreeErrorData(edata);
 		}
 		PG_END_TRY();
+
+		if (failure == NULL)
+			continue;
+		if (!after_ddl || c->bind_error == NULL)
+			ereport(WARNING,
+					(errcode(failure->sqlerrcode),
+					 after_ddl ?
+					 errmsg("query policy %lld no longer matches its statement: %s",
+							(long long) c->id, failure->message) :
+					 errmsg("could not rebind query policy %lld: %s",
+							(long long) c->id, failure->message),
+					 errdetail("Its sample text is: %s", c->query)));
+		if (c->bind_error == NULL || strcmp(c->bind_error, failure->message) != 0)
+		{
+			Oid			types[2] = {INT8OID, TEXTOID};
+			Datum		values[2];
+
+			values[0] = Int64GetDatum(c->id);
+			values[1] = CStringGetTextDatum(failure->message);
+			run_as_owner(error_sql, 2, types, values, NULL, NULL, NULL);
+		}
+		FreeErrorData(failure);
 	}
-	PG_RETURN_INT32(rebound);
+	return rebound;
+}
+
+Datum
+pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
+{
+	pgsh_check_loaded();
+	PG_RETURN_INT32(rebind_policies(false));
+}
+
+/*
+ * The event trigger at the end of every DDL statement: DDL that drops and
+ * re-creates what a query policy's sample text names (a migration, or the
+ * indexes and constraints of a restore) moves its fingerprint, and the
+ * policy would silently stop matching.  Nothing to do, and no catalog
+ * scan, while the database has no query policy; never an error that would
+ * fail the DDL, except out of memory.
+ */
+Datum
+pg_shield_rebind_after_ddl(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" was not called by an event trigger",
+						"shield.rebind_after_ddl")));
+	/* not preloaded: nothing is governed, and DDL must go on */
+	if (pgsh_state == NULL || !OidIsValid(pgsh_policy_relid()))
+		PG_RETURN_VOID();
+	if (pgsh_policy_query_count() > 0)
+		(void) rebind_policies(true);
+	PG_RETURN_VOID();
 }
 
 /*----
