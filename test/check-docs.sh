@@ -7,7 +7,9 @@
 #  - every SQLSTATE src/errors.h defines, in Error Codes;
 #  - every function of the install script, and each of its parameters;
 #  - every view of the install script, and each of its columns, in the
-#    section of that view.
+#    section of that view;
+#  - the README's retry loop, which must be the text of the example that
+#    the TAP tests run (examples/python/retry_psycopg3.py).
 #
 # The names are read from the code and the install script, not listed here,
 # so that a new one without documentation fails the check.  Prints "ok - ..."
@@ -148,6 +150,15 @@ while ($script =~ /CREATE VIEW \@extschema\@\.(\w+) AS\s+SELECT (.*?)\s+FROM (\S
 			  "column $column of shield.$name is described in its section");
 	}
 }
+
+# The retry loop the README shows is the text of the example the TAP tests
+# run, not a copy that could drift from it.
+my $readme = slurp("README.md") // die "could not read README.md\n";
+my $example = slurp("examples/python/retry_psycopg3.py")
+  // die "could not read examples/python/retry_psycopg3.py\n";
+my ($shown) = $readme =~ /```python\n(.*?)```/s;
+check(defined $shown && index($example, $shown) >= 0,
+	  "the retry loop of the README is the text of examples/python/retry_psycopg3.py");
 
 exit checks_failed();
 '
