@@ -17,7 +17,7 @@
 
 BEGIN;
 
-SELECT plan(121);
+SELECT plan(122);
 
 -- Argument lists, as regtype prints them.
 \set role_policy_args '{regrole,integer,interval,"double precision",interval,"double precision",text,text,integer}'
@@ -215,8 +215,10 @@ SELECT ok((SELECT 'shield.policy_id_seq'::regclass = ANY (extconfig)
     'pg_extension.extconfig contains the id sequence shield.policy_id_seq');
 SELECT is((SELECT extcondition[array_position(extconfig, 'shield.policy'::regclass)]
            FROM pg_extension WHERE extname = 'pg_shield'),
-    'WHERE role IS NULL OR role::pg_catalog.oid IN (SELECT oid FROM pg_catalog.pg_roles)',
-    'shield.policy is dumped without the policies of dropped roles');
+    '',
+    'shield.policy is dumped whole, the policies of missing roles included (bound by name)');
+SELECT col_type_is('shield', 'policy', 'role', 'name',
+    'shield.policy.role is a name: a restore without the role keeps its policies');
 SELECT ok(EXISTS (SELECT 1 FROM pg_depend
                   WHERE classid = 'pg_class'::regclass
                     AND objid = 'shield.policy'::regclass
