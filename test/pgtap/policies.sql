@@ -289,10 +289,10 @@ RESET ROLE;
 
 SELECT is((SELECT max_concurrent || ' ' || deadline || ' ' || priority
            FROM shield.policy
-           WHERE role = 'regress_shield_policy_app'::regrole AND queryid IS NULL),
+           WHERE role = 'regress_shield_policy_app' AND queryid IS NULL),
     '2 00:00:03 low', 'the policy the migration role declared is stored once, unchanged');
 SELECT is((SELECT count(*)::int FROM shield.policy
-           WHERE role = 'regress_shield_policy_app'::regrole),
+           WHERE role = 'regress_shield_policy_app'),
     1, 'no other row was written for the role');
 
 -- A role without EXECUTE: nothing but the readers.
@@ -369,7 +369,7 @@ SELECT is_empty($$SELECT 1 FROM shield.policies
     'shield.policies: dbid, datname, userid and rolname are consistent with the scope');
 SELECT is((SELECT count(*)::int FROM shield.policies p JOIN shield.policy t USING (id)
            WHERE p.queryid IS NOT DISTINCT FROM t.queryid
-             AND p.userid IS NOT DISTINCT FROM t.role::oid
+             AND p.rolname IS NOT DISTINCT FROM t.role
              AND (p.max_concurrent, p.queue_timeout, p.max_cost, p.deadline,
                   p.max_rate, p.priority, p.breaker_failures, p.breaker_cooldown,
                   p.mode)
