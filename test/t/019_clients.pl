@@ -11,7 +11,9 @@
 # must not be retried.  The summary line each prints is checked against
 # the role's counters in shield.role_stats: every retry it reports is one
 # rejected_rate, the costly statement one rejected_cost, and the five
-# statements ran once each.  node-postgres also shows that a connection
+# statements ran once each.  Then one query policy declared with $1
+# governs the statement as psycopg2 sends it (inlined) and as node-postgres
+# sends it (a parameter).  node-postgres also shows that a connection
 # taken with pool.connect() survives the errors, and that pool.query()
 # discards its connection on one.
 #
@@ -131,6 +133,77 @@ for my $s (@stacks)
 				'node-postgres: pool.query() discarded its connection on a 53S04');
 		}
 	}
+}
+
+# One declaration for every driver: a query policy declared with $1 governs
+# the statement as psycopg2 sends it (the constant inlined, simple protocol)
+# and as node-postgres sends it (a parameter, extended protocol), in one
+# shared scope: one rate token, which the first takes and the second finds
+# spent.
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE regress_shape LOGIN;
+CREATE TABLE clients_t (id int);
+INSERT INTO clients_t SELECT generate_series(1, 10);
+GRANT SELECT ON clients_t TO regress_shape;
+SELECT shield.set_query_policy('SELECT count(*) FROM clients_t WHERE id > $1',
+                               max_rate => 0.001);
+});
+SKIP:
+{
+	my ($py_rc) = run_as('regress_shape', [ $python, '-c', 'import psycopg2' ]);
+	my ($node_rc) = run_as('regress_shape', [ 'node', '-e', 'require("pg")' ]);
+	skip 'psycopg2 or node-postgres is not available', 4
+	  if $py_rc != 0 || $node_rc != 0;
+
+	my (undef, $py_out, $py_err) = run_as(
+		'regress_shape',
+		[
+			$python, '-c', q{
+import psycopg2
+conn = psycopg2.connect("")
+cur = conn.cursor()
+try:
+    cur.execute("SELECT count(*) FROM clients_t WHERE id > %s", (3,))
+    print("psycopg2: ok", cur.fetchone()[0])
+except psycopg2.Error as e:
+    print("psycopg2: error", e.pgcode)
+}
+		]);
+	my (undef, $node_out, $node_err) = run_as(
+		'regress_shape',
+		[
+			'node', '-e', q{
+const { Client } = require("pg");
+const c = new Client();
+c.connect()
+  .then(() => c.query("SELECT count(*) FROM clients_t WHERE id > $1", [3]))
+  .then((r) => console.log("node-postgres: ok", r.rows[0].count))
+  .catch((e) => console.log("node-postgres: error", e.code))
+  .finally(() => c.end());
+}
+		]);
+	is($py_out, "psycopg2: ok 7
+",
+		'psycopg2, constant inlined: admitted by the policy declared with $1')
+	  or diag($py_err);
+	is($node_out, "node-postgres: error 53S04
+",
+		"node-postgres, with a parameter: the same policy's bucket is empty")
+	  or diag($node_err);
+	is( $node->safe_psql(
+			'postgres', q{
+SELECT count(DISTINCT queryid) FROM shield.query_stats
+WHERE rolname = 'regress_shape' AND query LIKE '%clients_t%'}),
+		'2',
+		'the two forms keep their own fingerprints in shield.query_stats');
+	is( $node->safe_psql(
+			'postgres', q{
+SELECT matched_by FROM shield.effective_policy(
+    'SELECT count(*) FROM clients_t WHERE id > 3', 'regress_shape')
+WHERE limit_name = 'max_rate'}),
+		'shape',
+		'effective_policy says the inline form matches by shape');
 }
 
 $node->stop;
