@@ -151,6 +151,30 @@ while ($script =~ /CREATE VIEW \@extschema\@\.(\w+) AS\s+SELECT (.*?)\s+FROM (\S
 	}
 }
 
+# Every function signature the README and the reference show in a GRANT
+# (which a DBA pastes) has the arity of a function of the install script.
+my %arities;
+while ($script =~ /CREATE FUNCTION \@extschema\@\.(\w+)\((.*?)\)\s*RETURNS/gs)
+{
+	my ($name, $args) = ($1, $2);
+	my $n = grep { !/^\s*OUT\s/ && /\S/ } split /,/, $args;
+	$arities{"$name/$n"} = 1;
+}
+for my $doc ([ "README.md", slurp("README.md") // "" ], [ "the reference", $sgml ])
+{
+	while ($doc->[1] =~ /GRANT EXECUTE ON FUNCTION(.*?);/gs)
+	{
+		my $list = $1;
+		while ($list =~ /shield\.(\w+)\(([^)]*)\)/g)
+		{
+			my ($name, $args) = ($1, $2);
+			my $n = grep { /\S/ } split /,/, $args;
+			check($arities{"$name/$n"},
+				  "the GRANT in $doc->[0] names shield.$name with the install script\x27s $n arguments");
+		}
+	}
+}
+
 # The retry loop the README shows is the text of the example the TAP tests
 # run, not a copy that could drift from it.
 my $readme = slurp("README.md") // die "could not read README.md\n";
