@@ -3,7 +3,9 @@
  * errors.h
  *		The SQLSTATEs pg_shield raises, in one catalogue.
  *
- * These codes are part of the product contract (README, "Errors"):
+ * These codes are part of the product contract (the reference,
+ * contrib-docs/pg_shield.sgml, "Error Codes", which test/check-docs.sh
+ * checks against this file):
  * applications key their retry logic on them, so a code never changes
  * meaning once released.  Class 53 (insufficient resources) subclasses
  * use the letter S so that clients retrying on the class keep working.
