@@ -33,3 +33,15 @@ SELECT count(*) AS kept FROM shield.policy WHERE query LIKE '%policy_other%';
 
 DELETE FROM shield.policy;
 DROP SCHEMA policy_other;
+
+-- a session's temporary table of the same name, created by an ordinary
+-- role, does not take the place of the table a policy's text names
+SELECT shield.set_query_policy('SELECT v FROM shield_t WHERE id = $1',
+                               max_rate => 5) AS public_fp \gset
+SET ROLE regress_shield_alice;
+CREATE TEMP TABLE shield_t (id int, v text);
+RESET ROLE;
+SELECT queryid = :'public_fp' AS still_public, stale
+FROM shield.policies WHERE query = 'SELECT v FROM shield_t WHERE id = $1';
+DROP TABLE pg_temp.shield_t;
+DELETE FROM shield.policy;

@@ -1055,6 +1055,49 @@ fingerprint_in_path(const char *sql, const char *search_path, int64 *shape)
 }
 
 /*
+ * The fingerprint of a policy's sample text as rebinding computes it: as
+ * the table's owner, whatever role runs the DDL that fired the rebind (so
+ * that schemas that role may not use do not change what the text names),
+ * under the search_path the text was declared with, and with pg_temp last
+ * (so that a session's temporary table does not take the place of the
+ * table the policy names).  Called in a subtransaction, whose abort
+ * restores the user and the settings on error.
+ */
+static int64
+fingerprint_as_owner(const char *sql, const char *search_path, int64 *shape)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int64		queryid;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pgsh_policy_owner(pgsh_policy_relid()),
+						   save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	queryid = fingerprint_in_path(sql, psprintf("%s, pg_temp", search_path),
+								  shape);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return queryid;
+}
+
+/* Errors of a policy's text, rather than of the statement rebinding it. */
+static bool
+rebind_failure_is_the_policys(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:	/* 42 */
+		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:	/* 23 */
+		case ERRCODE_DATA_EXCEPTION:	/* 22 */
+		case ERRCODE_FEATURE_NOT_SUPPORTED:	/* 0A */
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
  * Recompute the fingerprint and shape of every query policy declared with
  * a sample text, and store those that moved.  A text that no longer
  * analyzes (a table was dropped), or a new fingerprint that another policy
@@ -1116,8 +1159,8 @@ rebind_policies(bool after_ddl)
 		PG_TRY();
 		{
 			int64		shape;
-			int64		queryid = fingerprint_in_path(c->query, c->search_path,
-													  &shape);
+			int64		queryid = fingerprint_as_owner(c->query, c->search_path,
+													   &shape);
 
 			if (queryid != c->queryid || shape != c->shape ||
 				c->bind_error != NULL ||
@@ -1152,6 +1195,15 @@ rebind_policies(bool after_ddl)
 
 		if (failure == NULL)
 			continue;
+
+		/*
+		 * Only what the text's analysis can say about it (a dropped table,
+		 * a fingerprint another policy has) is the policy's failure; a
+		 * cancel, a timeout or a serialization failure is the statement's,
+		 * and goes on as an error.
+		 */
+		if (!rebind_failure_is_the_policys(failure->sqlerrcode))
+			ReThrowError(failure);
 		if (!after_ddl || c->bind_error == NULL)
 			ereport(WARNING,
 					(errcode(failure->sqlerrcode),
@@ -1187,8 +1239,9 @@ pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
  * re-creates what a query policy's sample text names (a migration, or the
  * indexes and constraints of a restore) moves its fingerprint, and the
  * policy would silently stop matching.  Nothing to do, and no catalog
- * scan, while the database has no query policy; never an error that would
- * fail the DDL, except out of memory.
+ * scan, while the database has no query policy.  A policy's text that no
+ * longer analyzes never fails the DDL; a cancel or a lock timeout while
+ * rebinding does, as in any statement.
  */
 Datum
 pg_shield_rebind_after_ddl(PG_FUNCTION_ARGS)
