@@ -274,3 +274,17 @@ SELECT shield.set_role_policy('regress_shield_bob', max_rate => 1);
 SELECT DISTINCT mode FROM shield.effective_policy('SELECT 1', 'regress_shield_bob');
 DELETE FROM shield.policy;
 DROP ROLE regress_shield_super;
+
+-- policies bind roles by name: a renamed role leaves its policies behind
+-- at once, also in a session that had read them
+CREATE ROLE regress_shield_renamed;
+SELECT shield.set_role_policy('regress_shield_renamed', max_rate => 1);
+SELECT limit_name, value FROM shield.effective_policy('SELECT 1', 'regress_shield_renamed')
+WHERE limit_name = 'max_rate';
+ALTER ROLE regress_shield_renamed RENAME TO regress_shield_renamed2;
+SELECT count(*) AS limits_left
+FROM shield.effective_policy('SELECT 1', 'regress_shield_renamed2')
+WHERE limit_name = 'max_rate';
+SELECT rolname, role_missing FROM shield.policies WHERE scope = 'role';
+DELETE FROM shield.policy;
+DROP ROLE regress_shield_renamed2;

@@ -208,10 +208,23 @@ policy_relcache_callback(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * A role was created, renamed or dropped: policies bind roles by name
+ * (see policy_from_tuple), so the cache must bind them again.  Only
+ * counts.
+ */
+static void
+policy_roles_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	policy_invalidations++;
+	pgsh_policy_may_cap_parallel = true;
+}
+
 void
 pgsh_policy_init(void)
 {
 	CacheRegisterRelcacheCallback(policy_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, policy_roles_callback, (Datum) 0);
 }
 
 /*
@@ -489,6 +502,7 @@ policy_cache_load(void)
 			PolicyKey	key;
 			PolicyEntry *entry;
 			char	   *rolename;
+			bool		seen;
 
 			heap_deform_tuple(tuple, RelationGetDescr(rel), values, nulls);
 			policy_from_tuple(&p, values, nulls);
@@ -517,11 +531,14 @@ policy_cache_load(void)
 			memset(&key, 0, sizeof(key));
 			key.role = p.role;
 			key.queryid = p.queryid;
-			entry = hash_search(policy_cache, &key, HASH_ENTER, NULL);
+			entry = hash_search(policy_cache, &key, HASH_ENTER, &seen);
 			entry->policy = p;
 			entry->rolname = rolename;
 			if (p.max_parallel_workers >= 0 && !p.monitor)
 				caps_parallel = true;
+			/* a row updated while the scan ran may be read twice */
+			if (seen)
+				continue;
 			if (p.queryid == 0)
 				n_role_policies++;
 			else if (p.role == InvalidOid)
