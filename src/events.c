@@ -88,6 +88,7 @@ static struct
 {
 	bool		pending;
 	bool		suppress;
+	int			sqlerrcode;		/* of the error that follows */
 }			events_next_report;
 
 static const char *const action_names[] = {
@@ -300,8 +301,12 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 		{
 			ring->log_window_lines++;
 			emit = true;
-			suppressed = ring->log_suppressed_pending;
-			ring->log_suppressed_pending = 0;
+			/* reported by this action's own line, which a report has not */
+			if (error_code == 0)
+			{
+				suppressed = ring->log_suppressed_pending;
+				ring->log_suppressed_pending = 0;
+			}
 
 			/*
 			 * The first rejection reported in a second summarizes the
@@ -336,6 +341,7 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 	{
 		events_next_report.pending = true;
 		events_next_report.suppress = !emit;
+		events_next_report.sqlerrcode = error_code;
 	}
 
 	if (nreports > 0 || reports_other > 0)
@@ -363,7 +369,8 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
  * suppressed (see pgsh_event_record) out of the server log; the client
  * gets it in full.  The first ERROR after the action is the rejection,
  * which is raised right after it is recorded: any ERROR consumes the
- * decision, so that it never applies to another one.
+ * decision, which applies only if it has the rejection's SQLSTATE, so
+ * that it never applies to another error.
  */
 void
 pgsh_events_filter_report(ErrorData *edata)
@@ -371,7 +378,9 @@ pgsh_events_filter_report(ErrorData *edata)
 	if (!events_next_report.pending || edata->elevel < ERROR)
 		return;
 	events_next_report.pending = false;
-	if (events_next_report.suppress)
+	/* another error (a cancel) took the rejection's place: not ours */
+	if (events_next_report.suppress &&
+		edata->sqlerrcode == events_next_report.sqlerrcode)
 		edata->output_to_server = false;
 }
 
