@@ -325,9 +325,11 @@ pgsh_admission_release(uint32 slot_id)
 		if (!scope_held_by_other(stmt->scopes[i], index))
 			pg_atomic_fetch_sub_u32(&stmt->scopes[i]->active, 1);
 	}
+	/* keep the order of taking: the last entry is the newest, shown */
 	held_count--;
 	if (index != held_count)
-		held_stmts[index] = held_stmts[held_count];
+		memmove(&held_stmts[index], &held_stmts[index + 1],
+				(held_count - index) * sizeof(HeldStatement));
 
 	if (held_count == 0)
 		activity_set_idle();
@@ -750,6 +752,7 @@ memo_build(const ShieldAdmitRequest *req)
 				pg_atomic_fetch_add_u32(&needs[i].scope->pins, 1);
 		}
 		LWLockRelease(pgsh_state->admission_lock);
+		pgsh_scopes_report_evictions();
 	}
 
 	memo_unpin();

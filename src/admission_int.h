@@ -146,6 +146,7 @@ extern Size pgsh_scopes_shmem_size(void);
 extern void pgsh_scopes_shmem_init(void);
 extern void pgsh_scope_init(Scope *scope);
 extern void pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode);
+extern void pgsh_scopes_report_evictions(void);
 
 /*
  * Take a slot in each scope, all or none.  A scope with a limit >= 0 is

@@ -394,6 +394,7 @@ pgsh_queue_shed_check(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	TimestampTz now = GetCurrentTimestamp();
 	PgshShedding level;
 	bool		enforced;
+	int			hint_ms;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 
 	overload_tick(now);
@@ -415,11 +416,12 @@ pgsh_queue_shed_check(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		adm->would_reject = true;
 		return;
 	}
+	hint_ms = pgsh_hint_shed_ms(now);
 	ereport(ERROR,
 			(errcode(PGSH_ERRCODE_SHED),
 			 errmsg("statement shed: the instance is overloaded"),
 			 errdetail_internal("%s", detail),
-			 errhint("Retry after %d ms.", pgsh_hint_shed_ms(now))));
+			 errhint("Retry after %d ms.", hint_ms)));
 }
 
 /*
@@ -452,6 +454,8 @@ reject_cannot_queue(const ShieldAdmitRequest *req, const ScopeNeed *needs,
 					int n, const ScopeNeed *full_needs, int nfull,
 					const char *detail)
 {
+	int			hint_ms = pgsh_hint_scope_ms(full_needs, nfull);
+
 	pgsh_adm_refund_tokens(needs, n);
 	pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_FULL, true, false, 0.0,
 							PGSH_ACTION_QUEUE_FULL, detail);
@@ -459,7 +463,7 @@ reject_cannot_queue(const ShieldAdmitRequest *req, const ScopeNeed *needs,
 			(errcode(PGSH_ERRCODE_CONCURRENCY_LIMIT),
 			 errmsg("concurrency limit reached and the statement cannot queue"),
 			 errdetail_internal("%s", detail),
-			 errhint("Retry after %d ms.", pgsh_hint_scope_ms(full_needs, nfull))));
+			 errhint("Retry after %d ms.", hint_ms)));
 }
 
 /*
@@ -805,6 +809,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (!granted && outcome == WAIT_SHED)
 	{
 		char		detail[512];
+		int			hint_ms = pgsh_hint_scope_ms(needs, n);
 
 		snprintf(detail, sizeof(detail),
 				 "The admission queue was full (pg_shield.max_queue: %d) and a statement of a higher priority took this low priority statement's place after it waited %.0f ms.",
@@ -816,7 +821,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				(errcode(PGSH_ERRCODE_SHED),
 				 errmsg("statement shed: the admission queue is full"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", pgsh_hint_scope_ms(needs, n))));
+				 errhint("Retry after %d ms.", hint_ms)));
 	}
 	if (!granted && outcome == WAIT_DEADLOCK)
 	{
@@ -841,6 +846,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		limit[NAMEDATALEN + 160];
 		char		detail[512];
 		char		timeout[64];
+		int			hint_ms;
 
 		if (deadline_at != 0 && deadline_at < enqueued + queue_timeout_us)
 			reject_deadline(req, needs, n, true, adm->queue_ms);
@@ -849,6 +855,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				 "%s; the statement waited %.0f ms (queue_timeout: %s).",
 				 limit, adm->queue_ms,
 				 pgsh_duration_text(timeout, sizeof(timeout), queue_timeout_us));
+		hint_ms = pgsh_hint_scope_ms(needs, n);
 		pgsh_adm_refund_tokens(needs, n);
 		pgsh_adm_note_rejection(req, PGSH_REJECT_QUEUE_TIMEOUT, true, true,
 								adm->queue_ms, PGSH_ACTION_QUEUE_TIMEOUT, detail);
@@ -856,7 +863,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				(errcode(PGSH_ERRCODE_QUEUE_TIMEOUT),
 				 errmsg("timed out waiting in the pg_shield admission queue"),
 				 errdetail_internal("%s", detail),
-				 errhint("Retry after %d ms.", pgsh_hint_scope_ms(needs, n))));
+				 errhint("Retry after %d ms.", hint_ms)));
 	}
 	adm->role_active = pgsh_adm_me->role_active;
 	return admitted_at;

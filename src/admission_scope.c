@@ -34,6 +34,9 @@
 
 static HTAB *pgsh_scope_hash = NULL;
 
+/* Refilling buckets this backend's evictions forgot, not yet logged. */
+static int	scopes_refilling_forgotten = 0;
+
 /*
  * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
  * its memo, those of the memo it is building (pinned before the old one is
@@ -122,8 +125,8 @@ scope_bucket_full_at(volatile Scope *scope)
  * thus keeps its bucket however many other roles come and go, as long as
  * fewer scopes are refilling at once than the table holds beyond what
  * the backends pin (pg_shield.max_roles); past that, a bucket that refills
- * soon is forgotten first, and the log says so.  Caller holds the lock
- * exclusively.
+ * soon is forgotten first, and the log says so (see
+ * pgsh_scopes_report_evictions).  Caller holds the lock exclusively.
  */
 static void
 evict_idle_scopes(void)
@@ -160,12 +163,24 @@ evict_idle_scopes(void)
 			hash_search(pgsh_scope_hash, &scope->key, HASH_REMOVE, NULL);
 		}
 	}
-	if (refilling_evicted > 0)
-		ereport(LOG,
-				(errmsg("pg_shield forgot %d rate limit buckets that were still refilling",
-						refilling_evicted),
-				 errdetail("More scopes with max_rate were refilling at once than the scope table holds."),
-				 errhint("Raise pg_shield.max_roles.")));
+	scopes_refilling_forgotten += refilling_evicted;
+}
+
+/*
+ * Say, once admission_lock is released (a log line under it would hold up
+ * every admission), how many refilling buckets eviction forgot.
+ */
+void
+pgsh_scopes_report_evictions(void)
+{
+	if (scopes_refilling_forgotten == 0)
+		return;
+	ereport(LOG,
+			(errmsg("pg_shield forgot %d rate limit buckets that were still refilling",
+					scopes_refilling_forgotten),
+			 errdetail("More scopes with max_rate were refilling at once than the scope table holds."),
+			 errhint("Raise pg_shield.max_roles.")));
+	scopes_refilling_forgotten = 0;
 }
 
 /*
