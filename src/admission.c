@@ -168,6 +168,7 @@ pgsh_admission_shmem_init(void)
 	{
 		memset(&pgsh_adm->instance.key, 0, sizeof(ScopeKey));
 		pgsh_scope_init(&pgsh_adm->instance);
+		pgsh_admission_publish_max_active(pgsh_max_active);
 		pg_atomic_init_u32(&pgsh_adm->nqueued, 0);
 		pg_atomic_init_u32(&pgsh_adm->shedding, PGSH_SHED_NONE);
 		pg_atomic_init_u64(&pgsh_adm->interval_end, 0);
@@ -255,6 +256,21 @@ void
 pgsh_adm_activity_set_idle(void)
 {
 	activity_set_idle();
+}
+
+/*
+ * pg_shield.max_active changed (its assign hook, in the postmaster and in
+ * every backend that applies the setting): publish it in the instance
+ * scope, from which the dispatcher applies it to the statements already
+ * waiting (see pgsh_adm_waiter_limit_locked).  The postmaster publishes
+ * before it signals the backends, so that a waiter woken by the reload
+ * sees the new limit.  A single aligned store: cannot fail.
+ */
+void
+pgsh_admission_publish_max_active(int max_active)
+{
+	if (pgsh_adm != NULL)
+		pgsh_adm->instance.limit = max_active > 0 ? max_active : -1;
 }
 
 /*----

@@ -55,6 +55,7 @@ typedef struct ShieldAdmission
 extern Size pgsh_admission_shmem_size(void);
 extern void pgsh_admission_shmem_init(void);
 extern void pgsh_admission_init(void);
+extern void pgsh_admission_publish_max_active(int max_active);
 
 extern void pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm);
 extern bool pgsh_admission_holding(void);

@@ -131,14 +131,8 @@ full_scopes_locked(const ProcSlot *w, ScopeKey *keys)
 	for (i = 0; i < w->nscopes; i++)
 	{
 		Scope	   *scope = w->scopes[i];
-		int32		limit;
+		int32		limit = pgsh_adm_waiter_limit_locked(w, i);
 
-		if (w->limits[i] < 0)
-			continue;
-		if (scope == &pgsh_adm->instance)
-			limit = pgsh_max_active > 0 ? pgsh_max_active : -1;
-		else
-			limit = ((volatile Scope *) scope)->limit;
 		if (limit < 0 || pg_atomic_read_u32(&scope->active) < (uint32) limit)
 			continue;
 		keys[nfull++] = scope->key;

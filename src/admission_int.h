@@ -205,6 +205,21 @@ extern void pgsh_queue_leave(void);
 extern void pgsh_queue_exit(void);
 extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 								  ShieldAdmission *adm);
+/*
+ * The limit the dispatcher applies to scope i of waiter w: none if the
+ * waiter's own policies did not limit it; otherwise the limit last
+ * published in the scope (Scope.limit), which for the instance is
+ * pg_shield.max_active as the last reload set it (see
+ * pgsh_admission_publish_max_active).  Caller holds admission_lock.
+ */
+static inline int32
+pgsh_adm_waiter_limit_locked(const ProcSlot *w, int i)
+{
+	if (w->limits[i] < 0)
+		return -1;
+	return ((volatile Scope *) w->scopes[i])->limit;
+}
+
 /* admission_hint.c: "Retry after N ms." */
 extern int	pgsh_hint_jitter_ms(double estimate_ms);
 extern int	pgsh_hint_shed_ms(TimestampTz now);

@@ -67,10 +67,8 @@
 #include "libpq/libpq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "utils/guc.h"
 
 #include "admission_int.h"
 #include "compat.h"
@@ -194,14 +192,7 @@ pgsh_queue_dispatch_locked(void)
 		 * instance's is this backend's pg_shield.max_active.
 		 */
 		for (i = 0; i < w->nscopes; i++)
-		{
-			if (w->limits[i] < 0)
-				limits[i] = -1;
-			else if (w->scopes[i] == &pgsh_adm->instance)
-				limits[i] = pgsh_max_active > 0 ? pgsh_max_active : -1;
-			else
-				limits[i] = w->scopes[i]->limit;
-		}
+			limits[i] = pgsh_adm_waiter_limit_locked(w, i);
 		w->role_active = 0;
 		if (!pgsh_scope_take_slots(w->nscopes, w->scopes, limits, w->role_index,
 						&w->role_active))
@@ -534,6 +525,7 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 {
 	TimestampTz next_client_check = 0;
 	TimestampTz next_deadlock_check;
+	int32		instance_limit = ((volatile Scope *) &pgsh_adm->instance)->limit;
 
 	next_deadlock_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  DeadlockTimeout);
@@ -591,16 +583,14 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 		CHECK_FOR_INTERRUPTS();
 
 		/*
-		 * A reload may have raised pg_shield.max_active: apply it now, as
-		 * the session would before its next statement, and let in the
-		 * waiters it makes room for (the dispatcher applies this
-		 * backend's setting to the instance scope).  Otherwise they would
-		 * wait until some other statement came by.
+		 * A reload that raised pg_shield.max_active (published in the
+		 * instance scope by the postmaster, whose SIGHUP set this latch)
+		 * lets in the waiters it makes room for at once, rather than when
+		 * some other statement comes by.
 		 */
-		if (ConfigReloadPending)
+		if (((volatile Scope *) &pgsh_adm->instance)->limit != instance_limit)
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			instance_limit = ((volatile Scope *) &pgsh_adm->instance)->limit;
 			LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 			pgsh_queue_dispatch_locked();
 			LWLockRelease(pgsh_state->admission_lock);

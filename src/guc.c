@@ -22,6 +22,7 @@
 
 #include "utils/guc.h"
 
+#include "admission.h"
 #include "events.h"
 #include "guc.h"
 
@@ -38,6 +39,13 @@ int			pgsh_target_queue_delay_ms = 50;
 int			pgsh_overload_interval_ms = 500;
 int			pgsh_breaker_failures = 0;
 int			pgsh_breaker_cooldown_ms = 30000;
+
+/* A raised limit reaches the statements already waiting (admission.c). */
+static void
+assign_max_active(int newval, void *extra)
+{
+	pgsh_admission_publish_max_active(newval);
+}
 
 static const struct config_enum_entry mode_options[] = {
 	{"enforce", PGSH_MODE_ENFORCE, false},
@@ -152,7 +160,7 @@ pgsh_guc_init(void)
 							MAX_BACKENDS,
 							PGC_SIGHUP,
 							0,
-							NULL, NULL, NULL);
+							NULL, assign_max_active, NULL);
 
 	DefineCustomIntVariable("pg_shield.max_queue",
 							"Sets the maximum number of statements waiting in the admission queue, instance-wide.",
