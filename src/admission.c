@@ -44,7 +44,7 @@
  * when a policy limits them.
  *
  * LOCKING.  pgsh_state->admission_lock guards the scope hash's structure,
- * the queue and the queue fields of every ProcSlot:
+ * the queue and the queue fields of every ShieldProcSlot:
  *
  *	- LW_SHARED to look scopes up and pin them, and to read the queue
  *	  (the deadlock search copies which scopes are full for each waiter);
@@ -110,12 +110,12 @@
 #include "shmem.h"
 #include "stats.h"
 
-AdmissionState *pgsh_adm = NULL;
-ProcSlotPadded *pgsh_adm_procs = NULL;
+ShieldAdmissionState *pgsh_adm = NULL;
+ShieldProcSlotPadded *pgsh_adm_procs = NULL;
 
 /* This backend. */
-ProcSlot   *pgsh_adm_me = NULL;
-static bool exit_callback_registered = false;
+ShieldProcSlot   *pgsh_adm_me = NULL;
+static bool admission_exit_callback_registered = false;
 
 static void memo_unpin(void);
 
@@ -129,27 +129,27 @@ static void memo_unpin(void);
  * release never allocates.  The last entry is the one shield.activity
  * shows.
  */
-typedef struct HeldStatement
+typedef struct ShieldHeldStatement
 {
 	uint32		id;				/* ShieldAdmission.slot_id */
 	int			nscopes;
-	Scope	   *scopes[MAX_SCOPES];
+	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
 	ShieldActivity shown;		/* its shield.activity row */
-} HeldStatement;
+} ShieldHeldStatement;
 
-static HeldStatement *held_stmts = NULL;
-static int	held_allocated = 0;
-static int	held_count = 0;
-static uint32 held_last_id = 0;
+static ShieldHeldStatement *admission_held_stmts = NULL;
+static int	admission_held_allocated = 0;
+static int	admission_held_count = 0;
+static uint32 admission_held_last_id = 0;
 
 Size
 pgsh_admission_shmem_size(void)
 {
 	Size		size;
 
-	size = MAXALIGN(add_size(offsetof(AdmissionState, queue),
+	size = MAXALIGN(add_size(offsetof(ShieldAdmissionState, queue),
 							 mul_size(MaxBackends + 1, sizeof(int))));
-	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ProcSlotPadded))));
+	size = add_size(size, MAXALIGN(mul_size(MaxBackends, sizeof(ShieldProcSlotPadded))));
 	size = add_size(size, pgsh_scopes_shmem_size());
 	return size;
 }
@@ -162,11 +162,11 @@ pgsh_admission_shmem_init(void)
 	int			i;
 
 	pgsh_adm = ShmemInitStruct("pg_shield admission",
-							offsetof(AdmissionState, queue) +
+							offsetof(ShieldAdmissionState, queue) +
 							(MaxBackends + 1) * sizeof(int), &found);
 	if (!found)
 	{
-		memset(&pgsh_adm->instance.key, 0, sizeof(ScopeKey));
+		memset(&pgsh_adm->instance.key, 0, sizeof(ShieldScopeKey));
 		pgsh_scope_init(&pgsh_adm->instance);
 		pgsh_admission_publish_max_active(pgsh_max_active);
 		pg_atomic_init_u32(&pgsh_adm->nqueued, 0);
@@ -180,14 +180,14 @@ pgsh_admission_shmem_init(void)
 	}
 
 	pgsh_adm_procs = ShmemInitStruct("pg_shield backends",
-							MaxBackends * sizeof(ProcSlotPadded), &found);
+							MaxBackends * sizeof(ShieldProcSlotPadded), &found);
 	if (!found)
 	{
 		for (i = 0; i < MaxBackends; i++)
 		{
-			memset(&pgsh_adm_procs[i], 0, sizeof(ProcSlotPadded));
+			memset(&pgsh_adm_procs[i], 0, sizeof(ShieldProcSlotPadded));
 			pg_atomic_init_u32(&PGSH_PROC(i)->changecount, 0);
-			PGSH_PROC(i)->state = PROC_IDLE;
+			PGSH_PROC(i)->state = PGSH_PROC_IDLE;
 		}
 	}
 
@@ -222,7 +222,7 @@ activity_end_write(void)
 static inline void
 activity_set_idle(void)
 {
-	pgsh_adm_me->state = PROC_IDLE;
+	pgsh_adm_me->state = PGSH_PROC_IDLE;
 }
 
 static pg_attribute_always_inline void
@@ -231,7 +231,7 @@ activity_set(int procstate, const ShieldAdmitRequest *req,
 {
 	activity_begin_write();
 	pgsh_adm_me->state = procstate;
-	pgsh_adm_me->shown.queued = procstate == PROC_QUEUED;
+	pgsh_adm_me->shown.queued = procstate == PGSH_PROC_QUEUED;
 	if (req != NULL)
 	{
 		/* pid and dbid: written when the slot was found (is_governed) */
@@ -280,18 +280,18 @@ pgsh_admission_publish_max_active(int max_active)
 
 /* Does a statement of this backend other than entry skip hold scope? */
 static inline bool
-scope_held_by_other(const Scope *scope, int skip)
+scope_held_by_other(const ShieldScope *scope, int skip)
 {
 	int			i;
 	int			j;
 
-	for (i = 0; i < held_count; i++)
+	for (i = 0; i < admission_held_count; i++)
 	{
 		if (i == skip)
 			continue;
-		for (j = 0; j < held_stmts[i].nscopes; j++)
+		for (j = 0; j < admission_held_stmts[i].nscopes; j++)
 		{
-			if (held_stmts[i].scopes[j] == scope)
+			if (admission_held_stmts[i].scopes[j] == scope)
 				return true;
 		}
 	}
@@ -303,7 +303,7 @@ static void
 activity_show(const ShieldActivity *shown)
 {
 	activity_begin_write();
-	pgsh_adm_me->state = PROC_RUNNING;
+	pgsh_adm_me->state = PGSH_PROC_RUNNING;
 	pgsh_adm_me->shown = *shown;
 	activity_end_write();
 }
@@ -316,15 +316,15 @@ activity_show(const ShieldActivity *shown)
 void
 pgsh_admission_release(uint32 slot_id)
 {
-	HeldStatement *stmt = NULL;
+	ShieldHeldStatement *stmt = NULL;
 	int			index;
 	int			i;
 
-	for (index = held_count - 1; index >= 0; index--)
+	for (index = admission_held_count - 1; index >= 0; index--)
 	{
-		if (held_stmts[index].id == slot_id)
+		if (admission_held_stmts[index].id == slot_id)
 		{
-			stmt = &held_stmts[index];
+			stmt = &admission_held_stmts[index];
 			break;
 		}
 	}
@@ -342,15 +342,15 @@ pgsh_admission_release(uint32 slot_id)
 			pg_atomic_fetch_sub_u32(&stmt->scopes[i]->active, 1);
 	}
 	/* keep the order of taking: the last entry is the newest, shown */
-	held_count--;
-	if (index != held_count)
-		memmove(&held_stmts[index], &held_stmts[index + 1],
-				(held_count - index) * sizeof(HeldStatement));
+	admission_held_count--;
+	if (index != admission_held_count)
+		memmove(&admission_held_stmts[index], &admission_held_stmts[index + 1],
+				(admission_held_count - index) * sizeof(ShieldHeldStatement));
 
-	if (held_count == 0)
+	if (admission_held_count == 0)
 		activity_set_idle();
 	else
-		activity_show(&held_stmts[held_count - 1].shown);
+		activity_show(&admission_held_stmts[admission_held_count - 1].shown);
 
 	/* after the fetch-subs (full barriers): see the file header */
 	if (pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
@@ -364,7 +364,7 @@ pgsh_admission_release(uint32 slot_id)
 bool
 pgsh_admission_holding(void)
 {
-	return held_count > 0;
+	return admission_held_count > 0;
 }
 
 /*
@@ -376,11 +376,11 @@ void
 pgsh_admission_cleanup(void)
 {
 	/* the usual case, at the end of every transaction: nothing to give back */
-	if (pgsh_adm_me == NULL || (held_count == 0 && !pgsh_queue_waiting()))
+	if (pgsh_adm_me == NULL || (admission_held_count == 0 && !pgsh_queue_waiting()))
 		return;
 	pgsh_queue_leave();
-	while (held_count > 0)
-		pgsh_admission_release(held_stmts[held_count - 1].id);
+	while (admission_held_count > 0)
+		pgsh_admission_release(admission_held_stmts[admission_held_count - 1].id);
 }
 
 /*
@@ -423,7 +423,7 @@ admission_exit(int code, Datum arg)
 
 /* "role "app" (policy 3)", "the instance (pg_shield.max_active)", ... */
 void
-pgsh_adm_describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capital)
+pgsh_adm_describe_scope(char *buf, size_t size, const ShieldScopeNeed *need, bool capital)
 {
 	if (need->key.dbid == InvalidOid)
 		snprintf(buf, size, "%s instance (pg_shield.max_active)",
@@ -435,9 +435,9 @@ pgsh_adm_describe_scope(char *buf, size_t size, const ScopeNeed *need, bool capi
 
 /* Count a rejection, or a would-be rejection in monitor mode, and log it. */
 void
-pgsh_adm_note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
+pgsh_adm_note_rejection(const ShieldAdmitRequest *req, ShieldRejection why,
 			   bool enforced, bool queued, double queue_ms,
-			   PgshAction action, const char *detail)
+			   ShieldAction action, const char *detail)
 {
 	if (enforced)
 	{
@@ -458,14 +458,14 @@ pgsh_adm_note_rejection(const ShieldAdmitRequest *req, PgshRejection why,
  */
 
 /* The role whose superuser status was looked up last (exemption). */
-static Oid	superuser_checked = InvalidOid;
-static bool superuser_checked_is = false;
+static Oid	admission_superuser_checked = InvalidOid;
+static bool admission_superuser_checked_is = false;
 
 /* A role changed (ALTER ROLE ... SUPERUSER, ...): look again. */
 static void
 roles_changed(Datum arg, int cacheid, uint32 hashvalue)
 {
-	superuser_checked = InvalidOid;
+	admission_superuser_checked = InvalidOid;
 }
 
 /*
@@ -496,12 +496,12 @@ is_governed(const ShieldAdmitRequest *req)
 	if (!pgsh_exempt_superuser)
 		return true;
 	/* superuser_arg's one-entry cache, without the call */
-	if (req->userid != superuser_checked)
+	if (req->userid != admission_superuser_checked)
 	{
-		superuser_checked_is = superuser_arg(req->userid);
-		superuser_checked = req->userid;
+		admission_superuser_checked_is = superuser_arg(req->userid);
+		admission_superuser_checked = req->userid;
 	}
-	return !superuser_checked_is;
+	return !admission_superuser_checked_is;
 }
 
 /*
@@ -526,7 +526,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	const ShieldPolicy *p = &policy->scopes[policy->max_cost_from];
-	ScopeNeed	need;
+	ShieldScopeNeed	need;
 	char		scope[NAMEDATALEN + 96];
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 	bool		enforced;
@@ -557,7 +557,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 /* The scopes a statement is subject to; returns how many. */
 static int
-collect_scopes(const ShieldAdmitRequest *req, ScopeNeed *needs,
+collect_scopes(const ShieldAdmitRequest *req, ShieldScopeNeed *needs,
 			   int *role_index, int64 *queue_timeout_us)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
@@ -571,7 +571,7 @@ collect_scopes(const ShieldAdmitRequest *req, ScopeNeed *needs,
 
 	if (pgsh_max_active > 0)
 	{
-		memset(&needs[n], 0, sizeof(ScopeNeed));
+		memset(&needs[n], 0, sizeof(ShieldScopeNeed));
 		needs[n].limit = pgsh_max_active;
 		needs[n].monitor = monitor_all;
 		needs[n].rate = -1;
@@ -593,7 +593,7 @@ collect_scopes(const ShieldAdmitRequest *req, ScopeNeed *needs,
 		}
 		if (p->max_concurrent < 0 && p->max_rate < 0)
 			continue;
-		memset(&needs[n], 0, sizeof(ScopeNeed));
+		memset(&needs[n], 0, sizeof(ShieldScopeNeed));
 		needs[n].key.dbid = MyDatabaseId;
 		needs[n].key.userid = p->role;
 		needs[n].key.queryid = p->queryid;
@@ -606,7 +606,7 @@ collect_scopes(const ShieldAdmitRequest *req, ScopeNeed *needs,
 	}
 
 	/* the role scope is counted for every statement */
-	memset(&needs[n], 0, sizeof(ScopeNeed));
+	memset(&needs[n], 0, sizeof(ShieldScopeNeed));
 	needs[n].key.dbid = MyDatabaseId;
 	needs[n].key.userid = req->userid;
 	needs[n].limit = role_policy ? role_policy->max_concurrent : -1;
@@ -644,17 +644,17 @@ static struct
 	int			n;
 	int			role_index;
 	int64		queue_timeout_us;
-	ScopeNeed	needs[MAX_SCOPES];
+	ShieldScopeNeed	needs[PGSH_MAX_SCOPES];
 	/* derived from needs[], so that pgsh_admit need not rebuild them */
 	bool		any_rate;		/* some scope has max_rate */
 	bool		limited;		/* some slot scope has an enforced limit */
 	bool		monitor_limit;	/* some slot scope has a monitored limit */
 	int			nslots;			/* scopes that take a slot */
 	int			role_slot;		/* the role's index in slot_scopes, or -1 */
-	Scope	   *slot_scopes[MAX_SCOPES];
-	int32		slot_limits[MAX_SCOPES];	/* enforced; -1: counted only */
-	bool		slot_monitor[MAX_SCOPES];	/* monitored: its limit is not published */
-}			memo;
+	ShieldScope	   *slot_scopes[PGSH_MAX_SCOPES];
+	int32		slot_limits[PGSH_MAX_SCOPES];	/* enforced; -1: counted only */
+	bool		slot_monitor[PGSH_MAX_SCOPES];	/* monitored: its limit is not published */
+}			admission_memo;
 
 static pg_attribute_always_inline bool
 memo_matches(const ShieldAdmitRequest *req)
@@ -662,20 +662,20 @@ memo_matches(const ShieldAdmitRequest *req)
 	const ShieldEffectivePolicy *policy = req->policy;
 	int			i;
 
-	if (!memo.valid || memo.userid != req->userid ||
-		memo.max_active != pgsh_max_active ||
-		memo.mode != pgsh_mode ||
-		memo.queue_timeout_guc != pgsh_queue_timeout_ms ||
-		memo.policy_version != pgsh_policy_cache_version)
+	if (!admission_memo.valid || admission_memo.userid != req->userid ||
+		admission_memo.max_active != pgsh_max_active ||
+		admission_memo.mode != pgsh_mode ||
+		admission_memo.queue_timeout_guc != pgsh_queue_timeout_ms ||
+		admission_memo.policy_version != pgsh_policy_cache_version)
 		return false;
 	/* the same resolution has the same policies */
-	if (req->policy_tag != 0 && req->policy_tag == memo.policy_tag)
+	if (req->policy_tag != 0 && req->policy_tag == admission_memo.policy_tag)
 		return true;
-	if (memo.nscopes != policy->nscopes)
+	if (admission_memo.nscopes != policy->nscopes)
 		return false;
 	for (i = 0; i < policy->nscopes; i++)
 	{
-		if (memo.policy_ids[i] != policy->scopes[i].id)
+		if (admission_memo.policy_ids[i] != policy->scopes[i].id)
 			return false;
 	}
 	return true;
@@ -686,12 +686,12 @@ memo_unpin(void)
 {
 	int			i;
 
-	for (i = 0; memo.valid && i < memo.n; i++)
+	for (i = 0; admission_memo.valid && i < admission_memo.n; i++)
 	{
-		if (memo.needs[i].scope != &pgsh_adm->instance)
-			pg_atomic_fetch_sub_u32(&memo.needs[i].scope->pins, 1);
+		if (admission_memo.needs[i].scope != &pgsh_adm->instance)
+			pg_atomic_fetch_sub_u32(&admission_memo.needs[i].scope->pins, 1);
 	}
-	memo.valid = false;
+	admission_memo.valid = false;
 }
 
 /*
@@ -704,25 +704,25 @@ memo_unpin(void)
  * makes the waiters look again, so that a raised or removed limit reaches
  * them.  A monitored limit is not published: a session in monitor mode
  * must not let others' waiters through.  Caller holds admission_lock
- * exclusively if locked.
+ * exclusively if lock_held.
  */
 static bool
-publish_limits_locked(bool locked)
+publish_memo_limits(bool lock_held)
 {
 	bool		moved = false;
 	int			i;
 
-	for (i = 0; i < memo.nslots; i++)
+	for (i = 0; i < admission_memo.nslots; i++)
 	{
-		Scope	   *scope = memo.slot_scopes[i];
+		ShieldScope	   *scope = admission_memo.slot_scopes[i];
 
-		if (!memo.slot_monitor[i] && scope->limit != memo.slot_limits[i])
+		if (!admission_memo.slot_monitor[i] && scope->limit != admission_memo.slot_limits[i])
 		{
-			scope->limit = memo.slot_limits[i];
+			scope->limit = admission_memo.slot_limits[i];
 			moved = true;
 		}
 	}
-	if (moved && !locked && pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
+	if (moved && !lock_held && pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
 	{
 		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 		pgsh_queue_dispatch_locked();
@@ -735,20 +735,20 @@ publish_limits_locked(bool locked)
 bool
 pgsh_adm_publish_limits_locked(void)
 {
-	return publish_limits_locked(true);
+	return publish_memo_limits(true);
 }
 
 static inline void
 publish_limits(void)
 {
-	(void) publish_limits_locked(false);
+	(void) publish_memo_limits(false);
 }
 
 static pg_noinline void
 memo_build(const ShieldAdmitRequest *req)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
-	ScopeNeed	needs[MAX_SCOPES];
+	ShieldScopeNeed	needs[PGSH_MAX_SCOPES];
 	int			role_index;
 	int64		queue_timeout_us;
 	int			n;
@@ -772,50 +772,50 @@ memo_build(const ShieldAdmitRequest *req)
 	}
 
 	memo_unpin();
-	memo.userid = req->userid;
-	memo.max_active = pgsh_max_active;
-	memo.mode = pgsh_mode;
-	memo.queue_timeout_guc = pgsh_queue_timeout_ms;
-	memo.policy_version = pgsh_policy_cache_version;
-	memo.nscopes = policy->nscopes;
+	admission_memo.userid = req->userid;
+	admission_memo.max_active = pgsh_max_active;
+	admission_memo.mode = pgsh_mode;
+	admission_memo.queue_timeout_guc = pgsh_queue_timeout_ms;
+	admission_memo.policy_version = pgsh_policy_cache_version;
+	admission_memo.nscopes = policy->nscopes;
 	for (i = 0; i < policy->nscopes; i++)
-		memo.policy_ids[i] = policy->scopes[i].id;
-	memo.policy_tag = req->policy_tag;
-	memo.n = n;
-	memo.role_index = role_index;
-	memo.queue_timeout_us = queue_timeout_us;
-	memcpy(memo.needs, needs, n * sizeof(ScopeNeed));
+		admission_memo.policy_ids[i] = policy->scopes[i].id;
+	admission_memo.policy_tag = req->policy_tag;
+	admission_memo.n = n;
+	admission_memo.role_index = role_index;
+	admission_memo.queue_timeout_us = queue_timeout_us;
+	memcpy(admission_memo.needs, needs, n * sizeof(ShieldScopeNeed));
 
 	/* the scopes that take a slot, and their enforced limits */
-	memo.any_rate = false;
-	memo.limited = false;
-	memo.monitor_limit = false;
-	memo.nslots = 0;
-	memo.role_slot = -1;
+	admission_memo.any_rate = false;
+	admission_memo.limited = false;
+	admission_memo.monitor_limit = false;
+	admission_memo.nslots = 0;
+	admission_memo.role_slot = -1;
 	for (i = 0; i < n; i++)
 	{
 		if (needs[i].rate >= 0)
-			memo.any_rate = true;
+			admission_memo.any_rate = true;
 		if (!needs[i].slot)
 			continue;
 		if (i == role_index)
-			memo.role_slot = memo.nslots;
-		memo.slot_scopes[memo.nslots] = needs[i].scope;
-		memo.slot_limits[memo.nslots] = needs[i].monitor ? -1 : needs[i].limit;
-		memo.slot_monitor[memo.nslots] = needs[i].monitor;
-		if (memo.slot_limits[memo.nslots] >= 0)
-			memo.limited = true;
+			admission_memo.role_slot = admission_memo.nslots;
+		admission_memo.slot_scopes[admission_memo.nslots] = needs[i].scope;
+		admission_memo.slot_limits[admission_memo.nslots] = needs[i].monitor ? -1 : needs[i].limit;
+		admission_memo.slot_monitor[admission_memo.nslots] = needs[i].monitor;
+		if (admission_memo.slot_limits[admission_memo.nslots] >= 0)
+			admission_memo.limited = true;
 		else if (needs[i].monitor && needs[i].limit >= 0)
-			memo.monitor_limit = true;
-		memo.nslots++;
+			admission_memo.monitor_limit = true;
+		admission_memo.nslots++;
 	}
-	memo.valid = true;
+	admission_memo.valid = true;
 	publish_limits();
 }
 
 /* The first scope that is full for this waiter, for messages and hints. */
 int
-pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active)
+pgsh_adm_full_scope(const ShieldScopeNeed *needs, int n, uint32 *active)
 {
 	int			i;
 
@@ -838,7 +838,7 @@ pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active)
 
 /* "Role "app" (policy 3) limits concurrent statements to 2 (running: 2)" */
 static void
-describe_scope_limit(char *buf, size_t size, const ScopeNeed *need,
+describe_scope_limit(char *buf, size_t size, const ShieldScopeNeed *need,
 					 uint32 active)
 {
 	char		scope[NAMEDATALEN + 96];
@@ -850,7 +850,7 @@ describe_scope_limit(char *buf, size_t size, const ScopeNeed *need,
 
 /* The first full scope, for the DETAIL of a concurrency rejection. */
 void
-pgsh_adm_describe_limit(char *buf, size_t size, const ScopeNeed *needs, int n)
+pgsh_adm_describe_limit(char *buf, size_t size, const ShieldScopeNeed *needs, int n)
 {
 	uint32		active;
 	int			full = pgsh_adm_full_scope(needs, n, &active);
@@ -905,7 +905,7 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
  */
 static pg_noinline void
 monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
-					const ScopeNeed *needs, int n)
+					const ShieldScopeNeed *needs, int n)
 {
 	int			i;
 
@@ -922,14 +922,14 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		if (active < (uint32) needs[i].limit)
 			continue;
 		queued = (int) pg_atomic_read_u32(&pgsh_adm->nqueued);
-		if (memo.queue_timeout_us > 0 && queued < pgsh_max_queue)
+		if (admission_memo.queue_timeout_us > 0 && queued < pgsh_max_queue)
 		{
 			adm->would_queue = true;
 			continue;
 		}
 
 		describe_scope_limit(limit, sizeof(limit), &needs[i], active);
-		if (memo.queue_timeout_us > 0)
+		if (admission_memo.queue_timeout_us > 0)
 			snprintf(detail, sizeof(detail),
 					 "%s; the admission queue is full (waiting: %d).",
 					 limit, queued);
@@ -947,14 +947,14 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 static pg_noinline void
 held_grow(void)
 {
-	int			newsize = Max(4, held_allocated * 2);
+	int			newsize = Max(4, admission_held_allocated * 2);
 
-	if (held_stmts == NULL)
-		held_stmts = MemoryContextAlloc(TopMemoryContext,
-										newsize * sizeof(HeldStatement));
+	if (admission_held_stmts == NULL)
+		admission_held_stmts = MemoryContextAlloc(TopMemoryContext,
+										newsize * sizeof(ShieldHeldStatement));
 	else
-		held_stmts = repalloc(held_stmts, newsize * sizeof(HeldStatement));
-	held_allocated = newsize;
+		admission_held_stmts = repalloc(admission_held_stmts, newsize * sizeof(ShieldHeldStatement));
+	admission_held_allocated = newsize;
 }
 
 /*
@@ -968,11 +968,11 @@ held_grow(void)
  */
 static pg_noinline int32
 admit_holding(const ShieldAdmitRequest *req, ShieldAdmission *adm,
-			  const ScopeNeed *needs, int n)
+			  const ShieldScopeNeed *needs, int n)
 {
-	ScopeNeed	unheld[MAX_SCOPES];
-	Scope	   *take[MAX_SCOPES];
-	int32		limits[MAX_SCOPES];
+	ShieldScopeNeed	unheld[PGSH_MAX_SCOPES];
+	ShieldScope	   *take[PGSH_MAX_SCOPES];
+	int32		limits[PGSH_MAX_SCOPES];
 	int			nunheld = 0;
 	int			role_take = -1;
 	int32		role_active = 0;
@@ -984,11 +984,11 @@ admit_holding(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			continue;
 		if (scope_held_by_other(needs[i].scope, -1))
 		{
-			if (i == memo.role_index)
+			if (i == admission_memo.role_index)
 				role_active = (int32) pg_atomic_read_u32(&needs[i].scope->active);
 			continue;
 		}
-		if (i == memo.role_index)
+		if (i == admission_memo.role_index)
 			role_take = nunheld;
 		unheld[nunheld] = needs[i];
 		take[nunheld] = needs[i].scope;
@@ -1031,8 +1031,8 @@ static pg_attribute_always_inline void
 admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			 TimestampTz deadline_at, TimestampTz shown_deadline)
 {
-	ScopeNeed  *needs;
-	Scope	   *const *scopes;
+	ShieldScopeNeed  *needs;
+	ShieldScope	   *const *scopes;
 	const int32 *limits;
 	int32		role_active = 0;
 	uint32		nqueued;
@@ -1040,19 +1040,19 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	int			nslots;
 	int			role_slot;
 	int64		queue_timeout_us;
-	bool		holding = held_count > 0;
-	HeldStatement *stmt;
+	bool		holding = admission_held_count > 0;
+	ShieldHeldStatement *stmt;
 	TimestampTz now = 0;
-	RateOutcome rate = {-1, 0};
+	ShieldRateOutcome rate = {-1, 0};
 	int			i;
 
 	if (!memo_matches(req))
 		memo_build(req);
-	if (unlikely(held_count == held_allocated))
+	if (unlikely(admission_held_count == admission_held_allocated))
 		held_grow();
-	n = memo.n;
-	needs = memo.needs;
-	queue_timeout_us = memo.queue_timeout_us;
+	n = admission_memo.n;
+	needs = admission_memo.needs;
+	queue_timeout_us = admission_memo.queue_timeout_us;
 
 	/*
 	 * Overload: while the controller sheds, or while the instance holds
@@ -1062,11 +1062,11 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	 */
 	if (unlikely(!holding && pgsh_max_active > 0 &&
 				 (pg_atomic_read_u32(&pgsh_adm->shedding) != PGSH_SHED_NONE ||
-				  ((volatile AdmissionState *) pgsh_adm)->instance_waiters > 0)))
+				  ((volatile ShieldAdmissionState *) pgsh_adm)->instance_waiters > 0)))
 		pgsh_queue_shed_check(req, adm);
 
 	/* rate limits; the memo's scopes are pinned: no lock needed */
-	if (memo.any_rate)
+	if (admission_memo.any_rate)
 		rate = pgsh_adm_take_rate_tokens(req, needs, n);
 
 	/*
@@ -1080,10 +1080,10 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 
 	/* the scopes that take a slot, and their enforced limits (memoized) */
-	nslots = memo.nslots;
-	role_slot = memo.role_slot;
-	scopes = memo.slot_scopes;
-	limits = memo.slot_limits;
+	nslots = admission_memo.nslots;
+	role_slot = admission_memo.role_slot;
+	scopes = admission_memo.slot_scopes;
+	limits = admission_memo.slot_limits;
 
 	if (unlikely(holding))
 	{
@@ -1092,7 +1092,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 
 	/* monitor mode: would a limit make it wait, or turn it away? */
-	if (unlikely(memo.monitor_limit))
+	if (unlikely(admission_memo.monitor_limit))
 		monitor_concurrency(req, adm, needs, n);
 
 	/*
@@ -1105,7 +1105,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	nqueued = pg_atomic_read_u32(&pgsh_adm->nqueued);
 	if (nqueued > 0)
 		publish_limits();
-	if ((!memo.limited || nqueued == 0) &&
+	if ((!admission_memo.limited || nqueued == 0) &&
 		pgsh_scope_take_slots(nslots, scopes, limits, role_slot, &role_active))
 		goto admitted;
 
@@ -1115,18 +1115,18 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	role_active = adm->role_active;
 
 admitted:
-	stmt = &held_stmts[held_count++];
-	if (++held_last_id == 0)	/* 0 means none */
-		held_last_id = 1;
-	stmt->id = held_last_id;
+	stmt = &admission_held_stmts[admission_held_count++];
+	if (++admission_held_last_id == 0)	/* 0 means none */
+		admission_held_last_id = 1;
+	stmt->id = admission_held_last_id;
 	stmt->nscopes = nslots;
-	for (i = 0; i < nslots; i++)	/* at most MAX_SCOPES: no memcpy call */
+	for (i = 0; i < nslots; i++)	/* at most PGSH_MAX_SCOPES: no memcpy call */
 		stmt->scopes[i] = scopes[i];
 	adm->slot_id = stmt->id;
 	adm->role_active = role_active;
 
 	/* running since it was let in: its arrival, unless it waited */
-	activity_set(PROC_RUNNING, req, adm->queued ? now : req->arrived,
+	activity_set(PGSH_PROC_RUNNING, req, adm->queued ? now : req->arrived,
 				 shown_deadline);
 	stmt->shown = pgsh_adm_me->shown;
 }
@@ -1172,10 +1172,10 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		return;
 	adm->governed = true;
 
-	if (unlikely(!exit_callback_registered))
+	if (unlikely(!admission_exit_callback_registered))
 	{
 		before_shmem_exit(admission_exit, (Datum) 0);
-		exit_callback_registered = true;
+		admission_exit_callback_registered = true;
 	}
 
 	check_cost(req, adm);
@@ -1218,7 +1218,7 @@ pgsh_activity_copy(int *n)
 
 	for (i = 0; i < MaxBackends; i++)
 	{
-		volatile ProcSlot *p = PGSH_PROC(i);
+		volatile ShieldProcSlot *p = PGSH_PROC(i);
 		ShieldActivity a;
 		int			procstate;
 
@@ -1236,7 +1236,7 @@ pgsh_activity_copy(int *n)
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}
-		if (procstate == PROC_IDLE)
+		if (procstate == PGSH_PROC_IDLE)
 			continue;
 		result[count++] = a;
 	}
@@ -1244,12 +1244,12 @@ pgsh_activity_copy(int *n)
 	return result;
 }
 
-/* Which priorities are being shed now (see PgshShedding). */
-PgshShedding
+/* Which priorities are being shed now (see ShieldShedding). */
+ShieldShedding
 pgsh_admission_shedding(void)
 {
 	if (pgsh_adm == NULL)
 		return PGSH_SHED_NONE;
-	return (PgshShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
+	return (ShieldShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
 }
 

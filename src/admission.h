@@ -70,7 +70,7 @@ typedef struct ShieldActivity
 	Oid			userid;
 	uint64		queryid;
 	bool		queued;
-	PgshPriority priority;
+	ShieldPriority priority;
 	TimestampTz since;
 	TimestampTz deadline_at;	/* 0: none */
 } ShieldActivity;
@@ -94,16 +94,16 @@ extern ShieldScopeUsage *pgsh_scopes_usage(int *n);
  * are shed at.  Read without a lock (a single atomic), so the planner may
  * ask it for every statement.
  */
-typedef enum PgshShedding
+typedef enum ShieldShedding
 {
 	PGSH_SHED_NONE,				/* not overloaded */
 	PGSH_SHED_LOW,				/* overloaded: low is shed */
 	PGSH_SHED_NORMAL			/* severe: low and normal are shed */
-} PgshShedding;
+} ShieldShedding;
 
-extern PgshShedding pgsh_admission_shedding(void);
-extern PgshShedding pgsh_admission_overload(double *queue_delay_ms);
-extern const char *pgsh_shedding_name(PgshShedding level);
+extern ShieldShedding pgsh_admission_shedding(void);
+extern ShieldShedding pgsh_admission_overload(double *queue_delay_ms);
+extern const char *pgsh_shedding_name(ShieldShedding level);
 
 PGSH_END_INTERNAL
 

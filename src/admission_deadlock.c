@@ -74,44 +74,44 @@
 #include "shmem.h"
 
 /* A waiter in the queue, as the search sees it. */
-typedef struct QueuedWaiter
+typedef struct ShieldQueuedWaiter
 {
 	int			pid;
 	int			nfull;			/* scopes full for it */
-	ScopeKey	full[MAX_SCOPES];
-} QueuedWaiter;
+	ShieldScopeKey	full[PGSH_MAX_SCOPES];
+} ShieldQueuedWaiter;
 
 /* How the search reached a backend from the one before it. */
-typedef enum WaitEdge
+typedef enum ShieldWaitEdge
 {
-	EDGE_START,					/* the searching waiter itself */
-	EDGE_QUEUE,					/* it holds a slot the one before waits for */
-	EDGE_LOCK					/* it blocks the lock the one before waits for */
-} WaitEdge;
+	PGSH_EDGE_START,					/* the searching waiter itself */
+	PGSH_EDGE_QUEUE,					/* it holds a slot the one before waits for */
+	PGSH_EDGE_LOCK					/* it blocks the lock the one before waits for */
+} ShieldWaitEdge;
 
 /* A backend the search reached. */
-typedef struct WaitNode
+typedef struct ShieldWaitNode
 {
 	int			pid;
 	int			parent;			/* index of the node it was reached from */
-	WaitEdge	edge;
-	int			key_index;		/* EDGE_QUEUE from the start: which of its
+	ShieldWaitEdge	edge;
+	int			key_index;		/* PGSH_EDGE_QUEUE from the start: which of its
 								 * full scopes */
-} WaitNode;
+} ShieldWaitNode;
 
-typedef struct WaitSearch
+typedef struct ShieldWaitSearch
 {
-	QueuedWaiter *waiters;
+	ShieldQueuedWaiter *waiters;
 	int			nwaiters;
 	ShieldActivity *rows;
 	int			nrows;
-	WaitNode   *nodes;
+	ShieldWaitNode   *nodes;
 	int			nnodes;
 	int			max_nodes;
-} WaitSearch;
+} ShieldWaitSearch;
 
 static bool
-same_key(const ScopeKey *a, const ScopeKey *b)
+same_key(const ShieldScopeKey *a, const ShieldScopeKey *b)
 {
 	return a->dbid == b->dbid && a->userid == b->userid &&
 		a->queryid == b->queryid;
@@ -123,14 +123,14 @@ same_key(const ScopeKey *a, const ScopeKey *b)
  * admission_lock.
  */
 static int
-full_scopes_locked(const ProcSlot *w, ScopeKey *keys)
+full_scopes_locked(const ShieldProcSlot *w, ShieldScopeKey *keys)
 {
 	int			nfull = 0;
 	int			i;
 
 	for (i = 0; i < w->nscopes; i++)
 	{
-		Scope	   *scope = w->scopes[i];
+		ShieldScope	   *scope = w->scopes[i];
 		int32		limit = pgsh_adm_waiter_limit_locked(w, i);
 
 		if (limit < 0 || pg_atomic_read_u32(&scope->active) < (uint32) limit)
@@ -146,7 +146,7 @@ full_scopes_locked(const ProcSlot *w, ScopeKey *keys)
  * for it (it is about to be granted): no cycle then.
  */
 static bool
-copy_queue(WaitSearch *s)
+copy_queue(ShieldWaitSearch *s)
 {
 	bool		waiting = true;
 	int			pos;
@@ -156,7 +156,7 @@ copy_queue(WaitSearch *s)
 	for (pos = 0; pos < (int) pg_atomic_read_u32(&pgsh_adm->nqueued); pos++)
 	{
 		int			procno = pgsh_adm->queue[pos];
-		QueuedWaiter *qw = &s->waiters[s->nwaiters];
+		ShieldQueuedWaiter *qw = &s->waiters[s->nwaiters];
 
 		qw->pid = ProcGlobal->allProcs[procno].pid;
 		qw->nfull = full_scopes_locked(PGSH_PROC(procno), qw->full);
@@ -167,7 +167,7 @@ copy_queue(WaitSearch *s)
 			/* the start of the search: first */
 			if (s->nwaiters > 0)
 			{
-				QueuedWaiter tmp = *qw;
+				ShieldQueuedWaiter tmp = *qw;
 
 				*qw = s->waiters[0];
 				s->waiters[0] = tmp;
@@ -182,8 +182,8 @@ copy_queue(WaitSearch *s)
 }
 
 /* The queue entry of pid, or NULL if it does not wait there. */
-static const QueuedWaiter *
-queued_waiter(const WaitSearch *s, int pid)
+static const ShieldQueuedWaiter *
+queued_waiter(const ShieldWaitSearch *s, int pid)
 {
 	int			i;
 
@@ -205,7 +205,7 @@ is_me(int pid)
 }
 
 static bool
-visited(const WaitSearch *s, int pid)
+visited(const ShieldWaitSearch *s, int pid)
 {
 	int			i;
 
@@ -222,10 +222,10 @@ visited(const WaitSearch *s, int pid)
  * the cycle (pid is this backend); otherwise remembers pid, once.
  */
 static bool
-reach(WaitSearch *s, int pid, int parent, WaitEdge edge, int key_index,
-	  WaitNode *closing)
+reach(ShieldWaitSearch *s, int pid, int parent, ShieldWaitEdge edge, int key_index,
+	  ShieldWaitNode *closing)
 {
-	WaitNode   *node;
+	ShieldWaitNode   *node;
 
 	if (pid == 0)
 		return false;			/* a prepared transaction waits for nobody */
@@ -249,7 +249,7 @@ reach(WaitSearch *s, int pid, int parent, WaitEdge edge, int key_index,
 
 /* Edges out of a waiter in the queue: the holders of its full scopes. */
 static bool
-follow_queue(WaitSearch *s, int from, const QueuedWaiter *qw, WaitNode *closing)
+follow_queue(ShieldWaitSearch *s, int from, const ShieldQueuedWaiter *qw, ShieldWaitNode *closing)
 {
 	int			k;
 	int			i;
@@ -261,7 +261,7 @@ follow_queue(WaitSearch *s, int from, const QueuedWaiter *qw, WaitNode *closing)
 			if (s->rows[i].pid == qw->pid ||
 				!pgsh_activity_in_scope(&s->rows[i], &qw->full[k]))
 				continue;
-			if (reach(s, s->rows[i].pid, from, EDGE_QUEUE, k, closing))
+			if (reach(s, s->rows[i].pid, from, PGSH_EDGE_QUEUE, k, closing))
 				return true;
 		}
 	}
@@ -275,7 +275,7 @@ follow_queue(WaitSearch *s, int from, const QueuedWaiter *qw, WaitNode *closing)
  * manager partition lock.
  */
 static bool
-follow_lock(WaitSearch *s, int from, int pid, WaitNode *closing)
+follow_lock(ShieldWaitSearch *s, int from, int pid, ShieldWaitNode *closing)
 {
 	PGPROC	   *proc = BackendPidGetProc(pid);
 	ArrayType  *blockers;
@@ -296,7 +296,7 @@ follow_lock(WaitSearch *s, int from, int pid, WaitNode *closing)
 	for (i = 0; i < npids; i++)
 	{
 		if (!nulls[i] &&
-			reach(s, DatumGetInt32(pids[i]), from, EDGE_LOCK, -1, closing))
+			reach(s, DatumGetInt32(pids[i]), from, PGSH_EDGE_LOCK, -1, closing))
 			return true;
 	}
 	return false;
@@ -304,8 +304,8 @@ follow_lock(WaitSearch *s, int from, int pid, WaitNode *closing)
 
 /* The scope of needs whose key is key, described for a message. */
 static void
-describe_key(char *buf, size_t size, const ScopeNeed *needs, int n,
-			 const ScopeKey *key)
+describe_key(char *buf, size_t size, const ShieldScopeNeed *needs, int n,
+			 const ShieldScopeKey *key)
 {
 	int			i;
 
@@ -326,7 +326,7 @@ describe_key(char *buf, size_t size, const ScopeNeed *needs, int n,
  * node is reached once, so there are at most nnodes - 1.
  */
 static int
-cycle_path(const WaitSearch *s, const WaitNode *closing, int *path)
+cycle_path(const ShieldWaitSearch *s, const ShieldWaitNode *closing, int *path)
 {
 	int			len = 0;
 	int			node;
@@ -342,12 +342,12 @@ cycle_path(const WaitSearch *s, const WaitNode *closing, int *path)
  * of the cycle must still wait, and none may have left it for a cycle of
  * its own: two waiters of one cycle may search at the same time, and the
  * first to get here breaks the cycle for the other.  If so, this backend
- * is marked as leaving (ProcSlot.deadlocked), in the same critical
+ * is marked as leaving (ShieldProcSlot.deadlocked), in the same critical
  * section, so that the decisions of the waiters of a cycle are taken one
  * at a time.  Takes admission_lock exclusively, and nothing else.
  */
 static bool
-confirm_cycle(const WaitSearch *s, const int *path, int len)
+confirm_cycle(const ShieldWaitSearch *s, const int *path, int len)
 {
 	bool		confirmed = true;
 	int			i;
@@ -389,12 +389,12 @@ confirm_cycle(const WaitSearch *s, const int *path, int len)
  * buffer allows.
  */
 static void
-describe_cycle(const WaitSearch *s, const WaitNode *closing,
+describe_cycle(const ShieldWaitSearch *s, const ShieldWaitNode *closing,
 			   const int *path, int len,
-			   const ScopeNeed *needs, int n, char *buf, size_t size)
+			   const ShieldScopeNeed *needs, int n, char *buf, size_t size)
 {
 	int			i;
-	const WaitNode *first;
+	const ShieldWaitNode *first;
 	size_t		used;
 	char		scope[NAMEDATALEN + 96];
 
@@ -409,11 +409,11 @@ describe_cycle(const WaitSearch *s, const WaitNode *closing,
 	/* each wait after the first, then the one that leads back */
 	for (i = len - 1; i >= 0 && used + 1 < size; i--)
 	{
-		const WaitNode *from = &s->nodes[path[i]];
-		const WaitNode *to = i > 0 ? &s->nodes[path[i - 1]] : closing;
+		const ShieldWaitNode *from = &s->nodes[path[i]];
+		const ShieldWaitNode *to = i > 0 ? &s->nodes[path[i - 1]] : closing;
 
 		snprintf(buf + used, size - used,
-				 to->edge == EDGE_LOCK ?
+				 to->edge == PGSH_EDGE_LOCK ?
 				 "; process %d waits for a lock held by process %d" :
 				 "; process %d waits in the admission queue for a slot held by process %d",
 				 from->pid, to->pid);
@@ -431,12 +431,12 @@ describe_cycle(const WaitSearch *s, const WaitNode *closing,
  * caller leaves the queue.  needs are its scopes, for the description.
  */
 bool
-pgsh_deadlock_find(const ScopeNeed *needs, int n, char *detail, size_t size)
+pgsh_deadlock_find(const ShieldScopeNeed *needs, int n, char *detail, size_t size)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
-	WaitSearch	s;
-	WaitNode	closing;
+	ShieldWaitSearch	s;
+	ShieldWaitNode	closing;
 	bool		found = false;
 	int			next;
 
@@ -446,24 +446,24 @@ pgsh_deadlock_find(const ScopeNeed *needs, int n, char *detail, size_t size)
 	oldcxt = MemoryContextSwitchTo(cxt);
 
 	memset(&s, 0, sizeof(s));
-	s.waiters = palloc((MaxBackends + 1) * sizeof(QueuedWaiter));
+	s.waiters = palloc((MaxBackends + 1) * sizeof(ShieldQueuedWaiter));
 	if (!copy_queue(&s))
 		goto done;
 	s.rows = pgsh_activity_copy(&s.nrows);
 	s.max_nodes = MaxBackends + 1;
-	s.nodes = palloc(s.max_nodes * sizeof(WaitNode));
+	s.nodes = palloc(s.max_nodes * sizeof(ShieldWaitNode));
 
 	/* node 0: this backend */
 	s.nodes[0].pid = MyProcPid;
 	s.nodes[0].parent = -1;
-	s.nodes[0].edge = EDGE_START;
+	s.nodes[0].edge = PGSH_EDGE_START;
 	s.nodes[0].key_index = -1;
 	s.nnodes = 1;
 
 	for (next = 0; next < s.nnodes && !found; next++)
 	{
 		int			pid = s.nodes[next].pid;
-		const QueuedWaiter *qw = next == 0 ? &s.waiters[0] :
+		const ShieldQueuedWaiter *qw = next == 0 ? &s.waiters[0] :
 			queued_waiter(&s, pid);
 
 		CHECK_FOR_INTERRUPTS();

@@ -75,7 +75,7 @@ compare_double(const void *a, const void *b)
  * Runs without admission_lock (it reads the statistics).
  */
 int
-pgsh_hint_scope_ms(const ScopeNeed *needs, int n)
+pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n)
 {
 	uint32		active;
 	int			full = pgsh_adm_full_scope(needs, n, &active);
@@ -120,7 +120,7 @@ pgsh_hint_scope_ms(const ScopeNeed *needs, int n)
 	 * The waiters ahead take the first slots to free; past the running
 	 * statements, each of them takes about a typical run of a slot.
 	 */
-	ahead = ((volatile Scope *) needs[full].scope)->waiters;
+	ahead = ((volatile ShieldScope *) needs[full].scope)->waiters;
 	if (count == 0)
 		estimate = 0.0;
 	else

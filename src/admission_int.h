@@ -28,19 +28,19 @@
 #include "stats.h"
 
 /* instance, role, fingerprint, fingerprint for the role */
-#define MAX_SCOPES 4
+#define PGSH_MAX_SCOPES 4
 
 /* Hash key of a scope: a role scope has queryid 0, a query scope userid 0. */
-typedef struct ScopeKey
+typedef struct ShieldScopeKey
 {
 	Oid			dbid;
 	Oid			userid;
 	uint64		queryid;
-} ScopeKey;
+} ShieldScopeKey;
 
-typedef struct Scope
+typedef struct ShieldScope
 {
-	ScopeKey	key;			/* hash key; must be first */
+	ShieldScopeKey	key;			/* hash key; must be first */
 	pg_atomic_uint32 active;	/* slots held */
 	pg_atomic_uint32 pins;		/* backends whose memo points to it */
 	volatile int32 limit;		/* max_concurrent last enforced in it, -1:
@@ -52,17 +52,17 @@ typedef struct Scope
 	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
 	double		rate;			/* max_rate it was last refilled at, < 0:
 								 * none (see scope_bucket_full_at) */
-} Scope;
+} ShieldScope;
 
-typedef enum ProcState
+typedef enum ShieldProcState
 {
-	PROC_IDLE,
-	PROC_QUEUED,
-	PROC_RUNNING
-} ProcState;
+	PGSH_PROC_IDLE,
+	PGSH_PROC_QUEUED,
+	PGSH_PROC_RUNNING
+} ShieldProcState;
 
 /* One per backend, indexed by pgprocno. */
-typedef struct ProcSlot
+typedef struct ShieldProcSlot
 {
 	/*
 	 * What shield.activity shows.  Written by the backend itself only,
@@ -70,8 +70,8 @@ typedef struct ProcSlot
 	 * they see the same even value before and after copying.
 	 */
 	pg_atomic_uint32 changecount;
-	int			state;			/* ProcState */
-	ShieldActivity shown;		/* its row, unless state is PROC_IDLE */
+	int			state;			/* ShieldProcState */
+	ShieldActivity shown;		/* its row, unless state is PGSH_PROC_IDLE */
 
 	/* The queue entry; admission_lock. */
 	bool		granted;
@@ -84,18 +84,18 @@ typedef struct ProcSlot
 	int			nscopes;
 	int			role_index;		/* index of the role scope, -1 if none */
 	int32		role_active;	/* set with granted */
-	Scope	   *scopes[MAX_SCOPES];
-	int32		limits[MAX_SCOPES]; /* -1: counted, not limited */
-} ProcSlot;
+	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
+	int32		limits[PGSH_MAX_SCOPES]; /* -1: counted, not limited */
+} ShieldProcSlot;
 
-typedef struct AdmissionState
+typedef struct ShieldAdmissionState
 {
-	Scope		instance;		/* pg_shield.max_active */
+	ShieldScope		instance;		/* pg_shield.max_active */
 	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
 								 * lock, read without it */
 
 	/* The overload controller (admission_queue.c); admission_lock. */
-	pg_atomic_uint32 shedding;	/* PgshShedding; read without the lock */
+	pg_atomic_uint32 shedding;	/* ShieldShedding; read without the lock */
 	pg_atomic_uint64 interval_end;	/* when the controller looks next;
 									 * read without the lock */
 	int			instance_waiters;	/* waiters with instance_bound */
@@ -106,46 +106,46 @@ typedef struct AdmissionState
 	double		standing_delay_ms;	/* the last interval's verdict */
 	TimestampTz overloaded_since;	/* 0: not overloaded */
 	int			queue[FLEXIBLE_ARRAY_MEMBER];	/* pgprocnos, in order */
-} AdmissionState;
+} ShieldAdmissionState;
 
 /* A scope a statement is subject to (backend-local). */
-typedef struct ScopeNeed
+typedef struct ShieldScopeNeed
 {
-	ScopeKey	key;
-	Scope	   *scope;
+	ShieldScopeKey	key;
+	ShieldScope	   *scope;
 	int32		limit;			/* max_concurrent, -1: none */
 	bool		monitor;		/* its limits are only observed */
 	double		rate;			/* max_rate, < 0: none */
 	int64		policy_id;		/* 0: the instance */
 	bool		slot;			/* takes a slot in it */
-} ScopeNeed;
+} ShieldScopeNeed;
 
 /*
  * Each backend writes its own slot at every statement: pad the slots to
  * whole cache lines, so that neighbours do not share (and bounce) a line.
  */
-typedef union ProcSlotPadded
+typedef union ShieldProcSlotPadded
 {
-	ProcSlot	slot;
+	ShieldProcSlot	slot;
 	char		pad[2 * PG_CACHE_LINE_SIZE];
-} ProcSlotPadded;
+} ShieldProcSlotPadded;
 
-StaticAssertDecl(sizeof(ProcSlot) <= 2 * PG_CACHE_LINE_SIZE,
+StaticAssertDecl(sizeof(ShieldProcSlot) <= 2 * PG_CACHE_LINE_SIZE,
 				 "ProcSlot must fit its padding");
 
-extern ProcSlotPadded *pgsh_adm_procs;
+extern ShieldProcSlotPadded *pgsh_adm_procs;
 
 #define PGSH_PROC(i) (&pgsh_adm_procs[(i)].slot)
 
 /* Shared state (admission.c sets these up); this backend's slot. */
-extern AdmissionState *pgsh_adm;
-extern ProcSlot *pgsh_adm_me;
+extern ShieldAdmissionState *pgsh_adm;
+extern ShieldProcSlot *pgsh_adm_me;
 
 /* admission_scope.c: the scope table */
 extern Size pgsh_scopes_shmem_size(void);
 extern void pgsh_scopes_shmem_init(void);
-extern void pgsh_scope_init(Scope *scope);
-extern void pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode);
+extern void pgsh_scope_init(ShieldScope *scope);
+extern void pgsh_scopes_resolve(ShieldScopeNeed *needs, int n, LWLockMode *mode);
 extern void pgsh_scopes_report_evictions(void);
 
 /*
@@ -156,7 +156,7 @@ extern void pgsh_scopes_report_evictions(void);
  * scopes.
  */
 static pg_attribute_always_inline bool
-pgsh_scope_take_slots(int n, Scope *const *scopes, const int32 *limits, int role_index,
+pgsh_scope_take_slots(int n, ShieldScope *const *scopes, const int32 *limits, int role_index,
 		   int32 *role_active)
 {
 	int			i;
@@ -194,8 +194,8 @@ pgsh_scope_take_slots(int n, Scope *const *scopes, const int32 *limits, int role
 /* admission_queue.c: waiting for a slot */
 extern TimestampTz pgsh_queue_admit(const ShieldAdmitRequest *req,
 									ShieldAdmission *adm,
-									const ScopeNeed *needs, int n,
-									Scope *const *scopes, const int32 *limits,
+									const ShieldScopeNeed *needs, int n,
+									ShieldScope *const *scopes, const int32 *limits,
 									int nslots, int role_slot,
 									int64 queue_timeout_us,
 									TimestampTz deadline_at);
@@ -213,21 +213,21 @@ extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
  * pgsh_admission_publish_max_active).  Caller holds admission_lock.
  */
 static inline int32
-pgsh_adm_waiter_limit_locked(const ProcSlot *w, int i)
+pgsh_adm_waiter_limit_locked(const ShieldProcSlot *w, int i)
 {
 	if (w->limits[i] < 0)
 		return -1;
-	return ((volatile Scope *) w->scopes[i])->limit;
+	return ((volatile ShieldScope *) w->scopes[i])->limit;
 }
 
 /* admission_hint.c: "Retry after N ms." */
 extern int	pgsh_hint_jitter_ms(double estimate_ms);
 extern int	pgsh_hint_shed_ms(TimestampTz now);
-extern int	pgsh_hint_scope_ms(const ScopeNeed *needs, int n);
+extern int	pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n);
 
 /* Does the running statement a hold a slot in the scope of key? */
 static inline bool
-pgsh_activity_in_scope(const ShieldActivity *a, const ScopeKey *key)
+pgsh_activity_in_scope(const ShieldActivity *a, const ShieldScopeKey *key)
 {
 	if (a->queued)
 		return false;
@@ -239,39 +239,39 @@ pgsh_activity_in_scope(const ShieldActivity *a, const ScopeKey *key)
 }
 
 extern void pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
-									  const ScopeNeed *needs, int n,
-									  const ScopeNeed *unheld, int nunheld);
+									  const ShieldScopeNeed *needs, int n,
+									  const ShieldScopeNeed *unheld, int nunheld);
 
 /* admission_deadlock.c: wait-for cycles through the queue */
-extern bool pgsh_deadlock_find(const ScopeNeed *needs, int n, char *detail,
+extern bool pgsh_deadlock_find(const ShieldScopeNeed *needs, int n, char *detail,
 							   size_t size);
 
 /* admission_rate.c: rate limits */
 /* What the rate limits said: a monitored scope that had no token. */
-typedef struct RateOutcome
+typedef struct ShieldRateOutcome
 {
 	int			would_index;	/* that scope's index in needs, or -1 */
 	int			retry_ms;		/* time until it has one */
-} RateOutcome;
+} ShieldRateOutcome;
 
-extern RateOutcome pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req,
-											 ScopeNeed *needs, int n);
+extern ShieldRateOutcome pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req,
+											 ShieldScopeNeed *needs, int n);
 extern void pgsh_adm_report_rate(const ShieldAdmitRequest *req,
-								 const ScopeNeed *need, bool enforced,
+								 const ShieldScopeNeed *need, bool enforced,
 								 int retry_ms);
 
 /* admission.c: what the queue and the rate limits need of the rest */
 extern void pgsh_adm_describe_scope(char *buf, size_t size,
-									const ScopeNeed *need, bool capital);
+									const ShieldScopeNeed *need, bool capital);
 extern bool pgsh_adm_publish_limits_locked(void);
 extern void pgsh_adm_describe_limit(char *buf, size_t size,
-									const ScopeNeed *needs, int n);
-extern int	pgsh_adm_full_scope(const ScopeNeed *needs, int n, uint32 *active);
-extern void pgsh_adm_refund_tokens(const ScopeNeed *needs, int n);
+									const ShieldScopeNeed *needs, int n);
+extern int	pgsh_adm_full_scope(const ShieldScopeNeed *needs, int n, uint32 *active);
+extern void pgsh_adm_refund_tokens(const ShieldScopeNeed *needs, int n);
 extern void pgsh_adm_note_rejection(const ShieldAdmitRequest *req,
-									PgshRejection why, bool enforced,
+									ShieldRejection why, bool enforced,
 									bool queued, double queue_ms,
-									PgshAction action, const char *detail);
+									ShieldAction action, const char *detail);
 extern void pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
 								  TimestampTz since, TimestampTz deadline_at);
 extern void pgsh_adm_activity_set_idle(void);

@@ -47,7 +47,7 @@
  * queue stands or while shedding, and by shield.status; its transitions
  * are events (overloaded, overload_cleared) and log lines.
  *
- * Locking: see admission.c.  The controller's fields in AdmissionState
+ * Locking: see admission.c.  The controller's fields in ShieldAdmissionState
  * are protected by admission_lock, except shedding and interval_end,
  * which are atomics written under it and read without it.
  *
@@ -77,20 +77,20 @@
 #include "shmem.h"
 
 /* How a wait in the queue ended. */
-typedef enum WaitOutcome
+typedef enum ShieldWaitOutcome
 {
-	WAIT_GRANTED,
-	WAIT_TIMED_OUT,
-	WAIT_SHED,					/* displaced by a statement of a better rank */
-	WAIT_DEADLOCK				/* it waits for itself (admission_deadlock.c) */
-} WaitOutcome;
+	PGSH_WAIT_GRANTED,
+	PGSH_WAIT_TIMED_OUT,
+	PGSH_WAIT_SHED,					/* displaced by a statement of a better rank */
+	PGSH_WAIT_DEADLOCK				/* it waits for itself (admission_deadlock.c) */
+} ShieldWaitOutcome;
 
 /* What the error of a deadlock says: a DETAIL. */
 #define DEADLOCK_DETAIL_SIZE 1024
 
 /* This backend: enqueued, not yet admitted or gone. */
-static bool queue_waiting = false;
-static TimestampTz queue_waiting_arrived;	/* arrival of the statement
+static bool admission_queue_waiting = false;
+static TimestampTz admission_queue_waiting_arrived;	/* arrival of the statement
 											 * waiting; the rest is in
 											 * pgsh_adm_me */
 
@@ -113,7 +113,7 @@ queue_length(void)
 static void
 queue_remove_at(int pos)
 {
-	ProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
+	ShieldProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
 	int			i;
 
 	for (i = 0; i < w->nscopes; i++)
@@ -136,7 +136,7 @@ queue_remove_at(int pos)
 static void
 queue_insert(int procno)
 {
-	ProcSlot   *w = PGSH_PROC(procno);
+	ShieldProcSlot   *w = PGSH_PROC(procno);
 	int			pos;
 	int			i;
 
@@ -182,8 +182,8 @@ pgsh_queue_dispatch_locked(void)
 	while (pos < queue_length())
 	{
 		int			procno = pgsh_adm->queue[pos];
-		ProcSlot   *w = PGSH_PROC(procno);
-		int32		limits[MAX_SCOPES];
+		ShieldProcSlot   *w = PGSH_PROC(procno);
+		int32		limits[PGSH_MAX_SCOPES];
 		int			i;
 
 		/*
@@ -213,15 +213,15 @@ pgsh_queue_dispatch_locked(void)
  */
 
 /* What an evaluation changed, to be reported once the lock is released. */
-typedef struct OverloadChange
+typedef struct ShieldOverloadChange
 {
 	bool		changed;
-	PgshAction	action;
+	ShieldAction	action;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
-} OverloadChange;
+} ShieldOverloadChange;
 
 const char *
-pgsh_shedding_name(PgshShedding level)
+pgsh_shedding_name(ShieldShedding level)
 {
 	switch (level)
 	{
@@ -246,7 +246,7 @@ oldest_instance_wait_locked(TimestampTz now)
 
 	for (pos = 0; pos < queue_length(); pos++)
 	{
-		ProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
+		ShieldProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
 
 		if (w->instance_bound)
 			oldest = Max(oldest, now - w->enqueued);
@@ -261,13 +261,13 @@ oldest_instance_wait_locked(TimestampTz now)
  * released.  Cannot fail.
  */
 static void
-overload_evaluate_locked(TimestampTz now, OverloadChange *change)
+overload_evaluate_locked(TimestampTz now, ShieldOverloadChange *change)
 {
 	int64		interval_us = (int64) pgsh_overload_interval_ms * 1000;
 	int64		target_us = (int64) pgsh_target_queue_delay_ms * 1000;
 	int64		delay_us;
-	PgshShedding old_level;
-	PgshShedding level;
+	ShieldShedding old_level;
+	ShieldShedding level;
 
 	change->changed = false;
 	if ((uint64) now < pg_atomic_read_u64(&pgsh_adm->interval_end))
@@ -282,7 +282,7 @@ overload_evaluate_locked(TimestampTz now, OverloadChange *change)
 		delay_us = oldest_instance_wait_locked(now);
 	pgsh_adm->standing_delay_ms = (double) delay_us / 1000.0;
 
-	old_level = (PgshShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
+	old_level = (ShieldShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
 	if (pgsh_max_active <= 0 || delay_us <= target_us)
 	{
 		level = PGSH_SHED_NONE;
@@ -336,7 +336,7 @@ overload_evaluate_locked(TimestampTz now, OverloadChange *change)
 
 /* Report what an evaluation changed: an event and, per log_actions, a line. */
 static void
-overload_report(const OverloadChange *change)
+overload_report(const ShieldOverloadChange *change)
 {
 	if (change->changed)
 		pgsh_event_record(change->action, true, InvalidOid, 0, change->detail);
@@ -346,7 +346,7 @@ overload_report(const OverloadChange *change)
 static void
 overload_tick(TimestampTz now)
 {
-	OverloadChange change;
+	ShieldOverloadChange change;
 
 	if ((uint64) now < pg_atomic_read_u64(&pgsh_adm->interval_end))
 		return;
@@ -358,9 +358,9 @@ overload_tick(TimestampTz now)
 
 /* Does the controller shed this statement (whatever the mode)? */
 static bool
-shed_applies(const ShieldAdmitRequest *req, PgshShedding level)
+shed_applies(const ShieldAdmitRequest *req, ShieldShedding level)
 {
-	PgshPriority priority = req->policy->priority;
+	ShieldPriority priority = req->policy->priority;
 
 	if (level == PGSH_SHED_NONE || priority == PGSH_PRIORITY_CRITICAL)
 		return false;
@@ -383,7 +383,7 @@ pgsh_queue_shed_check(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	TimestampTz now = GetCurrentTimestamp();
-	PgshShedding level;
+	ShieldShedding level;
 	bool		enforced;
 	int			hint_ms;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
@@ -441,8 +441,8 @@ displace_low_waiter_locked(int rank)
  * hint when the full scope (among full_needs) should have room.
  */
 PGSH_NORETURN static pg_noinline void
-reject_cannot_queue(const ShieldAdmitRequest *req, const ScopeNeed *needs,
-					int n, const ScopeNeed *full_needs, int nfull,
+reject_cannot_queue(const ShieldAdmitRequest *req, const ShieldScopeNeed *needs,
+					int n, const ShieldScopeNeed *full_needs, int nfull,
 					const char *detail)
 {
 	int			hint_ms = pgsh_hint_scope_ms(full_needs, nfull);
@@ -468,7 +468,7 @@ leave_queue(bool keep)
 	bool		granted;
 	int			i;
 
-	if (!queue_waiting)
+	if (!admission_queue_waiting)
 		return false;
 	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 	granted = pgsh_adm_me->granted;
@@ -482,7 +482,7 @@ leave_queue(bool keep)
 	}
 	pgsh_adm_me->granted = false;
 	LWLockRelease(pgsh_state->admission_lock);
-	queue_waiting = false;
+	admission_queue_waiting = false;
 	if (granted && keep)
 		return true;
 	pgsh_adm_activity_set_idle();
@@ -519,13 +519,13 @@ client_gone(void)
  * ends the backend as core does when it notices one (FATAL "connection to
  * client lost"); the exit callback leaves the queue.
  */
-static WaitOutcome
-wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
+static ShieldWaitOutcome
+wait_for_grant(TimestampTz wait_until, const ShieldScopeNeed *needs, int n,
 			   char *deadlock_detail)
 {
 	TimestampTz next_client_check = 0;
 	TimestampTz next_deadlock_check;
-	int32		instance_limit = ((volatile Scope *) &pgsh_adm->instance)->limit;
+	int32		instance_limit = ((volatile ShieldScope *) &pgsh_adm->instance)->limit;
 
 	next_deadlock_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													  DeadlockTimeout);
@@ -536,14 +536,14 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 		long		ms;
 
 		pg_memory_barrier();
-		if (((volatile ProcSlot *) pgsh_adm_me)->granted)
+		if (((volatile ShieldProcSlot *) pgsh_adm_me)->granted)
 		{
 			/* what the dispatcher wrote before granting (role_active) */
 			pg_read_barrier();
-			return WAIT_GRANTED;
+			return PGSH_WAIT_GRANTED;
 		}
-		if (((volatile ProcSlot *) pgsh_adm_me)->shed)
-			return WAIT_SHED;
+		if (((volatile ShieldProcSlot *) pgsh_adm_me)->shed)
+			return PGSH_WAIT_SHED;
 		now = GetCurrentTimestamp();
 		if (now >= next_client_check)
 		{
@@ -556,12 +556,12 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 			next_client_check = now + CLIENT_CHECK_INTERVAL_MS * INT64CONST(1000);
 		}
 		if (now >= wait_until)
-			return WAIT_TIMED_OUT;
+			return PGSH_WAIT_TIMED_OUT;
 		if (now >= next_deadlock_check)
 		{
 			if (pgsh_deadlock_find(needs, n, deadlock_detail,
 								   DEADLOCK_DETAIL_SIZE))
-				return WAIT_DEADLOCK;
+				return PGSH_WAIT_DEADLOCK;
 			now = GetCurrentTimestamp();
 			next_deadlock_check = TimestampTzPlusMilliseconds(now,
 															  DeadlockTimeout);
@@ -588,9 +588,9 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
 		 * lets in the waiters it makes room for at once, rather than when
 		 * some other statement comes by.
 		 */
-		if (((volatile Scope *) &pgsh_adm->instance)->limit != instance_limit)
+		if (((volatile ShieldScope *) &pgsh_adm->instance)->limit != instance_limit)
 		{
-			instance_limit = ((volatile Scope *) &pgsh_adm->instance)->limit;
+			instance_limit = ((volatile ShieldScope *) &pgsh_adm->instance)->limit;
 			LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
 			pgsh_queue_dispatch_locked();
 			LWLockRelease(pgsh_state->admission_lock);
@@ -603,7 +603,7 @@ wait_for_grant(TimestampTz wait_until, const ScopeNeed *needs, int n,
  * expired before it could be admitted: cancel it as a deadline would.
  */
 static void
-reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
+reject_deadline(const ShieldAdmitRequest *req, const ShieldScopeNeed *needs, int n,
 				bool queued, double queue_ms)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
@@ -637,11 +637,11 @@ reject_deadline(const ShieldAdmitRequest *req, const ScopeNeed *needs, int n,
  * statement_timeout, or the report's) leave the queue first, passing on a
  * slot granted meanwhile.
  */
-static WaitOutcome
-wait_in_queue(TimestampTz wait_until, const OverloadChange *change,
-			  const ScopeNeed *needs, int n, char *deadlock_detail)
+static ShieldWaitOutcome
+wait_in_queue(TimestampTz wait_until, const ShieldOverloadChange *change,
+			  const ShieldScopeNeed *needs, int n, char *deadlock_detail)
 {
-	WaitOutcome outcome = WAIT_TIMED_OUT;
+	ShieldWaitOutcome outcome = PGSH_WAIT_TIMED_OUT;
 
 	PG_TRY();
 	{
@@ -651,7 +651,7 @@ wait_in_queue(TimestampTz wait_until, const OverloadChange *change,
 	}
 	PG_CATCH();
 	{
-		pgsh_adm_count_failed_wait(queue_waiting_arrived);	/* first: leaving clears the activity */
+		pgsh_adm_count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
 		(void) leave_queue(false);
 		PG_RE_THROW();
 	}
@@ -669,19 +669,19 @@ wait_in_queue(TimestampTz wait_until, const OverloadChange *change,
  */
 TimestampTz
 pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
-				 const ScopeNeed *needs, int n, Scope *const *scopes,
+				 const ShieldScopeNeed *needs, int n, ShieldScope *const *scopes,
 				 const int32 *limits, int nslots, int role_slot,
 				 int64 queue_timeout_us, TimestampTz deadline_at)
 {
 	TimestampTz admitted_at;
-	PgshPriority priority = req->policy->priority;
+	ShieldPriority priority = req->policy->priority;
 	bool		may_wait;
 	bool		queue_full;
 	TimestampTz enqueued;
 	TimestampTz wait_until;
 	bool		granted;
-	WaitOutcome outcome;
-	OverloadChange change;
+	ShieldWaitOutcome outcome;
+	ShieldOverloadChange change;
 	char		deadlock_detail[DEADLOCK_DETAIL_SIZE];
 
 	LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
@@ -699,10 +699,10 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	pgsh_adm_me->deadlocked = false;
 	pgsh_adm_me->nscopes = nslots;
 	pgsh_adm_me->role_index = role_slot;
-	memcpy(pgsh_adm_me->scopes, scopes, nslots * sizeof(Scope *));
+	memcpy(pgsh_adm_me->scopes, scopes, nslots * sizeof(ShieldScope *));
 	memcpy(pgsh_adm_me->limits, limits, nslots * sizeof(int32));
 	queue_insert(PGSH_MY_PROCNO);
-	queue_waiting = true;
+	admission_queue_waiting = true;
 	pgsh_queue_dispatch_locked();
 	granted = pgsh_adm_me->granted;
 
@@ -726,7 +726,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		 * wait either, so it has nothing to tell the controller.
 		 */
 		pgsh_adm_me->granted = false;
-		queue_waiting = false;
+		admission_queue_waiting = false;
 		LWLockRelease(pgsh_state->admission_lock);
 		adm->role_active = pgsh_adm_me->role_active;
 		return 0;
@@ -738,7 +738,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		char		detail[512];
 
 		queue_remove(PGSH_MY_PROCNO);
-		queue_waiting = false;
+		admission_queue_waiting = false;
 		overload_evaluate_locked(enqueued, &change);
 		LWLockRelease(pgsh_state->admission_lock);
 		overload_report(&change);
@@ -768,16 +768,16 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		pgsh_adm_me->instance_bound = true;
 		pgsh_adm->instance_waiters++;
 	}
-	pgsh_adm_activity_set(PROC_QUEUED, req, enqueued, deadline_at);
+	pgsh_adm_activity_set(PGSH_PROC_QUEUED, req, enqueued, deadline_at);
 	overload_evaluate_locked(enqueued, &change);	/* after it counts */
 	LWLockRelease(pgsh_state->admission_lock);
-	queue_waiting_arrived = req->arrived;
+	admission_queue_waiting_arrived = req->arrived;
 
 	outcome = wait_in_queue(wait_until, &change, needs, n, deadlock_detail);
-	if (outcome == WAIT_GRANTED)
+	if (outcome == PGSH_WAIT_GRANTED)
 	{
 		granted = true;
-		queue_waiting = false;	/* out of the queue: nobody writes me now */
+		admission_queue_waiting = false;	/* out of the queue: nobody writes me now */
 	}
 	else
 	{
@@ -789,14 +789,14 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		granted = leave_queue(true);
 		/* displaced just as its wait ended: it was shed all the same */
 		if (!granted && pgsh_adm_me->shed)
-			outcome = WAIT_SHED;
+			outcome = PGSH_WAIT_SHED;
 	}
 
 	admitted_at = GetCurrentTimestamp();
 	adm->queued = true;
 	adm->queue_ms = (double) (admitted_at - enqueued) / 1000.0;
 
-	if (!granted && outcome == WAIT_SHED)
+	if (!granted && outcome == PGSH_WAIT_SHED)
 	{
 		char		detail[512];
 		int			hint_ms = pgsh_hint_scope_ms(needs, n);
@@ -813,7 +813,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 				 errdetail_internal("%s", detail),
 				 errhint("Retry after %d ms.", hint_ms)));
 	}
-	if (!granted && outcome == WAIT_DEADLOCK)
+	if (!granted && outcome == PGSH_WAIT_DEADLOCK)
 	{
 		/*
 		 * It waits for a slot held by a statement that waits, directly or
@@ -864,7 +864,7 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
  * interval is over: the shedding level, and the standing wait for an
  * instance slot over the last interval.
  */
-PgshShedding
+ShieldShedding
 pgsh_admission_overload(double *queue_delay_ms)
 {
 	if (pgsh_adm == NULL)
@@ -881,7 +881,7 @@ pgsh_admission_overload(double *queue_delay_ms)
 bool
 pgsh_queue_waiting(void)
 {
-	return queue_waiting;
+	return admission_queue_waiting;
 }
 
 /* Leave the queue, passing on a slot granted meanwhile.  Never fails. */
@@ -898,9 +898,9 @@ pgsh_queue_leave(void)
 void
 pgsh_queue_exit(void)
 {
-	if (!queue_waiting)
+	if (!admission_queue_waiting)
 		return;
-	pgsh_adm_count_failed_wait(queue_waiting_arrived);	/* first: leaving
+	pgsh_adm_count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving
 														 * clears the
 														 * activity */
 	(void) leave_queue(false);
@@ -916,8 +916,8 @@ pgsh_queue_exit(void)
  */
 void
 pgsh_queue_reject_holding(const ShieldAdmitRequest *req,
-						  const ScopeNeed *needs, int n,
-						  const ScopeNeed *unheld, int nunheld)
+						  const ShieldScopeNeed *needs, int n,
+						  const ShieldScopeNeed *unheld, int nunheld)
 {
 	char		limit[NAMEDATALEN + 160];
 	char		detail[512];

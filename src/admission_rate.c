@@ -37,17 +37,17 @@
  * monitor mode counts what enforcement would reject) but never refuse.
  */
 static int
-take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
+take_tokens(ShieldScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 			int *monitor_index)
 {
 	int			i;
 	int			refused = -1;
-	bool		taken[MAX_SCOPES];
+	bool		taken[PGSH_MAX_SCOPES];
 
 	*monitor_index = -1;
 	for (i = 0; i < n; i++)
 	{
-		volatile Scope *s = needs[i].scope;
+		volatile ShieldScope *s = needs[i].scope;
 		double		rate = needs[i].rate;
 		double		burst = Max(1.0, rate);
 		bool		ok;
@@ -93,7 +93,7 @@ take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 	{
 		for (i = 0; i < refused; i++)
 		{
-			volatile Scope *s = needs[i].scope;
+			volatile ShieldScope *s = needs[i].scope;
 
 			if (!taken[i])
 				continue;
@@ -107,7 +107,7 @@ take_tokens(ScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 
 /* Count and record a rate limit refusal; raise it if enforced. */
 void
-pgsh_adm_report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
+pgsh_adm_report_rate(const ShieldAdmitRequest *req, const ShieldScopeNeed *need,
 			bool enforced, int retry_ms)
 {
 	char		scope[NAMEDATALEN + 96];
@@ -133,13 +133,13 @@ pgsh_adm_report_rate(const ShieldAdmitRequest *req, const ScopeNeed *need,
  * it did not run.  Its scopes are pinned by the memo.
  */
 void
-pgsh_adm_refund_tokens(const ScopeNeed *needs, int n)
+pgsh_adm_refund_tokens(const ShieldScopeNeed *needs, int n)
 {
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		volatile Scope *s = needs[i].scope;
+		volatile ShieldScope *s = needs[i].scope;
 
 		if (needs[i].rate < 0 || needs[i].monitor)
 			continue;
@@ -154,10 +154,10 @@ pgsh_adm_refund_tokens(const ScopeNeed *needs, int n)
  * Take a token from every rate-limited scope (take_tokens); a refusal is
  * an error.  Kept out of pgsh_admit's fast path, as the queue is.
  */
-pg_noinline RateOutcome
-pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req, ScopeNeed *needs, int n)
+pg_noinline ShieldRateOutcome
+pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req, ShieldScopeNeed *needs, int n)
 {
-	RateOutcome rate = {-1, 0};
+	ShieldRateOutcome rate = {-1, 0};
 	int			refused;
 
 	refused = take_tokens(needs, n, GetCurrentTimestamp(), &rate.retry_ms,

@@ -5,11 +5,11 @@
  *
  * A scope is keyed by (database, role, fingerprint) and counts the slots
  * held in it (an atomic) and carries a token bucket for rate limits.  The
- * instance scope (pg_shield.max_active) lives in AdmissionState; the
+ * instance scope (pg_shield.max_active) lives in ShieldAdmissionState; the
  * others in a shared hash of fixed size, created on first use and evicted
  * when idle: nobody holds a slot in it, waits for it or pins it (a
  * backend's memo of its last statement's scopes).  The table holds
- * 3 * MAX_SCOPES * MaxBackends + pg_shield.max_roles entries (see
+ * 3 * PGSH_MAX_SCOPES * MaxBackends + pg_shield.max_roles entries (see
  * scope_capacity), so evicting the idle ones always makes room.  Locking:
  * see admission.c; the hash's structure is protected by admission_lock.
  *
@@ -32,13 +32,13 @@
 #include "guc.h"
 #include "shmem.h"
 
-static HTAB *pgsh_scope_hash = NULL;
+static HTAB *admission_scope_hash = NULL;
 
 /* Refilling buckets this backend's evictions forgot, not yet logged. */
-static int	scopes_refilling_forgotten = 0;
+static int	admission_scopes_refilling_forgotten = 0;
 
 /*
- * A backend keeps at most 3 * MAX_SCOPES scopes from being evicted: those of
+ * A backend keeps at most 3 * PGSH_MAX_SCOPES scopes from being evicted: those of
  * its memo, those of the memo it is building (pinned before the old one is
  * dropped), and those it holds a slot in (waiting ones are the memo's).
  * The rest is room for idle scopes whose rate buckets are refilling (an
@@ -47,20 +47,20 @@ static int	scopes_refilling_forgotten = 0;
 static int
 scope_capacity(void)
 {
-	return 3 * MAX_SCOPES * MaxBackends + pgsh_max_roles;
+	return 3 * PGSH_MAX_SCOPES * MaxBackends + pgsh_max_roles;
 }
 
 /* Scopes a backend may need to create at once: all of a statement's. */
-#define SCOPE_ROOM MAX_SCOPES
+#define SCOPE_ROOM PGSH_MAX_SCOPES
 
 Size
 pgsh_scopes_shmem_size(void)
 {
-	return hash_estimate_size(scope_capacity(), sizeof(Scope));
+	return hash_estimate_size(scope_capacity(), sizeof(ShieldScope));
 }
 
 void
-pgsh_scope_init(Scope *scope)
+pgsh_scope_init(ShieldScope *scope)
 {
 	pg_atomic_init_u32(&scope->active, 0);
 	pg_atomic_init_u32(&scope->pins, 0);
@@ -79,9 +79,9 @@ pgsh_scopes_shmem_init(void)
 	HASHCTL		info;
 
 	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ScopeKey);
-	info.entrysize = sizeof(Scope);
-	pgsh_scope_hash = ShmemInitHash("pg_shield scopes",
+	info.keysize = sizeof(ShieldScopeKey);
+	info.entrysize = sizeof(ShieldScope);
+	admission_scope_hash = ShmemInitHash("pg_shield scopes",
 									scope_capacity(), scope_capacity(),
 									&info,
 									HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
@@ -100,7 +100,7 @@ pgsh_scopes_shmem_init(void)
  * a scope it has not pinned; pinned scopes are not evicted anyway.
  */
 static TimestampTz
-scope_bucket_full_at(volatile Scope *scope)
+scope_bucket_full_at(volatile ShieldScope *scope)
 {
 	double		rate;
 	double		missing;
@@ -139,12 +139,12 @@ evict_idle_scopes(void)
 	for (pass = 0; pass < (int) lengthof(horizons_s); pass++)
 	{
 		HASH_SEQ_STATUS hstat;
-		Scope	   *scope;
+		ShieldScope	   *scope;
 
 		if (pass > 0 &&
-			hash_get_num_entries(pgsh_scope_hash) + SCOPE_ROOM <= scope_capacity())
+			hash_get_num_entries(admission_scope_hash) + SCOPE_ROOM <= scope_capacity())
 			break;
-		hash_seq_init(&hstat, pgsh_scope_hash);
+		hash_seq_init(&hstat, admission_scope_hash);
 		while ((scope = hash_seq_search(&hstat)) != NULL)
 		{
 			TimestampTz full_at;
@@ -160,10 +160,10 @@ evict_idle_scopes(void)
 					continue;
 				refilling_evicted++;
 			}
-			hash_search(pgsh_scope_hash, &scope->key, HASH_REMOVE, NULL);
+			hash_search(admission_scope_hash, &scope->key, HASH_REMOVE, NULL);
 		}
 	}
-	scopes_refilling_forgotten += refilling_evicted;
+	admission_scopes_refilling_forgotten += refilling_evicted;
 }
 
 /*
@@ -173,14 +173,14 @@ evict_idle_scopes(void)
 void
 pgsh_scopes_report_evictions(void)
 {
-	if (scopes_refilling_forgotten == 0)
+	if (admission_scopes_refilling_forgotten == 0)
 		return;
 	ereport(LOG,
 			(errmsg("pg_shield forgot %d rate limit buckets that were still refilling",
-					scopes_refilling_forgotten),
+					admission_scopes_refilling_forgotten),
 			 errdetail("More scopes with max_rate were refilling at once than the scope table holds."),
 			 errhint("Raise pg_shield.max_roles.")));
-	scopes_refilling_forgotten = 0;
+	admission_scopes_refilling_forgotten = 0;
 }
 
 /*
@@ -188,15 +188,15 @@ pgsh_scopes_report_evictions(void)
  * caller made room, see resolve_scopes); otherwise the lock is held in
  * either mode.  NULL if missing.
  */
-static Scope *
-scope_lookup(const ScopeKey *key, bool create)
+static ShieldScope *
+scope_lookup(const ShieldScopeKey *key, bool create)
 {
-	Scope	   *scope;
+	ShieldScope	   *scope;
 	bool		found;
 
 	if (key->dbid == InvalidOid)
 		return &pgsh_adm->instance;
-	scope = hash_search(pgsh_scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
+	scope = hash_search(admission_scope_hash, key, create ? HASH_ENTER_NULL : HASH_FIND,
 						&found);
 	if (scope != NULL && !found)
 		pgsh_scope_init(scope);
@@ -208,7 +208,7 @@ scope_lookup(const ScopeKey *key, bool create)
  * upgrade it to exclusive (released and retaken) to create missing ones.
  */
 void
-pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode)
+pgsh_scopes_resolve(ShieldScopeNeed *needs, int n, LWLockMode *mode)
 {
 	int			i;
 	bool		missing = false;
@@ -235,7 +235,7 @@ pgsh_scopes_resolve(ScopeNeed *needs, int n, LWLockMode *mode)
 	 * The table is sized so that evicting the idle scopes always leaves
 	 * room for a statement's scopes.
 	 */
-	if (hash_get_num_entries(pgsh_scope_hash) + SCOPE_ROOM > scope_capacity())
+	if (hash_get_num_entries(admission_scope_hash) + SCOPE_ROOM > scope_capacity())
 		evict_idle_scopes();
 	for (i = 0; i < n; i++)
 	{
@@ -253,18 +253,18 @@ ShieldScopeUsage *
 pgsh_scopes_usage(int *n)
 {
 	HASH_SEQ_STATUS hstat;
-	Scope	   *scope;
+	ShieldScope	   *scope;
 	ShieldScopeUsage *result;
 	TimestampTz now = GetCurrentTimestamp();
 	int			count = 0;
 
 	LWLockAcquire(pgsh_state->admission_lock, LW_SHARED);
-	result = palloc(Max(1, hash_get_num_entries(pgsh_scope_hash)) *
+	result = palloc(Max(1, hash_get_num_entries(admission_scope_hash)) *
 					sizeof(ShieldScopeUsage));
-	hash_seq_init(&hstat, pgsh_scope_hash);
+	hash_seq_init(&hstat, admission_scope_hash);
 	while ((scope = hash_seq_search(&hstat)) != NULL)
 	{
-		volatile Scope *vs = scope;
+		volatile ShieldScope *vs = scope;
 		ShieldScopeUsage *u;
 
 		if (scope->key.dbid != MyDatabaseId)

@@ -80,16 +80,16 @@
 #include "guc.h"
 #include "shmem.h"
 
-typedef struct BreakerKey
+typedef struct ShieldBreakerKey
 {
 	Oid			dbid;
 	uint64		queryid;
-} BreakerKey;
+} ShieldBreakerKey;
 
 typedef struct ShieldBreaker
 {
-	BreakerKey	key;			/* hash key; must be first */
-	PgshBreakerState state;
+	ShieldBreakerKey	key;			/* hash key; must be first */
+	ShieldBreakerState state;
 	int32		failures;		/* consecutive failures */
 	int32		threshold;		/* the setting it opened with */
 	TimestampTz opened_at;		/* start of the current cooldown */
@@ -111,12 +111,12 @@ static HTAB *breaker_hash = NULL;
 static int	breaker_probes_running = 0;
 
 /* An event to record once the lock is released. */
-typedef struct BreakerEvent
+typedef struct ShieldBreakerEvent
 {
 	bool		pending;
-	PgshAction	action;
+	ShieldAction	action;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
-} BreakerEvent;
+} ShieldBreakerEvent;
 
 Size
 pgsh_breaker_shmem_size(void)
@@ -144,7 +144,7 @@ pgsh_breaker_shmem_init(void)
 	}
 
 	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(BreakerKey);
+	info.keysize = sizeof(ShieldBreakerKey);
 	info.entrysize = sizeof(ShieldBreaker);
 	breaker_hash = ShmemInitHash("pg_shield breakers",
 								 pgsh_max_fingerprints, pgsh_max_fingerprints,
@@ -152,7 +152,7 @@ pgsh_breaker_shmem_init(void)
 }
 
 const char *
-pgsh_breaker_state_name(PgshBreakerState state)
+pgsh_breaker_state_name(ShieldBreakerState state)
 {
 	switch (state)
 	{
@@ -197,7 +197,7 @@ pgsh_breaker_ticket_of(ShieldBreakerTicket *t,
 }
 
 static void
-key_init(BreakerKey *key, Oid dbid, uint64 queryid)
+key_init(ShieldBreakerKey *key, Oid dbid, uint64 queryid)
 {
 	memset(key, 0, sizeof(*key));	/* HASH_BLOBS: no padding garbage */
 	key->dbid = dbid;
@@ -225,7 +225,7 @@ remove_locked(ShieldBreaker *b)
  * Caller holds the lock exclusively.
  */
 static ShieldBreaker *
-enter_locked(const BreakerKey *key)
+enter_locked(const ShieldBreakerKey *key)
 {
 	ShieldBreaker *b;
 	bool		found;
@@ -304,11 +304,11 @@ void
 pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 				   ShieldBreakerVerdict *verdict)
 {
-	BreakerKey	key;
+	ShieldBreakerKey	key;
 	ShieldBreaker *b;
 	TimestampTz now = 0;
 	LWLockMode	mode = LW_SHARED;
-	BreakerEvent event;
+	ShieldBreakerEvent event;
 	char		source[64];
 
 	verdict->reject = false;
@@ -382,7 +382,7 @@ pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
  * Classify how a statement that failed with this SQLSTATE ended (0: not
  * known, as for a statement that never finished).
  */
-PgshBreakerOutcome
+ShieldBreakerOutcome
 pgsh_breaker_outcome_of(int sqlerrcode)
 {
 	if (sqlerrcode == 0)
@@ -405,11 +405,11 @@ pgsh_breaker_outcome_of(int sqlerrcode)
  */
 void
 pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
-				  uint64 queryid, PgshBreakerOutcome outcome)
+				  uint64 queryid, ShieldBreakerOutcome outcome)
 {
-	BreakerKey	key;
+	ShieldBreakerKey	key;
 	ShieldBreaker *b;
-	BreakerEvent event;
+	ShieldBreakerEvent event;
 	bool		mine;
 	char		source[64];
 
@@ -521,9 +521,9 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 bool
 pgsh_breaker_reset(Oid dbid, uint64 queryid)
 {
-	BreakerKey	key;
+	ShieldBreakerKey	key;
 	ShieldBreaker *b;
-	PgshBreakerState was = PGSH_BREAKER_CLOSED;
+	ShieldBreakerState was = PGSH_BREAKER_CLOSED;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 
 	key_init(&key, dbid, queryid);

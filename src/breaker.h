@@ -22,12 +22,12 @@
 
 PGSH_BEGIN_INTERNAL
 
-typedef enum PgshBreakerState
+typedef enum ShieldBreakerState
 {
 	PGSH_BREAKER_CLOSED,
 	PGSH_BREAKER_OPEN,
 	PGSH_BREAKER_HALF_OPEN
-} PgshBreakerState;
+} ShieldBreakerState;
 
 /*
  * The breaker a statement is subject to, as admission found it: the
@@ -45,12 +45,12 @@ typedef struct ShieldBreakerTicket
 } ShieldBreakerTicket;
 
 /* How a statement with a breaker ended, for pgsh_breaker_outcome. */
-typedef enum PgshBreakerOutcome
+typedef enum ShieldBreakerOutcome
 {
 	PGSH_OUTCOME_SUCCESS,		/* it ended without a failure that counts */
 	PGSH_OUTCOME_FAILURE,		/* a failure that counts (see breaker.c) */
 	PGSH_OUTCOME_ABANDONED		/* it never finished: no verdict */
-} PgshBreakerOutcome;
+} ShieldBreakerOutcome;
 
 /* What admission learns from a statement's breaker. */
 typedef struct ShieldBreakerVerdict
@@ -65,7 +65,7 @@ typedef struct ShieldBreakerRow
 {
 	Oid			dbid;
 	uint64		queryid;
-	PgshBreakerState state;
+	ShieldBreakerState state;
 	int32		failures;		/* consecutive failures so far */
 	int32		threshold;		/* that opened it, or that will */
 	TimestampTz opened_at;		/* 0: never opened since it was closed */
@@ -114,7 +114,7 @@ pgsh_breaker_may_exist(uint64 queryid)
 extern void pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid,
 							   uint64 queryid, ShieldBreakerVerdict *verdict);
 extern void pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
-							  uint64 queryid, PgshBreakerOutcome outcome);
+							  uint64 queryid, ShieldBreakerOutcome outcome);
 
 /*
  * A statement with a breaker ended: move its breaker (pgsh_breaker_move),
@@ -124,7 +124,7 @@ extern void pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
  */
 static inline void
 pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
-					 uint64 queryid, PgshBreakerOutcome outcome)
+					 uint64 queryid, ShieldBreakerOutcome outcome)
 {
 	if (!t->probe &&
 		(outcome == PGSH_OUTCOME_ABANDONED ||
@@ -132,11 +132,11 @@ pgsh_breaker_outcome(const ShieldBreakerTicket *t, Oid userid,
 		return;
 	pgsh_breaker_move(t, userid, queryid, outcome);
 }
-extern PgshBreakerOutcome pgsh_breaker_outcome_of(int sqlerrcode);
+extern ShieldBreakerOutcome pgsh_breaker_outcome_of(int sqlerrcode);
 extern bool pgsh_breaker_reset(Oid dbid, uint64 queryid);
 extern ShieldBreakerRow *pgsh_breakers_copy(int *n);
 extern void pgsh_breaker_backend_exit(void);
-extern const char *pgsh_breaker_state_name(PgshBreakerState state);
+extern const char *pgsh_breaker_state_name(ShieldBreakerState state);
 
 PGSH_END_INTERNAL
 

@@ -230,7 +230,7 @@ pgsh_deadline_arm(const ShieldDeadline *d)
  * pgsh_deadline_raise.  PGSH_DEADLINE_RAISED: pg_shield's own error, raised
  * at the start of the call (the deadline passed while no call ran).
  */
-PgshDeadlineError
+ShieldDeadlineError
 pgsh_deadline_error(const ShieldDeadline *d)
 {
 	int			code;

@@ -92,14 +92,14 @@ pgsh_deadline_call_end(const ShieldDeadline *d)
 }
 
 /* What an error in flight is to a statement's deadline. */
-typedef enum PgshDeadlineError
+typedef enum ShieldDeadlineError
 {
 	PGSH_DEADLINE_NONE,			/* not the deadline's */
 	PGSH_DEADLINE_CANCEL,		/* core's cancel, requested by the deadline */
 	PGSH_DEADLINE_RAISED		/* pg_shield's deadline error already */
-} PgshDeadlineError;
+} ShieldDeadlineError;
 
-extern PgshDeadlineError pgsh_deadline_error(const ShieldDeadline *d);
+extern ShieldDeadlineError pgsh_deadline_error(const ShieldDeadline *d);
 PGSH_NORETURN extern void pgsh_deadline_raise(const ShieldDeadline *d,
 											  bool in_catch);
 extern void pgsh_deadline_release(void);

@@ -49,13 +49,13 @@
 #include "shmem.h"
 
 /* Rejection reports kept out of the server log, by SQLSTATE and role. */
-typedef struct SuppressedReports
+typedef struct ShieldSuppressedReports
 {
 	int			sqlerrcode;
 	Oid			dbid;
 	Oid			userid;
 	uint64		count;
-} SuppressedReports;
+} ShieldSuppressedReports;
 
 #define PGSH_SUPPRESSED_KEYS 16
 
@@ -73,12 +73,12 @@ typedef struct ShieldEventRing
 	TimestampTz reports_since;	/* first of them */
 	int			nreports;		/* keys used in reports[] */
 	uint64		reports_other;	/* those of keys beyond reports[] */
-	SuppressedReports reports[PGSH_SUPPRESSED_KEYS];
+	ShieldSuppressedReports reports[PGSH_SUPPRESSED_KEYS];
 
 	ShieldEvent events[FLEXIBLE_ARRAY_MEMBER];
 } ShieldEventRing;
 
-static ShieldEventRing *ring = NULL;
+static ShieldEventRing *events_ring = NULL;
 
 /*
  * The decision taken for the report of the error that follows the action
@@ -91,7 +91,7 @@ static struct
 	int			sqlerrcode;		/* of the error that follows */
 }			events_next_report;
 
-static const char *const action_names[] = {
+static const char *const events_action_names[] = {
 	[PGSH_ACTION_POLICY_SET] = "policy_set",
 	[PGSH_ACTION_POLICY_DROPPED] = "policy_dropped",
 	[PGSH_ACTION_QUEUE_FULL] = "queue_full",
@@ -113,9 +113,9 @@ static const char *const action_names[] = {
 const char *
 pgsh_action_name(int action)
 {
-	if (action >= 0 && action < (int) lengthof(action_names) &&
-		action_names[action] != NULL)
-		return action_names[action];
+	if (action >= 0 && action < (int) lengthof(events_action_names) &&
+		events_action_names[action] != NULL)
+		return events_action_names[action];
 	return "unknown";
 }
 
@@ -132,10 +132,10 @@ pgsh_events_shmem_init(void)
 {
 	bool		found;
 
-	ring = ShmemInitStruct("pg_shield events", pgsh_events_shmem_size(),
+	events_ring = ShmemInitStruct("pg_shield events", pgsh_events_shmem_size(),
 						   &found);
 	if (!found)
-		memset(ring, 0, offsetof(ShieldEventRing, events));
+		memset(events_ring, 0, offsetof(ShieldEventRing, events));
 }
 
 /*
@@ -143,7 +143,7 @@ pgsh_events_shmem_init(void)
  * the rejections, and the cancel of a deadline.
  */
 static int
-action_error_code(PgshAction action)
+action_error_code(ShieldAction action)
 {
 	switch (action)
 	{
@@ -174,12 +174,12 @@ count_suppressed_report_locked(int sqlerrcode, Oid userid, TimestampTz now)
 {
 	int			i;
 
-	if (ring->nreports == 0 && ring->reports_other == 0)
-		ring->reports_since = now;
-	ring->log_suppressed_total++;
-	for (i = 0; i < ring->nreports; i++)
+	if (events_ring->nreports == 0 && events_ring->reports_other == 0)
+		events_ring->reports_since = now;
+	events_ring->log_suppressed_total++;
+	for (i = 0; i < events_ring->nreports; i++)
 	{
-		SuppressedReports *r = &ring->reports[i];
+		ShieldSuppressedReports *r = &events_ring->reports[i];
 
 		if (r->sqlerrcode == sqlerrcode && r->dbid == MyDatabaseId &&
 			r->userid == userid)
@@ -188,9 +188,9 @@ count_suppressed_report_locked(int sqlerrcode, Oid userid, TimestampTz now)
 			return;
 		}
 	}
-	if (ring->nreports < PGSH_SUPPRESSED_KEYS)
+	if (events_ring->nreports < PGSH_SUPPRESSED_KEYS)
 	{
-		SuppressedReports *r = &ring->reports[ring->nreports++];
+		ShieldSuppressedReports *r = &events_ring->reports[events_ring->nreports++];
 
 		r->sqlerrcode = sqlerrcode;
 		r->dbid = MyDatabaseId;
@@ -198,7 +198,7 @@ count_suppressed_report_locked(int sqlerrcode, Oid userid, TimestampTz now)
 		r->count = 1;
 		return;
 	}
-	ring->reports_other++;
+	events_ring->reports_other++;
 }
 
 /*
@@ -208,7 +208,7 @@ count_suppressed_report_locked(int sqlerrcode, Oid userid, TimestampTz now)
  * part per key.  Roles and databases are named if they still exist.
  */
 static void
-log_reports_summary(const SuppressedReports *reports, int n, uint64 other,
+log_reports_summary(const ShieldSuppressedReports *reports, int n, uint64 other,
 					TimestampTz since)
 {
 	StringInfoData buf;
@@ -248,7 +248,7 @@ log_reports_summary(const SuppressedReports *reports, int n, uint64 other,
  * cannot fail but for out of memory).
  */
 void
-pgsh_event_record(PgshAction action, bool enforced, Oid userid,
+pgsh_event_record(ShieldAction action, bool enforced, Oid userid,
 				  uint64 queryid, const char *detail)
 {
 	ShieldEvent *e;
@@ -257,12 +257,12 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 	bool		want_log;
 	bool		emit = false;
 	uint64		suppressed = 0;
-	SuppressedReports reports[PGSH_SUPPRESSED_KEYS];
+	ShieldSuppressedReports reports[PGSH_SUPPRESSED_KEYS];
 	int			nreports = 0;
 	uint64		reports_other = 0;
 	TimestampTz reports_since = 0;
 
-	if (ring == NULL || pgsh_state == NULL)
+	if (events_ring == NULL || pgsh_state == NULL)
 		return;
 
 	want_log = pgsh_log_actions == PGSH_LOG_ALL ||
@@ -270,7 +270,7 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 
 	LWLockAcquire(pgsh_state->events_lock, LW_EXCLUSIVE);
 
-	e = &ring->events[ring->recorded % pgsh_max_events];
+	e = &events_ring->events[events_ring->recorded % pgsh_max_events];
 	e->at = now;
 	e->pid = MyProcPid;
 	e->dbid = MyDatabaseId;
@@ -288,24 +288,24 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 			memcpy(e->detail, detail, len);
 		e->detail[len] = '\0';
 	}
-	ring->recorded++;
+	events_ring->recorded++;
 
 	if (want_log)
 	{
-		if (now - ring->log_window_start >= USECS_PER_SEC)
+		if (now - events_ring->log_window_start >= USECS_PER_SEC)
 		{
-			ring->log_window_start = now;
-			ring->log_window_lines = 0;
+			events_ring->log_window_start = now;
+			events_ring->log_window_lines = 0;
 		}
-		if (ring->log_window_lines < PGSH_LOG_LINES_PER_SECOND)
+		if (events_ring->log_window_lines < PGSH_LOG_LINES_PER_SECOND)
 		{
-			ring->log_window_lines++;
+			events_ring->log_window_lines++;
 			emit = true;
 			/* reported by this action's own line, which a report has not */
 			if (error_code == 0)
 			{
-				suppressed = ring->log_suppressed_pending;
-				ring->log_suppressed_pending = 0;
+				suppressed = events_ring->log_suppressed_pending;
+				events_ring->log_suppressed_pending = 0;
 			}
 
 			/*
@@ -314,23 +314,23 @@ pgsh_event_record(PgshAction action, bool enforced, Oid userid,
 			 * statement's transaction: never in a commit callback).
 			 */
 			if (error_code != 0 &&
-				(ring->nreports > 0 || ring->reports_other > 0))
+				(events_ring->nreports > 0 || events_ring->reports_other > 0))
 			{
-				nreports = ring->nreports;
-				memcpy(reports, ring->reports,
-					   nreports * sizeof(SuppressedReports));
-				reports_other = ring->reports_other;
-				reports_since = ring->reports_since;
-				ring->nreports = 0;
-				ring->reports_other = 0;
+				nreports = events_ring->nreports;
+				memcpy(reports, events_ring->reports,
+					   nreports * sizeof(ShieldSuppressedReports));
+				reports_other = events_ring->reports_other;
+				reports_since = events_ring->reports_since;
+				events_ring->nreports = 0;
+				events_ring->reports_other = 0;
 			}
 		}
 		else if (error_code != 0)
 			count_suppressed_report_locked(error_code, userid, now);
 		else
 		{
-			ring->log_suppressed_pending++;
-			ring->log_suppressed_total++;
+			events_ring->log_suppressed_pending++;
+			events_ring->log_suppressed_total++;
 		}
 	}
 
@@ -394,11 +394,11 @@ pgsh_events_copy(int *n)
 
 	copy = palloc(mul_size(pgsh_max_events, sizeof(ShieldEvent)));
 	LWLockAcquire(pgsh_state->events_lock, LW_SHARED);
-	first = ring->recorded > (uint64) pgsh_max_events ?
-		ring->recorded - pgsh_max_events : 0;
+	first = events_ring->recorded > (uint64) pgsh_max_events ?
+		events_ring->recorded - pgsh_max_events : 0;
 	*n = 0;
-	for (i = first; i < ring->recorded; i++)
-		copy[(*n)++] = ring->events[i % pgsh_max_events];
+	for (i = first; i < events_ring->recorded; i++)
+		copy[(*n)++] = events_ring->events[i % pgsh_max_events];
 	LWLockRelease(pgsh_state->events_lock);
 	return copy;
 }
@@ -407,7 +407,7 @@ void
 pgsh_events_counters(uint64 *recorded, uint64 *log_suppressed)
 {
 	LWLockAcquire(pgsh_state->events_lock, LW_SHARED);
-	*recorded = ring->recorded;
-	*log_suppressed = ring->log_suppressed_total;
+	*recorded = events_ring->recorded;
+	*log_suppressed = events_ring->log_suppressed_total;
 	LWLockRelease(pgsh_state->events_lock);
 }

@@ -31,7 +31,7 @@ PGSH_BEGIN_INTERNAL
  * What happened.  Enforcement (admission, deadlines, breakers, shedding)
  * adds its actions here; the names are part of the views' contract.
  */
-typedef enum PgshAction
+typedef enum ShieldAction
 {
 	PGSH_ACTION_POLICY_SET,
 	PGSH_ACTION_POLICY_DROPPED,
@@ -49,14 +49,14 @@ typedef enum PgshAction
 	PGSH_ACTION_OVERLOADED,		/* shedding started, or reached normal */
 	PGSH_ACTION_OVERLOAD_CLEARED,	/* shedding stopped */
 	PGSH_ACTION_DEADLOCK		/* a queued statement waited for itself */
-} PgshAction;
+} ShieldAction;
 
-typedef enum PgshLogActions
+typedef enum ShieldLogActions
 {
 	PGSH_LOG_NONE,
 	PGSH_LOG_ENFORCED,
 	PGSH_LOG_ALL
-} PgshLogActions;
+} ShieldLogActions;
 
 typedef struct ShieldEvent
 {
@@ -65,7 +65,7 @@ typedef struct ShieldEvent
 	Oid			dbid;
 	Oid			userid;
 	uint64		queryid;		/* 0: none */
-	int16		action;			/* PgshAction */
+	int16		action;			/* ShieldAction */
 	bool		enforced;		/* false: monitor mode, nothing was changed */
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 } ShieldEvent;
@@ -73,7 +73,7 @@ typedef struct ShieldEvent
 extern Size pgsh_events_shmem_size(void);
 extern void pgsh_events_shmem_init(void);
 
-extern void pgsh_event_record(PgshAction action, bool enforced, Oid userid,
+extern void pgsh_event_record(ShieldAction action, bool enforced, Oid userid,
 							  uint64 queryid, const char *detail);
 extern void pgsh_events_filter_report(ErrorData *edata);
 extern const char *pgsh_action_name(int action);

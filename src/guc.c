@@ -47,14 +47,14 @@ assign_max_active(int newval, void *extra)
 	pgsh_admission_publish_max_active(newval);
 }
 
-static const struct config_enum_entry mode_options[] = {
+static const struct config_enum_entry guc_mode_options[] = {
 	{"enforce", PGSH_MODE_ENFORCE, false},
 	{"monitor", PGSH_MODE_MONITOR, false},
 	{"off", PGSH_MODE_OFF, false},
 	{NULL, 0, false}
 };
 
-static const struct config_enum_entry log_actions_options[] = {
+static const struct config_enum_entry guc_log_actions_options[] = {
 	{"none", PGSH_LOG_NONE, false},
 	{"enforced", PGSH_LOG_ENFORCED, false},
 	{"all", PGSH_LOG_ALL, false},
@@ -69,7 +69,7 @@ pgsh_mode_name(int mode)
 {
 	const struct config_enum_entry *e;
 
-	for (e = mode_options; e->name != NULL; e++)
+	for (e = guc_mode_options; e->name != NULL; e++)
 	{
 		if (e->val == mode)
 			return e->name;
@@ -89,7 +89,7 @@ pgsh_guc_init(void)
 							 "\"off\" stops all pg_shield work, statistics included.",
 							 &pgsh_mode,
 							 PGSH_MODE_ENFORCE,
-							 mode_options,
+							 guc_mode_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -133,7 +133,7 @@ pgsh_guc_init(void)
 							 "At most 10 lines per second are written; the others are counted.",
 							 &pgsh_log_actions,
 							 PGSH_LOG_ENFORCED,
-							 log_actions_options,
+							 guc_log_actions_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);

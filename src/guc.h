@@ -17,12 +17,12 @@
 
 PGSH_BEGIN_INTERNAL
 
-typedef enum PgshMode
+typedef enum ShieldMode
 {
 	PGSH_MODE_ENFORCE,
 	PGSH_MODE_MONITOR,
 	PGSH_MODE_OFF
-} PgshMode;
+} ShieldMode;
 
 extern int	pgsh_mode;
 extern int	pgsh_max_fingerprints;

@@ -102,16 +102,16 @@ pgsh_emit_log(ErrorData *edata)
  * 0 are timed, and they do not nest (the level is 1 inside them).  Static,
  * so that the hooks need no stack slot whose address escapes.
  */
-static instr_time unit_call_start;
+static instr_time hooks_unit_call_start;
 
-/* Milliseconds since unit_call_start; also without a local's address. */
+/* Milliseconds since hooks_unit_call_start; also without a local's address. */
 static inline double
 unit_call_elapsed_ms(void)
 {
 	static instr_time now;
 
 	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, unit_call_start);
+	INSTR_TIME_SUBTRACT(now, hooks_unit_call_start);
 	return INSTR_TIME_GET_MILLISEC(now);
 }
 
@@ -119,15 +119,15 @@ unit_call_elapsed_ms(void)
  * The unit whose executor call this is, if it is one at level 0 (only
  * those are timed); starts the clock of the call.
  */
-static inline PgshUnitRef
+static inline ShieldUnitRef
 unit_call_find(QueryDesc *queryDesc)
 {
-	PgshUnitRef unit = {-1, PGSH_UNIT_NONE};
+	ShieldUnitRef unit = {-1, PGSH_UNIT_NONE};
 
 	if (pgsh_nesting_level == 0)
 		unit = pgsh_unit_find_calls(queryDesc);
 	if (unit.index >= 0)
-		INSTR_TIME_SET_CURRENT(unit_call_start);
+		INSTR_TIME_SET_CURRENT(hooks_unit_call_start);
 	return unit;
 }
 
@@ -290,7 +290,7 @@ guarded_executor_start(QueryDesc *queryDesc, int eflags, int unit)
 static void
 pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	PgshUnitCalls calls = PGSH_UNIT_NONE;
+	ShieldUnitCalls calls = PGSH_UNIT_NONE;
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && pgsh_tracking_enabled())
 		calls = pgsh_unit_begin(queryDesc);
@@ -365,7 +365,7 @@ guarded_executor_run(PGSH_EXECUTORRUN_ARGS, int unit)
 static void
 pgsh_ExecutorRun(PGSH_EXECUTORRUN_ARGS)
 {
-	PgshUnitRef unit = unit_call_find(queryDesc);
+	ShieldUnitRef unit = unit_call_find(queryDesc);
 
 	if (unit.calls == PGSH_UNIT_UNGUARDED)
 	{
@@ -414,7 +414,7 @@ guarded_executor_finish(QueryDesc *queryDesc, int unit)
 static pg_noinline void
 finish_with_work(QueryDesc *queryDesc)
 {
-	PgshUnitRef unit = unit_call_find(queryDesc);
+	ShieldUnitRef unit = unit_call_find(queryDesc);
 
 	if (unit.calls == PGSH_UNIT_UNGUARDED)
 	{
@@ -530,7 +530,7 @@ pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					ParamListInfo params, QueryEnvironment *queryEnv,
 					DestReceiver *dest, QueryCompletion *qc)
 {
-	PgshUtilityKind kind = PGSH_UTILITY_NESTED;
+	ShieldUtilityKind kind = PGSH_UTILITY_NESTED;
 	instr_time	start;
 
 	if (pgsh_tracking_enabled())

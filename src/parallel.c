@@ -39,8 +39,8 @@
  * pgsh_policy_resolve_tagged): a session that plans the same statement
  * again finds it without copying.
  */
-static ShieldEffectivePolicy planned_policy;
-static uint64 planned_policy_tag = 0;
+static ShieldEffectivePolicy parallel_planned_policy;
+static uint64 parallel_planned_policy_tag = 0;
 
 /*
  * The slow path of pgsh_parallel_cap: a policy may cap workers, or the
@@ -78,16 +78,16 @@ pgsh_parallel_cap_resolve(Query *parse)
 		return -1;
 
 	(void) pgsh_policy_resolve_tagged(userid, pgsh_planning_queryid(parse),
-									  &planned_policy, &planned_policy_tag);
-	if (planned_policy.parallel_from >= 0 &&
-		!planned_policy.scopes[planned_policy.parallel_from].monitor)
-		cap = planned_policy.scopes[planned_policy.parallel_from].max_parallel_workers;
+									  &parallel_planned_policy, &parallel_planned_policy_tag);
+	if (parallel_planned_policy.parallel_from >= 0 &&
+		!parallel_planned_policy.scopes[parallel_planned_policy.parallel_from].monitor)
+		cap = parallel_planned_policy.scopes[parallel_planned_policy.parallel_from].max_parallel_workers;
 
 	/*
 	 * Overloaded: whatever may be shed plans without workers.  Only
 	 * critical statements keep theirs; they are never shed either.
 	 */
-	if (cap != 0 && planned_policy.priority != PGSH_PRIORITY_CRITICAL &&
+	if (cap != 0 && parallel_planned_policy.priority != PGSH_PRIORITY_CRITICAL &&
 		pgsh_admission_shedding() != PGSH_SHED_NONE)
 		cap = 0;
 

@@ -116,20 +116,20 @@ pgsh_policy_owner(Oid relid)
  * same shape (declared with texts that differ only in their constants):
  * the shape entry is the one with the lowest id.
  */
-typedef struct PolicyKey
+typedef struct ShieldPolicyKey
 {
 	Oid			role;			/* InvalidOid: every role */
 	uint32		by_shape;		/* 1: queryid is a shape */
 	uint64		queryid;		/* 0: role policy */
-} PolicyKey;
+} ShieldPolicyKey;
 
-typedef struct PolicyEntry
+typedef struct ShieldPolicyEntry
 {
-	PolicyKey	key;			/* hash key; must be first */
+	ShieldPolicyKey	key;			/* hash key; must be first */
 	ShieldPolicy policy;
 	const char *rolname;		/* the role's name when loaded (in
 								 * policy_cxt), for messages */
-} PolicyEntry;
+} ShieldPolicyEntry;
 
 static MemoryContext policy_cxt = NULL;
 static HTAB *policy_cache = NULL;
@@ -140,12 +140,12 @@ static uint64 policy_loaded_at = 0;
 
 /* Bumped at every load: a policy id names the same limits until it moves. */
 uint64		pgsh_policy_cache_version = 0;
-static int	n_role_policies = 0;
-static int	n_query_policies = 0;	/* every role */
-static int	n_query_role_policies = 0;
+static int	policy_n_role = 0;
+static int	policy_n_query = 0;	/* every role */
+static int	policy_n_query_role = 0;
 /* distinct shapes of query policies: for every role, for one role */
-static int	n_shape_query_policies = 0;
-static int	n_shape_query_role_policies = 0;
+static int	policy_n_shape_query = 0;
+static int	policy_n_shape_query_role = 0;
 
 /*
  * See policy.h.  True until the first load, and again from every
@@ -179,16 +179,16 @@ pgsh_policy_cold_without_caps(void)
  * old identifier would be silently wrong, so they are not enforced, and
  * said so loudly until shield.rebind_query_policies() recomputes them.
  */
-static int	n_stale_policies = 0;
-static int	stale_policies_version = 0;	/* the version of one of them */
+static int	policy_n_stale = 0;
+static int	policy_stale_version = 0;	/* the version of one of them */
 
 /* The last resolution, valid until the cache is reloaded. */
-static bool last_valid = false;
-static Oid	last_userid;
-static uint64 last_queryid;
-static ShieldEffectivePolicy last_result;
-static uint64 last_tag = 0;		/* names last_result; never 0 once valid */
-static uint64 last_tag_counter = 0;
+static bool policy_memo_valid = false;
+static Oid	policy_memo_userid;
+static uint64 policy_memo_queryid;
+static ShieldEffectivePolicy policy_memo_result;
+static uint64 policy_memo_tag = 0;		/* names policy_memo_result; never 0 once valid */
+static uint64 policy_memo_tag_counter = 0;
 
 /*
  * Relcache invalidation: shield.policy changed, or everything must go
@@ -314,7 +314,7 @@ pgsh_policy_describe(char *buf, size_t size, Oid role, uint64 queryid,
 				 (int64) queryid, who, policy_id);
 }
 
-static PgshPriority
+static ShieldPriority
 priority_from_text(Datum value)
 {
 	char	   *s = TextDatumGetCString(value);
@@ -327,7 +327,7 @@ priority_from_text(Datum value)
 }
 
 const char *
-pgsh_priority_name(PgshPriority priority)
+pgsh_priority_name(ShieldPriority priority)
 {
 	switch (priority)
 	{
@@ -393,14 +393,14 @@ report_stale_policies(void)
 		return;
 	ereport(LOG,
 			(errmsg("%d pg_shield query policies of database \"%s\" are not enforced: their fingerprints were computed by PostgreSQL %d",
-					n_stale_policies, get_database_name(MyDatabaseId),
-					stale_policies_version),
+					policy_n_stale, get_database_name(MyDatabaseId),
+					policy_stale_version),
 			 errhint("Run SELECT shield.rebind_query_policies() in that database."),
 			 errhidestmt(true)));
 }
 
 /*
- * The stale query policies of this database (see n_stale_policies), and
+ * The stale query policies of this database (see policy_n_stale), and
  * the version of one of them in *stale_version.  Loads the cache if it must:
  * call inside a transaction.
  */
@@ -410,8 +410,8 @@ pgsh_policy_stale_count(int *stale_version)
 	ShieldEffectivePolicy unused;
 
 	(void) pgsh_policy_resolve(InvalidOid, 0, &unused);
-	*stale_version = stale_policies_version;
-	return n_stale_policies;
+	*stale_version = policy_stale_version;
+	return policy_n_stale;
 }
 
 /*
@@ -425,7 +425,7 @@ pgsh_policy_query_count(void)
 	ShieldEffectivePolicy unused;
 
 	(void) pgsh_policy_resolve(InvalidOid, 0, &unused);
-	return n_query_policies + n_query_role_policies + n_stale_policies;
+	return policy_n_query + policy_n_query_role + policy_n_stale;
 }
 
 /*
@@ -478,16 +478,16 @@ policy_cache_load(void)
 		MemoryContextReset(policy_cxt);
 	policy_cache = NULL;
 	policy_cache_loaded = false;
-	n_role_policies = n_query_policies = n_query_role_policies = 0;
-	n_shape_query_policies = n_shape_query_role_policies = 0;
-	n_stale_policies = 0;
+	policy_n_role = policy_n_query = policy_n_query_role = 0;
+	policy_n_shape_query = policy_n_shape_query_role = 0;
+	policy_n_stale = 0;
 
 	policy_cache_relid = relid;
 	if (locked)
 	{
 		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(PolicyKey);
-		ctl.entrysize = sizeof(PolicyEntry);
+		ctl.keysize = sizeof(ShieldPolicyKey);
+		ctl.entrysize = sizeof(ShieldPolicyEntry);
 		ctl.hcxt = policy_cxt;
 		policy_cache = hash_create("pg_shield policy cache", 64, &ctl,
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -499,8 +499,8 @@ policy_cache_load(void)
 			Datum		values[Natts_policy];
 			bool		nulls[Natts_policy];
 			ShieldPolicy p;
-			PolicyKey	key;
-			PolicyEntry *entry;
+			ShieldPolicyKey	key;
+			ShieldPolicyEntry *entry;
 			char	   *rolename;
 			bool		seen;
 
@@ -518,8 +518,8 @@ policy_cache_load(void)
 				DatumGetInt32(values[Anum_policy_fingerprint_version - 1]) !=
 				PGSH_FINGERPRINT_VERSION)
 			{
-				n_stale_policies++;
-				stale_policies_version =
+				policy_n_stale++;
+				policy_stale_version =
 					DatumGetInt32(values[Anum_policy_fingerprint_version - 1]);
 				continue;
 			}
@@ -540,11 +540,11 @@ policy_cache_load(void)
 			if (seen)
 				continue;
 			if (p.queryid == 0)
-				n_role_policies++;
+				policy_n_role++;
 			else if (p.role == InvalidOid)
-				n_query_policies++;
+				policy_n_query++;
 			else
-				n_query_role_policies++;
+				policy_n_query_role++;
 
 			if (p.shape != 0)
 			{
@@ -559,9 +559,9 @@ policy_cache_load(void)
 					entry->rolname = rolename;
 				}
 				if (!found && p.role == InvalidOid)
-					n_shape_query_policies++;
+					policy_n_shape_query++;
 				else if (!found)
-					n_shape_query_role_policies++;
+					policy_n_shape_query_role++;
 			}
 		}
 		table_endscan(scan);
@@ -579,7 +579,7 @@ policy_cache_load(void)
 	pgsh_policy_may_cap_parallel = caps_parallel ||
 		policy_loaded_at != policy_invalidations;
 	pgsh_policy_shapes_wanted =
-		n_shape_query_policies + n_shape_query_role_policies > 0 ||
+		policy_n_shape_query + policy_n_shape_query_role > 0 ||
 		policy_loaded_at != policy_invalidations;
 
 	/*
@@ -591,7 +591,7 @@ policy_cache_load(void)
 	 * it costs each one new parse analysis and plan, as DDL on its tables
 	 * would.  The statement being resolved runs as it was planned.
 	 */
-	if (n_shape_query_policies + n_shape_query_role_policies > 0)
+	if (policy_n_shape_query + policy_n_shape_query_role > 0)
 	{
 		if (!policy_had_shapes)
 			ResetPlanCache();
@@ -604,7 +604,7 @@ policy_cache_load(void)
 		pg_atomic_write_u32(&pgsh_state->parallel_caps_seen, 1);
 	pgsh_policy_cache_version++;
 
-	if (n_stale_policies > 0)
+	if (policy_n_stale > 0)
 		report_stale_policies();
 }
 
@@ -616,8 +616,8 @@ policy_cache_load(void)
 static const char *
 cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 {
-	PolicyKey	key;
-	PolicyEntry *entry;
+	ShieldPolicyKey	key;
+	ShieldPolicyEntry *entry;
 
 	if (!policy_cache_loaded || policy_cache == NULL)
 		return NULL;
@@ -633,8 +633,8 @@ cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 static const ShieldPolicy *
 policy_lookup(Oid role, uint64 queryid, bool by_shape)
 {
-	PolicyKey	key;
-	PolicyEntry *entry;
+	ShieldPolicyKey	key;
+	ShieldPolicyEntry *entry;
 
 	memset(&key, 0, sizeof(key));
 	key.role = role;
@@ -701,9 +701,9 @@ resolve_anew(Oid userid, uint64 queryid, uint64 shape,
 	result->priority = PGSH_PRIORITY_NORMAL;
 	result->parallel_from = -1;
 	if (policy_cache == NULL ||
-		n_role_policies + n_query_policies + n_query_role_policies == 0)
+		policy_n_role + policy_n_query + policy_n_query_role == 0)
 	{
-		last_valid = false;
+		policy_memo_valid = false;
 		return false;
 	}
 
@@ -712,17 +712,17 @@ resolve_anew(Oid userid, uint64 queryid, uint64 shape,
 	 * caller's, or the one remembered when the statement was analyzed.
 	 */
 	if (shape == 0 && queryid != 0 &&
-		n_shape_query_policies + n_shape_query_role_policies > 0)
+		policy_n_shape_query + policy_n_shape_query_role > 0)
 		shape = pgsh_shape_of(queryid);
 
 	/* most specific first: query+role, query, role */
-	candidates[0] = (n_query_role_policies > 0 && queryid != 0) ?
+	candidates[0] = (policy_n_query_role > 0 && queryid != 0) ?
 		query_policy_lookup(userid, queryid, shape,
-							n_shape_query_role_policies, &by_shape[0]) : NULL;
-	candidates[1] = (n_query_policies > 0 && queryid != 0) ?
+							policy_n_shape_query_role, &by_shape[0]) : NULL;
+	candidates[1] = (policy_n_query > 0 && queryid != 0) ?
 		query_policy_lookup(InvalidOid, queryid, shape,
-							n_shape_query_policies, &by_shape[1]) : NULL;
-	candidates[2] = n_role_policies > 0 ? policy_lookup(userid, 0, false) : NULL;
+							policy_n_shape_query, &by_shape[1]) : NULL;
+	candidates[2] = policy_n_role > 0 ? policy_lookup(userid, 0, false) : NULL;
 
 	for (i = 0; i < 3; i++)
 	{
@@ -760,12 +760,12 @@ resolve_anew(Oid userid, uint64 queryid, uint64 shape,
 			result->priority = p->priority;
 		}
 	}
-	last_result = *result;
-	last_userid = userid;
-	last_queryid = queryid;
-	last_valid = true;
-	last_tag = ++last_tag_counter;
-	*tag = last_tag;
+	policy_memo_result = *result;
+	policy_memo_userid = userid;
+	policy_memo_queryid = queryid;
+	policy_memo_valid = true;
+	policy_memo_tag = ++policy_memo_tag_counter;
+	*tag = policy_memo_tag;
 	return result->nscopes > 0;
 }
 
@@ -786,7 +786,7 @@ policy_cache_ensure(void)
 	if (!policy_cache_loaded || policy_loaded_at != policy_invalidations)
 	{
 		policy_cache_load();
-		last_valid = false;
+		policy_memo_valid = false;
 	}
 }
 
@@ -805,14 +805,14 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 	policy_cache_ensure();
 
 	/* a session mostly runs the same few statements as the same role */
-	if (last_valid && last_userid == userid && last_queryid == queryid)
+	if (policy_memo_valid && policy_memo_userid == userid && policy_memo_queryid == queryid)
 	{
-		if (*tag != last_tag)
+		if (*tag != policy_memo_tag)
 		{
-			*result = last_result;
-			*tag = last_tag;
+			*result = policy_memo_result;
+			*tag = policy_memo_tag;
 		}
-		return last_result.nscopes > 0;
+		return policy_memo_result.nscopes > 0;
 	}
 
 	return resolve_anew(userid, queryid, 0, result, tag);
@@ -826,8 +826,8 @@ pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 void
 pgsh_policy_shape_noted(uint64 queryid)
 {
-	if (last_valid && last_queryid == queryid)
-		last_valid = false;
+	if (policy_memo_valid && policy_memo_queryid == queryid)
+		policy_memo_valid = false;
 }
 
 /*
@@ -844,6 +844,6 @@ pgsh_policy_resolve_shape(Oid userid, uint64 queryid, uint64 shape,
 
 	policy_cache_ensure();
 	found = resolve_anew(userid, queryid, shape, result, &tag);
-	last_valid = false;
+	policy_memo_valid = false;
 	return found;
 }

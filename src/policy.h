@@ -49,12 +49,12 @@ PGSH_BEGIN_INTERNAL
  */
 #define PGSH_FINGERPRINT_VERSION PGSH_PG_MAJOR
 
-typedef enum PgshPriority
+typedef enum ShieldPriority
 {
 	PGSH_PRIORITY_CRITICAL,
 	PGSH_PRIORITY_NORMAL,
 	PGSH_PRIORITY_LOW
-} PgshPriority;
+} ShieldPriority;
 
 /*
  * The longest duration a policy may set (queue_timeout, deadline,
@@ -81,7 +81,7 @@ typedef struct ShieldPolicy
 	double		max_cost;
 	int64		deadline_us;
 	double		max_rate;
-	PgshPriority priority;
+	ShieldPriority priority;
 	int32		breaker_failures;
 	int64		breaker_cooldown_us;
 	int32		max_parallel_workers;	/* 0: plan without workers */
@@ -107,7 +107,7 @@ typedef struct ShieldEffectivePolicy
 	int			breaker_from;	/* most specific query policy that sets
 								 * breaker_failures */
 	int			priority_from;	/* -1: default normal */
-	PgshPriority priority;
+	ShieldPriority priority;
 	int			parallel_from;	/* strictest max_parallel_workers of an
 								 * enforced policy, else of a monitored one
 								 * (shown, not applied) */
@@ -145,7 +145,7 @@ extern bool pgsh_policy_resolve_tagged(Oid userid, uint64 queryid,
 extern bool pgsh_policy_resolve_shape(Oid userid, uint64 queryid,
 									  uint64 shape,
 									  ShieldEffectivePolicy *result);
-extern const char *pgsh_priority_name(PgshPriority priority);
+extern const char *pgsh_priority_name(ShieldPriority priority);
 extern void pgsh_policy_describe(char *buf, size_t size, Oid role,
 								 uint64 queryid, int64 policy_id,
 								 bool capital);

@@ -81,11 +81,11 @@ PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
  */
 #define POLICY_PARAMS 16
 
-typedef struct DeclaredPolicy
+typedef struct ShieldDeclaredPolicy
 {
 	Datum		values[POLICY_PARAMS];
 	char		nulls[POLICY_PARAMS];	/* ' ' or 'n', as SPI wants */
-} DeclaredPolicy;
+} ShieldDeclaredPolicy;
 
 /* SPI parameter positions, matching the column order of shield.policy. */
 enum
@@ -102,8 +102,8 @@ static const Oid policy_param_types[POLICY_PARAMS] = {
 	INT4OID, INTERVALOID, TEXTOID, INT4OID, INT4OID, INT8OID
 };
 
-static const char *const priority_values[] = {"critical", "normal", "low", NULL};
-static const char *const mode_values[] = {"enforce", "monitor", NULL};
+static const char *const policy_priority_values[] = {"critical", "normal", "low", NULL};
+static const char *const policy_mode_values[] = {"enforce", "monitor", NULL};
 
 /*----
  * Trigger: a committed change to shield.policy becomes a relcache
@@ -251,14 +251,14 @@ pg_shield_shape(PG_FUNCTION_ARGS)
  *----
  */
 static void
-put_null(DeclaredPolicy *p, int param)
+put_null(ShieldDeclaredPolicy *p, int param)
 {
 	p->values[param] = (Datum) 0;
 	p->nulls[param] = 'n';
 }
 
 static void
-put(DeclaredPolicy *p, int param, Datum value)
+put(ShieldDeclaredPolicy *p, int param, Datum value)
 {
 	p->values[param] = value;
 	p->nulls[param] = ' ';
@@ -266,7 +266,7 @@ put(DeclaredPolicy *p, int param, Datum value)
 
 static void
 check_positive_int(FunctionCallInfo fcinfo, int argno, const char *name,
-				   DeclaredPolicy *p, int param)
+				   ShieldDeclaredPolicy *p, int param)
 {
 	int32		v;
 
@@ -289,7 +289,7 @@ check_positive_int(FunctionCallInfo fcinfo, int argno, const char *name,
  * negative count does not.
  */
 static void
-check_workers(FunctionCallInfo fcinfo, int argno, DeclaredPolicy *p)
+check_workers(FunctionCallInfo fcinfo, int argno, ShieldDeclaredPolicy *p)
 {
 	int32		v;
 
@@ -309,7 +309,7 @@ check_workers(FunctionCallInfo fcinfo, int argno, DeclaredPolicy *p)
 
 static void
 check_positive_float(FunctionCallInfo fcinfo, int argno, const char *name,
-					 DeclaredPolicy *p, int param)
+					 ShieldDeclaredPolicy *p, int param)
 {
 	float8		v;
 
@@ -335,7 +335,7 @@ check_positive_float(FunctionCallInfo fcinfo, int argno, const char *name,
  */
 static void
 check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
-			   bool zero_ok, DeclaredPolicy *p, int param)
+			   bool zero_ok, ShieldDeclaredPolicy *p, int param)
 {
 	Interval   *v;
 	char	   *shown;
@@ -379,7 +379,7 @@ check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
 
 static void
 check_choice(FunctionCallInfo fcinfo, int argno, const char *name,
-			 const char *const *choices, DeclaredPolicy *p, int param)
+			 const char *const *choices, ShieldDeclaredPolicy *p, int param)
 {
 	char	   *v;
 	const char *const *c;
@@ -397,7 +397,7 @@ check_choice(FunctionCallInfo fcinfo, int argno, const char *name,
 			return;
 		}
 	}
-	if (choices == priority_values)
+	if (choices == policy_priority_values)
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_INVALID_POLICY),
 				 errmsg("invalid value for argument \"%s\": \"%s\"", name, v),
@@ -412,7 +412,7 @@ check_choice(FunctionCallInfo fcinfo, int argno, const char *name,
 /* A role argument: required for role policies, optional for query ones. */
 static void
 check_role(FunctionCallInfo fcinfo, int argno, bool required,
-		   DeclaredPolicy *p)
+		   ShieldDeclaredPolicy *p)
 {
 	if (PG_ARGISNULL(argno))
 	{
@@ -447,14 +447,14 @@ check_role(FunctionCallInfo fcinfo, int argno, bool required,
 
 /* The limits shared by role and query policies, from argument first_arg on. */
 static void
-check_common_limits(FunctionCallInfo fcinfo, int first_arg, DeclaredPolicy *p)
+check_common_limits(FunctionCallInfo fcinfo, int first_arg, ShieldDeclaredPolicy *p)
 {
 	check_positive_int(fcinfo, first_arg, "max_concurrent", p, P_MAX_CONCURRENT);
 	check_duration(fcinfo, first_arg + 1, "queue_timeout", true, p, P_QUEUE_TIMEOUT);
 	check_positive_float(fcinfo, first_arg + 2, "max_cost", p, P_MAX_COST);
 	check_duration(fcinfo, first_arg + 3, "deadline", false, p, P_DEADLINE);
 	check_positive_float(fcinfo, first_arg + 4, "max_rate", p, P_MAX_RATE);
-	check_choice(fcinfo, first_arg + 5, "priority", priority_values, p, P_PRIORITY);
+	check_choice(fcinfo, first_arg + 5, "priority", policy_priority_values, p, P_PRIORITY);
 }
 
 /*----
@@ -462,37 +462,37 @@ check_common_limits(FunctionCallInfo fcinfo, int first_arg, DeclaredPolicy *p)
  * its transaction commits, never for a change that is rolled back.
  *----
  */
-typedef struct PendingEvent
+typedef struct ShieldPendingEvent
 {
-	struct PendingEvent *next;	/* newer events first */
-	PgshAction	action;
+	struct ShieldPendingEvent *next;	/* newer events first */
+	ShieldAction	action;
 	Oid			userid;
 	uint64		queryid;
 	SubTransactionId subid;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
-} PendingEvent;
+} ShieldPendingEvent;
 
 /* In TopTransactionContext: gone with the transaction. */
-static PendingEvent *pending_events = NULL;
+static ShieldPendingEvent *policy_pending_events = NULL;
 
 static void
 policy_xact_callback(XactEvent event, void *arg)
 {
-	PendingEvent *e;
-	PendingEvent *oldest_first = NULL;
+	ShieldPendingEvent *e;
+	ShieldPendingEvent *oldest_first = NULL;
 
 	/* the usual case: no policy changed in this transaction */
-	if (pending_events == NULL)
+	if (policy_pending_events == NULL)
 		return;
 
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
 			/* reverse, then record oldest first; cannot fail */
-			while (pending_events != NULL)
+			while (policy_pending_events != NULL)
 			{
-				e = pending_events;
-				pending_events = e->next;
+				e = policy_pending_events;
+				policy_pending_events = e->next;
 				e->next = oldest_first;
 				oldest_first = e;
 			}
@@ -502,7 +502,7 @@ policy_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
-			pending_events = NULL;
+			policy_pending_events = NULL;
 			break;
 		default:
 			break;
@@ -515,18 +515,18 @@ policy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
-		while (pending_events != NULL && pending_events->subid >= mySubid)
-			pending_events = pending_events->next;
+		while (policy_pending_events != NULL && policy_pending_events->subid >= mySubid)
+			policy_pending_events = policy_pending_events->next;
 	}
 }
 
 
 static void
-note_policy_event(PgshAction action, uint64 queryid, const char *detail)
+note_policy_event(ShieldAction action, uint64 queryid, const char *detail)
 {
 	static bool xact_callback_registered = false;
 	static bool subxact_callback_registered = false;
-	PendingEvent *e;
+	ShieldPendingEvent *e;
 
 	/*
 	 * Registered by the first policy change a backend makes, so that the
@@ -543,15 +543,15 @@ note_policy_event(PgshAction action, uint64 queryid, const char *detail)
 		RegisterSubXactCallback(policy_subxact_callback, NULL);
 		subxact_callback_registered = true;
 	}
-	e = MemoryContextAllocZero(TopTransactionContext, sizeof(PendingEvent));
+	e = MemoryContextAllocZero(TopTransactionContext, sizeof(ShieldPendingEvent));
 
 	e->action = action;
 	e->userid = GetUserId();
 	e->queryid = queryid;
 	e->subid = GetCurrentSubTransactionId();
 	strlcpy(e->detail, detail, PGSH_EVENT_DETAIL_SIZE);
-	e->next = pending_events;
-	pending_events = e;
+	e->next = policy_pending_events;
+	policy_pending_events = e;
 }
 
 /* "role policy for alice" / "query policy 123 for every role" */
@@ -571,7 +571,7 @@ scope_text(Datum role, bool role_null, uint64 queryid)
 
 /* The declared limits, as "max_concurrent=4 deadline=00:00:05 ...". */
 static char *
-limits_text(const DeclaredPolicy *p)
+limits_text(const ShieldDeclaredPolicy *p)
 {
 	static const struct
 	{
@@ -636,7 +636,7 @@ policy_table_name(void)
 }
 
 /* Called with the result of a statement while SPI is still connected. */
-typedef void (*ResultCallback) (SPITupleTable *tuptable, uint64 nrows,
+typedef void (*ShieldResultCallback) (SPITupleTable *tuptable, uint64 nrows,
 								void *arg);
 
 /*
@@ -647,7 +647,7 @@ typedef void (*ResultCallback) (SPITupleTable *tuptable, uint64 nrows,
  */
 static uint64
 run_as_owner(const char *sql, int nargs, const Oid *types,
-			 const Datum *values, const char *nulls, ResultCallback cb,
+			 const Datum *values, const char *nulls, ShieldResultCallback cb,
 			 void *arg)
 {
 	Oid			save_userid;
@@ -690,7 +690,7 @@ run_as_owner(const char *sql, int nargs, const Oid *types,
  * rebind_query_policies() can still use it.
  */
 static void
-upsert_policy(DeclaredPolicy *p)
+upsert_policy(ShieldDeclaredPolicy *p)
 {
 	const char *table = policy_table_name();
 	char	   *sql;
@@ -769,12 +769,12 @@ warn_stale_policies(void)
 Datum
 pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 {
-	DeclaredPolicy p;
+	ShieldDeclaredPolicy p;
 
 	pgsh_check_loaded();
 	check_role(fcinfo, 0, true, &p);
 	check_common_limits(fcinfo, 1, &p);
-	check_choice(fcinfo, 7, "mode", mode_values, &p, P_MODE);
+	check_choice(fcinfo, 7, "mode", policy_mode_values, &p, P_MODE);
 	check_workers(fcinfo, 8, &p);
 	put_null(&p, P_QUERYID);
 	put_null(&p, P_QUERY);
@@ -796,28 +796,28 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
  * without moving the others).
  */
 static void
-check_query_policy_args(FunctionCallInfo fcinfo, DeclaredPolicy *p)
+check_query_policy_args(FunctionCallInfo fcinfo, ShieldDeclaredPolicy *p)
 {
 	check_role(fcinfo, 1, false, p);
 	check_common_limits(fcinfo, 2, p);
 	check_positive_int(fcinfo, 8, "breaker_failures", p, P_BREAKER_FAILURES);
 	check_duration(fcinfo, 9, "breaker_cooldown", false, p, P_BREAKER_COOLDOWN);
-	check_choice(fcinfo, 10, "mode", mode_values, p, P_MODE);
+	check_choice(fcinfo, 10, "mode", policy_mode_values, p, P_MODE);
 	check_workers(fcinfo, 11, p);
 	put(p, P_FINGERPRINT_VERSION, Int32GetDatum(PGSH_FINGERPRINT_VERSION));
 }
 
 /* Results of the query note_shared_shape runs. */
-typedef struct SharedShape
+typedef struct ShieldSharedShape
 {
 	int64		other_id;		/* 0: no other policy has the shape */
 	int64		first_id;
-} SharedShape;
+} ShieldSharedShape;
 
 static void
 collect_shared_shape(SPITupleTable *tuptable, uint64 nrows, void *arg)
 {
-	SharedShape *shared = (SharedShape *) arg;
+	ShieldSharedShape *shared = (ShieldSharedShape *) arg;
 	bool		isnull;
 	Datum		d;
 
@@ -836,12 +836,12 @@ collect_shared_shape(SPITupleTable *tuptable, uint64 nrows, void *arg)
  * only one of them, the one with the lowest id.
  */
 static void
-note_shared_shape(const DeclaredPolicy *p)
+note_shared_shape(const ShieldDeclaredPolicy *p)
 {
 	Oid			types[3] = {INT8OID, REGROLEOID, INT8OID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	SharedShape shared = {0, 0};
+	ShieldSharedShape shared = {0, 0};
 
 	values[0] = p->values[P_SHAPE];
 	values[1] = p->values[P_ROLE];
@@ -865,7 +865,7 @@ note_shared_shape(const DeclaredPolicy *p)
 Datum
 pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 {
-	DeclaredPolicy p;
+	ShieldDeclaredPolicy p;
 	char	   *sql;
 	int64		queryid;
 	int64		shape;
@@ -890,7 +890,7 @@ pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 Datum
 pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 {
-	DeclaredPolicy p;
+	ShieldDeclaredPolicy p;
 	int64		queryid;
 
 	pgsh_check_loaded();
@@ -980,7 +980,7 @@ pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
  * it was declared with.
  *----
  */
-typedef struct RebindCandidate
+typedef struct ShieldRebindCandidate
 {
 	int64		id;
 	int64		queryid;
@@ -989,28 +989,28 @@ typedef struct RebindCandidate
 	char	   *query;			/* NULL: declared by fingerprint */
 	char	   *search_path;
 	char	   *bind_error;		/* NULL: bound */
-} RebindCandidate;
+} ShieldRebindCandidate;
 
-typedef struct RebindList
+typedef struct ShieldRebindList
 {
 	MemoryContext cxt;
 	int			n;
-	RebindCandidate *items;
-} RebindList;
+	ShieldRebindCandidate *items;
+} ShieldRebindList;
 
 static void
 collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 {
-	RebindList *list = (RebindList *) arg;
+	ShieldRebindList *list = (ShieldRebindList *) arg;
 	uint64		i;
 
 	list->items = MemoryContextAlloc(list->cxt,
-									 Max(1, nrows) * sizeof(RebindCandidate));
+									 Max(1, nrows) * sizeof(ShieldRebindCandidate));
 	for (i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = tuptable->vals[i];
 		TupleDesc	desc = tuptable->tupdesc;
-		RebindCandidate *c = &list->items[list->n++];
+		ShieldRebindCandidate *c = &list->items[list->n++];
 		bool		isnull;
 
 		c->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -1111,7 +1111,7 @@ rebind_failure_is_the_policys(int sqlerrcode)
 static int
 rebind_policies(bool after_ddl)
 {
-	RebindList	list;
+	ShieldRebindList	list;
 	const char *table;
 	char	   *update_sql;
 	char	   *error_sql;
@@ -1134,7 +1134,7 @@ rebind_policies(bool after_ddl)
 
 	for (i = 0; i < list.n; i++)
 	{
-		RebindCandidate *c = &list.items[i];
+		ShieldRebindCandidate *c = &list.items[i];
 		ErrorData  *volatile failure = NULL;
 
 		/*
@@ -1279,7 +1279,7 @@ scope_name(const ShieldPolicy *p)
 }
 
 /* The role effective_policy answers for is an exempt superuser. */
-static bool effective_role_exempt = false;
+static bool policy_effective_role_exempt = false;
 
 /*
  * Mode a limit of this policy runs in, given pg_shield.mode: "exempt" if
@@ -1290,7 +1290,7 @@ effective_mode(const ShieldPolicy *p)
 {
 	if (pgsh_mode == PGSH_MODE_OFF)
 		return "off";
-	if (effective_role_exempt)
+	if (policy_effective_role_exempt)
 		return "exempt";
 	if (pgsh_mode == PGSH_MODE_MONITOR || (p != NULL && p->monitor))
 		return "monitor";
@@ -1366,7 +1366,7 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 	role = PG_GETARG_OID(1);
 	warn_stale_policies();
 	InitMaterializedSRF(fcinfo, 0);
-	effective_role_exempt = pgsh_exempt_superuser && superuser_arg(role);
+	policy_effective_role_exempt = pgsh_exempt_superuser && superuser_arg(role);
 
 	(void) pgsh_policy_resolve_shape(role, (uint64) queryid, (uint64) shape,
 									 &eff);

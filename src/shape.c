@@ -317,19 +317,19 @@ pgsh_shape_compute(Query *query)
 #define SHAPE_MAP_SLOTS	4096	/* per generation; a power of two */
 #define SHAPE_MAP_FILL	3072	/* entries before a generation turns over */
 
-typedef struct ShapeSlot
+typedef struct ShieldShapeSlot
 {
 	uint64		queryid;		/* 0: free */
 	uint64		shape;
-} ShapeSlot;
+} ShieldShapeSlot;
 
-static ShapeSlot *shape_map_new = NULL;
-static ShapeSlot *shape_map_old = NULL;
+static ShieldShapeSlot *shape_map_new = NULL;
+static ShieldShapeSlot *shape_map_old = NULL;
 static int	shape_map_used = 0;	/* entries in shape_map_new */
 
 /* The slot of queryid in map, or the free slot where it would go. */
-static inline ShapeSlot *
-shape_map_probe(ShapeSlot *map, uint64 queryid)
+static inline ShieldShapeSlot *
+shape_map_probe(ShieldShapeSlot *map, uint64 queryid)
 {
 	uint32		i = (uint32) queryid & (SHAPE_MAP_SLOTS - 1);
 
@@ -342,19 +342,19 @@ shape_map_probe(ShapeSlot *map, uint64 queryid)
 static void
 shape_map_put(uint64 queryid, uint64 shape)
 {
-	ShapeSlot  *slot;
+	ShieldShapeSlot  *slot;
 
 	if (shape_map_new == NULL)
 		shape_map_new = MemoryContextAllocZero(TopMemoryContext,
-											   SHAPE_MAP_SLOTS * sizeof(ShapeSlot));
+											   SHAPE_MAP_SLOTS * sizeof(ShieldShapeSlot));
 	else if (shape_map_used >= SHAPE_MAP_FILL)
 	{
-		ShapeSlot  *recycled = shape_map_old;
+		ShieldShapeSlot  *recycled = shape_map_old;
 
 		if (recycled == NULL)
 			recycled = MemoryContextAlloc(TopMemoryContext,
-										  SHAPE_MAP_SLOTS * sizeof(ShapeSlot));
-		memset(recycled, 0, SHAPE_MAP_SLOTS * sizeof(ShapeSlot));
+										  SHAPE_MAP_SLOTS * sizeof(ShieldShapeSlot));
+		memset(recycled, 0, SHAPE_MAP_SLOTS * sizeof(ShieldShapeSlot));
 		shape_map_old = shape_map_new;
 		shape_map_new = recycled;
 		shape_map_used = 0;
@@ -371,7 +371,7 @@ shape_map_put(uint64 queryid, uint64 shape)
 uint64
 pgsh_shape_of(uint64 queryid)
 {
-	ShapeSlot  *slot;
+	ShieldShapeSlot  *slot;
 	uint64		shape;
 
 	if (shape_map_new == NULL || queryid == 0)

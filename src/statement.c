@@ -77,7 +77,7 @@
 int			pgsh_nesting_level = 0;
 QueryDesc  *pgsh_unit_in_call = NULL;
 QueryDesc  *pgsh_last_unit_qd = NULL;
-PgshUnitRef pgsh_last_unit = {-1, PGSH_UNIT_NONE};
+ShieldUnitRef pgsh_last_unit = {-1, PGSH_UNIT_NONE};
 SubTransactionId pgsh_unit_in_call_inner = InvalidSubTransactionId;
 
 /* An executor run being accounted. */
@@ -112,16 +112,16 @@ typedef struct ShieldUnit
 	ShieldEffectivePolicy policy;	/* req.policy: resolved once */
 } ShieldUnit;
 
-static ShieldUnit *units = NULL;
-static int	units_allocated = 0;
-static int	units_used = 0;		/* slots [0, units_used) may be in use */
+static ShieldUnit *statement_units = NULL;
+static int	statement_units_allocated = 0;
+static int	statement_units_used = 0;		/* slots [0, statement_units_used) may be in use */
 
 /*
  * The queryDesc of a unit between two queries of its statement (see
  * unit_suspend): no executor run has this address.
  */
-static QueryDesc units_suspended_marker;
-static int	units_suspended = 0;
+static QueryDesc statement_units_suspended_marker;
+static int	statement_units_suspended = 0;
 
 /*
  * How the executor run a delegating utility statement delegates to is told
@@ -129,7 +129,7 @@ static int	units_suspended = 0;
  * of EXECUTE, event triggers): by what core gives it, never by comparing
  * texts, which a function can repeat.
  */
-typedef enum PgshDelegatedRun
+typedef enum ShieldDelegatedRun
 {
 	PGSH_RUN_SAME_STRING,		/* its query string is the utility's own (the
 								 * same pointer): CREATE TABLE AS, EXPLAIN
@@ -139,7 +139,7 @@ typedef enum PgshDelegatedRun
 	PGSH_RUN_HIDDEN_PORTAL		/* EXECUTE, CREATE TABLE AS EXECUTE: in the
 								 * hidden portal ExecuteQuery creates, after
 								 * the parameters are computed */
-} PgshDelegatedRun;
+} ShieldDelegatedRun;
 
 /* The top-level utility statement now running, if any. */
 static struct
@@ -158,7 +158,7 @@ static struct
 	const char *expect_source;	/* query string of the query it delegates
 								 * to, as the planner gets it; NULL if none
 								 * can match */
-	PgshDelegatedRun expect_run;	/* how its executor run is told */
+	ShieldDelegatedRun expect_run;	/* how its executor run is told */
 	Portal		outer_portal;	/* the portal running the utility */
 	const char *cursor_name;	/* DECLARE: the cursor it opens */
 	bool		admit;			/* CALL, DO, or FETCH or MOVE of a cursor
@@ -173,7 +173,7 @@ static struct
 	bool		stashed;		/* it ended: its outcome waits in stash */
 	ShieldObservation stash;
 	char		stash_text[PGSH_QUERY_TEXT_SIZE];
-} frame;
+} statement_frame;
 
 /* A failure noted in PG_CATCH, counted by the abort callback. */
 static struct
@@ -185,7 +185,7 @@ static struct
 	TimestampTz started;
 	bool		deadline_cancelled;	/* an admitted utility (CALL, DO, FETCH)
 									 * canceled by its deadline */
-} pending_error;
+} statement_pending_error;
 
 /*
  * Text of the statement that failed last, copied in PG_CATCH (while the
@@ -199,7 +199,7 @@ static struct
 	uint64		queryid;
 	int			len;			/* 0 if none */
 	char		text[PGSH_QUERY_TEXT_SIZE];
-} failure_text;
+} statement_failure_text;
 
 static void pgsh_xact_callback(XactEvent event, void *arg);
 static void pgsh_subxact_callback(SubXactEvent event,
@@ -228,9 +228,9 @@ at_top_level(void)
 {
 	if (pgsh_nesting_level != 0)
 		return false;
-	if (!frame.active)
+	if (!statement_frame.active)
 		return true;
-	return frame.delegate && !frame.delegated;
+	return statement_frame.delegate && !statement_frame.delegated;
 }
 
 /*
@@ -271,20 +271,20 @@ unit_should_begin(QueryDesc *queryDesc)
 	if (!at_top_level() || portal == NULL)
 		return false;
 
-	if (frame.active)
+	if (statement_frame.active)
 	{
 		/* a delegating frame not yet delegated: is this its query? */
-		if (frame.expect_source == NULL)
+		if (statement_frame.expect_source == NULL)
 			return false;
-		switch (frame.expect_run)
+		switch (statement_frame.expect_run)
 		{
 			case PGSH_RUN_SAME_STRING:
-				return queryDesc->sourceText == frame.expect_source;
+				return queryDesc->sourceText == statement_frame.expect_source;
 			case PGSH_RUN_CURSOR_PORTAL:
-				return portal != frame.outer_portal &&
-					strcmp(portal->name, frame.cursor_name) == 0;
+				return portal != statement_frame.outer_portal &&
+					strcmp(portal->name, statement_frame.cursor_name) == 0;
 			case PGSH_RUN_HIDDEN_PORTAL:
-				return portal != frame.outer_portal && !portal->visible;
+				return portal != statement_frame.outer_portal && !portal->visible;
 		}
 		return false;
 	}
@@ -320,28 +320,28 @@ note_failure_text(Oid userid, uint64 queryid, const char *source,
 {
 	const char *text = pgsh_statement_text(source, location, len, &len);
 
-	failure_text.len = 0;
+	statement_failure_text.len = 0;
 	if (text == NULL || queryid == 0)
 		return;
 	if (len >= PGSH_QUERY_TEXT_SIZE)
 		len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
-	memcpy(failure_text.text, text, len);
-	failure_text.text[len] = '\0';
-	failure_text.len = len;
-	failure_text.userid = userid;
-	failure_text.queryid = queryid;
+	memcpy(statement_failure_text.text, text, len);
+	statement_failure_text.text[len] = '\0';
+	statement_failure_text.len = len;
+	statement_failure_text.userid = userid;
+	statement_failure_text.queryid = queryid;
 }
 
 /* Point a failed observation at its text, if it was copied. */
 static void
 attach_failure_text(ShieldObservation *obs)
 {
-	if (failure_text.len > 0 &&
-		failure_text.queryid == obs->queryid &&
-		failure_text.userid == obs->userid)
+	if (statement_failure_text.len > 0 &&
+		statement_failure_text.queryid == obs->queryid &&
+		statement_failure_text.userid == obs->userid)
 	{
-		obs->text = failure_text.text;
-		obs->text_len = failure_text.len;
+		obs->text = statement_failure_text.text;
+		obs->text_len = statement_failure_text.len;
 	}
 }
 
@@ -351,13 +351,13 @@ count_pending_error(void)
 {
 	ShieldObservation obs;
 
-	pgsh_observation_init(&obs, pending_error.userid, pending_error.queryid,
-						  pending_error.started);
+	pgsh_observation_init(&obs, statement_pending_error.userid, statement_pending_error.queryid,
+						  statement_pending_error.started);
 	obs.failed = true;
-	if (pending_error.deadline_cancelled)
+	if (statement_pending_error.deadline_cancelled)
 		obs.rejected = PGSH_REJECT_DEADLINE;
 	attach_failure_text(&obs);
-	pending_error.active = false;
+	statement_pending_error.active = false;
 	pgsh_stats_record(&obs);
 }
 
@@ -368,16 +368,16 @@ count_pending_error(void)
 static void
 note_pending_error(Oid userid, uint64 queryid)
 {
-	if (pending_error.active)
+	if (statement_pending_error.active)
 		count_pending_error();
-	pending_error.active = true;
-	pending_error.userid = userid;
-	pending_error.queryid = queryid;
-	pending_error.subid = GetCurrentSubTransactionId();
-	pending_error.started = GetCurrentStatementStartTimestamp();
-	pending_error.deadline_cancelled = false;
-	if (frame.active)
-		frame.error_noted = true;
+	statement_pending_error.active = true;
+	statement_pending_error.userid = userid;
+	statement_pending_error.queryid = queryid;
+	statement_pending_error.subid = GetCurrentSubTransactionId();
+	statement_pending_error.started = GetCurrentStatementStartTimestamp();
+	statement_pending_error.deadline_cancelled = false;
+	if (statement_frame.active)
+		statement_frame.error_noted = true;
 }
 
 /*----
@@ -399,9 +399,9 @@ pgsh_planning_top_level(const char *query_string)
 {
 	if (!at_top_level())
 		return false;
-	if (!frame.active)
+	if (!statement_frame.active)
 		return query_string != NULL && query_string == debug_query_string;
-	return frame.expect_source != NULL && query_string == frame.expect_source;
+	return statement_frame.expect_source != NULL && query_string == statement_frame.expect_source;
 }
 
 /*
@@ -415,8 +415,8 @@ pgsh_planning_queryid(Query *parse)
 {
 	uint64		queryid = PGSH_QUERYID(parse->queryId);
 
-	if (queryid == 0 && frame.active && frame.delegate)
-		queryid = frame.queryid;
+	if (queryid == 0 && statement_frame.active && statement_frame.delegate)
+		queryid = statement_frame.queryid;
 	return queryid;
 }
 
@@ -429,11 +429,11 @@ static void
 planned_text_position(Query *parse, const char *query_string,
 					  int *location, int *len)
 {
-	if (frame.active && frame.delegate && frame.own_text &&
-		query_string == frame.source)
+	if (statement_frame.active && statement_frame.delegate && statement_frame.own_text &&
+		query_string == statement_frame.source)
 	{
-		*location = frame.stmt_location;
-		*len = frame.stmt_len;
+		*location = statement_frame.stmt_location;
+		*len = statement_frame.stmt_len;
 	}
 	else
 	{
@@ -486,7 +486,7 @@ pgsh_planning_failed(Query *parse, const char *query_string)
  * them one after the other in its portal, each with an executor run of its
  * own, at level 0.  It is admitted once, by its first query, and holds its
  * slot, deadline and breaker ticket until its last query ends: between two
- * of them the unit is suspended (its queryDesc is units_suspended_marker),
+ * of them the unit is suspended (its queryDesc is statement_units_suspended_marker),
  * and the next query's ExecutorStart resumes it.  Should the statement fail
  * in between, the abort callback finds the unit suspended and fails it.
  *----
@@ -523,8 +523,8 @@ unit_suspend(ShieldUnit *unit, QueryDesc *queryDesc)
 		return false;
 	if (pgsh_last_unit_qd == queryDesc)
 		pgsh_last_unit_qd = NULL;
-	unit->queryDesc = &units_suspended_marker;
-	units_suspended++;
+	unit->queryDesc = &statement_units_suspended_marker;
+	statement_units_suspended++;
 	return true;
 }
 
@@ -536,10 +536,10 @@ unit_to_resume(void)
 
 	if (!at_top_level() || ActivePortal == NULL)
 		return -1;
-	for (i = 0; i < units_used; i++)
+	for (i = 0; i < statement_units_used; i++)
 	{
-		if (units[i].queryDesc == &units_suspended_marker &&
-			units[i].multi_portal == ActivePortal)
+		if (statement_units[i].queryDesc == &statement_units_suspended_marker &&
+			statement_units[i].multi_portal == ActivePortal)
 			return i;
 	}
 	return -1;
@@ -549,13 +549,13 @@ unit_to_resume(void)
  * Resume unit i with the executor run of its statement's next query.  The
  * statement's estimated cost is that of all its queries.
  */
-static PgshUnitCalls
+static ShieldUnitCalls
 unit_resume(int i, QueryDesc *queryDesc)
 {
-	ShieldUnit *unit = &units[i];
+	ShieldUnit *unit = &statement_units[i];
 	Plan	   *plan = queryDesc->plannedstmt->planTree;
 
-	units_suspended--;
+	statement_units_suspended--;
 	unit->queryDesc = queryDesc;
 	if (plan != NULL && unit->req.cost >= 0)
 		unit->req.cost += plan->total_cost;
@@ -566,7 +566,7 @@ unit_resume(int i, QueryDesc *queryDesc)
 	return pgsh_last_unit.calls;
 }
 
-PgshUnitCalls
+ShieldUnitCalls
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
 	ShieldUnit *unit = NULL;
@@ -574,36 +574,36 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	bool		text_known;
 	int			i;
 
-	if (unlikely(units_suspended > 0) && (i = unit_to_resume()) >= 0)
+	if (unlikely(statement_units_suspended > 0) && (i = unit_to_resume()) >= 0)
 		return unit_resume(i, queryDesc);
 
 	if (!unit_should_begin(queryDesc))
 		return PGSH_UNIT_NONE;
 
-	for (i = 0; i < units_used; i++)
+	for (i = 0; i < statement_units_used; i++)
 	{
-		if (units[i].queryDesc == NULL)
+		if (statement_units[i].queryDesc == NULL)
 		{
-			unit = &units[i];
+			unit = &statement_units[i];
 			break;
 		}
 	}
 	if (unit == NULL)
 	{
-		if (units_used == units_allocated)
+		if (statement_units_used == statement_units_allocated)
 		{
-			int			newsize = Max(8, units_allocated * 2);
+			int			newsize = Max(8, statement_units_allocated * 2);
 
-			if (units == NULL)
-				units = MemoryContextAlloc(TopMemoryContext,
+			if (statement_units == NULL)
+				statement_units = MemoryContextAlloc(TopMemoryContext,
 										   newsize * sizeof(ShieldUnit));
 			else
-				units = repalloc(units, newsize * sizeof(ShieldUnit));
-			for (i = units_allocated; i < newsize; i++)
-				units[i].req.policy_tag = 0;
-			units_allocated = newsize;
+				statement_units = repalloc(statement_units, newsize * sizeof(ShieldUnit));
+			for (i = statement_units_allocated; i < newsize; i++)
+				statement_units[i].req.policy_tag = 0;
+			statement_units_allocated = newsize;
 		}
-		unit = &units[units_used++];
+		unit = &statement_units[statement_units_used++];
 	}
 
 	/* filled in while free: in use once admitted (queryDesc set) */
@@ -622,20 +622,20 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->would_cancel = false;
 	unit->fail_code = 0;
 	unit->multi_portal = NULL;
-	if (!frame.active && list_length(ActivePortal->stmts) > 1)
+	if (!statement_frame.active && list_length(ActivePortal->stmts) > 1)
 		unit->multi_portal = ActivePortal;
 
-	if (frame.active && frame.delegate)
+	if (statement_frame.active && statement_frame.delegate)
 	{
-		frame.delegated = true;
-		frame.delegated_qd = queryDesc;
+		statement_frame.delegated = true;
+		statement_frame.delegated_qd = queryDesc;
 
 		/*
 		 * Up to PostgreSQL 17, the query inside CREATE TABLE AS and DECLARE
 		 * CURSOR has no identifier of its own: use the utility's.
 		 */
 		if (unit->req.queryid == 0)
-			unit->req.queryid = frame.queryid;
+			unit->req.queryid = statement_frame.queryid;
 
 		/*
 		 * The inner query of EXPLAIN, CREATE TABLE AS, DECLARE, COPY has no
@@ -645,10 +645,10 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		 * frame's offsets apply.  EXECUTE runs the prepared statement's own
 		 * text, which keeps its offsets.
 		 */
-		if (frame.own_text)
+		if (statement_frame.own_text)
 		{
-			unit->stmt_location = frame.stmt_location;
-			unit->stmt_len = frame.stmt_len;
+			unit->stmt_location = statement_frame.stmt_location;
+			unit->stmt_len = statement_frame.stmt_len;
 		}
 	}
 
@@ -665,8 +665,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * which admission counts itself; the delegating utility must not count
 	 * it again as a failure.
 	 */
-	if (frame.active)
-		frame.error_noted = true;
+	if (statement_frame.active)
+		statement_frame.error_noted = true;
 	pgsh_admit(&unit->req, &unit->adm);
 
 	if (unlikely(unit->policy.deadline_from >= 0) && unit->adm.governed)
@@ -692,7 +692,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->unguarded = text_known && !unit->deadline.enforce &&
 		unit->adm.breaker.threshold == 0;
 	unit->queryDesc = queryDesc;
-	pgsh_last_unit.index = unit - units;
+	pgsh_last_unit.index = unit - statement_units;
 	pgsh_last_unit.calls = unit->unguarded ?
 		PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
 	pgsh_last_unit_qd = queryDesc;
@@ -714,9 +714,9 @@ unit_index(QueryDesc *queryDesc)
 {
 	int			i;
 
-	for (i = 0; i < units_used; i++)
+	for (i = 0; i < statement_units_used; i++)
 	{
-		if (units[i].queryDesc == queryDesc)
+		if (statement_units[i].queryDesc == queryDesc)
 			return i;
 	}
 	return -1;
@@ -729,16 +729,16 @@ pgsh_unit_lookup(QueryDesc *queryDesc)
 }
 
 /* The same, with how the unit's calls run (returned in registers). */
-PgshUnitRef
+ShieldUnitRef
 pgsh_unit_lookup_calls(QueryDesc *queryDesc)
 {
-	PgshUnitRef ref = {-1, PGSH_UNIT_NONE};
+	ShieldUnitRef ref = {-1, PGSH_UNIT_NONE};
 	int			i = unit_index(queryDesc);
 
 	if (i >= 0)
 	{
 		ref.index = i;
-		ref.calls = units[i].unguarded ?
+		ref.calls = statement_units[i].unguarded ?
 			PGSH_UNIT_UNGUARDED : PGSH_UNIT_GUARDED;
 	}
 	return ref;
@@ -753,10 +753,10 @@ void
 pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 {
 	/* the unit the caller found before the call: it cannot have ended */
-	Assert(unit >= 0 && unit < units_used);
-	if (units[unit].queryDesc != queryDesc)
+	Assert(unit >= 0 && unit < statement_units_used);
+	if (statement_units[unit].queryDesc != queryDesc)
 		return;
-	units[unit].exec_ms += ms;
+	statement_units[unit].exec_ms += ms;
 	if (!run || queryDesc->estate == NULL)
 		return;
 
@@ -768,9 +768,9 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 	if (ActivePortal != NULL && ActivePortal->holdStore != NULL &&
 		ActivePortal->queryDesc == queryDesc &&
 		(ActivePortal->cursorOptions & CURSOR_OPT_SCROLL) != 0)
-		units[unit].rows = queryDesc->estate->es_processed;
+		statement_units[unit].rows = queryDesc->estate->es_processed;
 	else
-		units[unit].rows += queryDesc->estate->es_processed;
+		statement_units[unit].rows += queryDesc->estate->es_processed;
 }
 
 /*
@@ -780,13 +780,13 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 void
 pgsh_unit_guard_begin(int unit)
 {
-	pgsh_deadline_call_begin(&units[unit].deadline);
+	pgsh_deadline_call_begin(&statement_units[unit].deadline);
 }
 
 void
 pgsh_unit_guard_end(int unit)
 {
-	pgsh_deadline_call_end(&units[unit].deadline);
+	pgsh_deadline_call_end(&statement_units[unit].deadline);
 }
 
 /*
@@ -796,7 +796,7 @@ pgsh_unit_guard_end(int unit)
  */
 static void
 statement_ended(ShieldDeadline *deadline, const ShieldBreakerTicket *breaker,
-				Oid userid, uint64 queryid, PgshBreakerOutcome outcome,
+				Oid userid, uint64 queryid, ShieldBreakerOutcome outcome,
 				bool *would_cancel)
 {
 	if (deadline->at != 0)
@@ -856,16 +856,16 @@ unit_release(ShieldUnit *unit)
 static inline void
 unit_free(int index)
 {
-	if (units[index].queryDesc == &units_suspended_marker)
-		units_suspended--;
-	if (units[index].queryDesc == pgsh_last_unit_qd)
+	if (statement_units[index].queryDesc == &statement_units_suspended_marker)
+		statement_units_suspended--;
+	if (statement_units[index].queryDesc == pgsh_last_unit_qd)
 		pgsh_last_unit_qd = NULL;
-	units[index].queryDesc = NULL;
-	if (index != units_used - 1)
+	statement_units[index].queryDesc = NULL;
+	if (index != statement_units_used - 1)
 		return;
-	units_used = index;
-	while (units_used > 0 && units[units_used - 1].queryDesc == NULL)
-		units_used--;
+	statement_units_used = index;
+	while (statement_units_used > 0 && statement_units[statement_units_used - 1].queryDesc == NULL)
+		statement_units_used--;
 }
 
 /*
@@ -883,20 +883,20 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 
 	if (i < 0)
 		return;
-	units[i].failed = true;
-	units[i].fail_code = geterrcode();
-	note_failure_text(units[i].req.userid, units[i].req.queryid,
+	statement_units[i].failed = true;
+	statement_units[i].fail_code = geterrcode();
+	note_failure_text(statement_units[i].req.userid, statement_units[i].req.queryid,
 						  queryDesc->sourceText,
-						  units[i].stmt_location, units[i].stmt_len);
+						  statement_units[i].stmt_location, statement_units[i].stmt_len);
 
 	/* the cancel its deadline requested: replaced by pg_shield's error */
-	if (unlikely(units[i].deadline.enforce))
+	if (unlikely(statement_units[i].deadline.enforce))
 	{
-		PgshDeadlineError e = pgsh_deadline_error(&units[i].deadline);
+		ShieldDeadlineError e = pgsh_deadline_error(&statement_units[i].deadline);
 
-		units[i].deadline_cancelled = e != PGSH_DEADLINE_NONE;
+		statement_units[i].deadline_cancelled = e != PGSH_DEADLINE_NONE;
 		if (e == PGSH_DEADLINE_CANCEL)
-			pgsh_deadline_raise(&units[i].deadline, true);
+			pgsh_deadline_raise(&statement_units[i].deadline, true);
 	}
 }
 
@@ -907,7 +907,7 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 static pg_noinline void
 unit_end_observed(int i, QueryDesc *queryDesc)
 {
-	ShieldUnit *unit = &units[i];
+	ShieldUnit *unit = &statement_units[i];
 	ShieldObservation obs;
 
 	pgsh_observation_init(&obs, unit->req.userid, unit->req.queryid,
@@ -927,27 +927,27 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	 * MATERIALIZED VIEW CONCURRENTLY, ...), the statement is not over: the
 	 * utility can still fail.  Its outcome is recorded when the utility ends.
 	 */
-	if (frame.active && frame.delegated_qd == queryDesc)
+	if (statement_frame.active && statement_frame.delegated_qd == queryDesc)
 	{
 		const char *text = pgsh_statement_text(obs.source, obs.location,
 											   obs.len, &obs.text_len);
 
-		frame.stash = obs;
-		frame.stash.source = NULL;
-		frame.stash.text = NULL;
-		frame.stash.text_len = 0;
+		statement_frame.stash = obs;
+		statement_frame.stash.source = NULL;
+		statement_frame.stash.text = NULL;
+		statement_frame.stash.text_len = 0;
 		if (text != NULL)
 		{
 			int			len = obs.text_len;
 
 			if (len >= PGSH_QUERY_TEXT_SIZE)
 				len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
-			memcpy(frame.stash_text, text, len);
-			frame.stash_text[len] = '\0';
-			frame.stash.text = frame.stash_text;
-			frame.stash.text_len = len;
+			memcpy(statement_frame.stash_text, text, len);
+			statement_frame.stash_text[len] = '\0';
+			statement_frame.stash.text = statement_frame.stash_text;
+			statement_frame.stash.text_len = len;
 		}
-		frame.stashed = true;
+		statement_frame.stashed = true;
 		return;
 	}
 	pgsh_stats_record(&obs);
@@ -962,7 +962,7 @@ pgsh_unit_end(QueryDesc *queryDesc)
 
 	if (i < 0)
 		return;
-	unit = &units[i];
+	unit = &statement_units[i];
 	if (unlikely(unit->multi_portal != NULL) && unit_suspend(unit, queryDesc))
 		return;
 	unit_release(unit);
@@ -979,7 +979,7 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	}
 
 	/* the usual statement, recorded without an observation */
-	if (!(frame.active && frame.delegated_qd == queryDesc) &&
+	if (!(statement_frame.active && statement_frame.delegated_qd == queryDesc) &&
 		!unit->adm.queued && !unit->adm.would_reject &&
 		!unit->adm.would_queue &&
 		pgsh_stats_record_completed(unit->req.userid, unit->req.queryid,
@@ -1008,9 +1008,9 @@ finish_units(SubTransactionId floor_subid)
 {
 	int			i;
 
-	for (i = units_used - 1; i >= 0; i--)
+	for (i = statement_units_used - 1; i >= 0; i--)
 	{
-		ShieldUnit *unit = &units[i];
+		ShieldUnit *unit = &statement_units[i];
 		ShieldObservation obs;
 
 		if (unit->queryDesc == NULL)
@@ -1019,7 +1019,7 @@ finish_units(SubTransactionId floor_subid)
 			unit->subid < floor_subid)
 			continue;
 		/* suspended between two of its queries: its statement failed */
-		if (unit->queryDesc == &units_suspended_marker)
+		if (unit->queryDesc == &statement_units_suspended_marker)
 			unit->failed = true;
 		unit_release(unit);
 
@@ -1074,7 +1074,7 @@ fail_unwound_call(SubTransactionId aborting)
 		return;
 	i = unit_index(pgsh_unit_in_call);
 	if (i >= 0)
-		units[i].failed = true;
+		statement_units[i].failed = true;
 	/* the call ran at level 0, and whatever caught the error is outside it */
 	pgsh_unit_in_call = NULL;
 	pgsh_nesting_level = 0;
@@ -1083,10 +1083,10 @@ fail_unwound_call(SubTransactionId aborting)
 static void
 finish_pending_error(SubTransactionId floor_subid)
 {
-	if (!pending_error.active)
+	if (!statement_pending_error.active)
 		return;
 	if (floor_subid != InvalidSubTransactionId &&
-		pending_error.subid < floor_subid)
+		statement_pending_error.subid < floor_subid)
 		return;
 
 	count_pending_error();
@@ -1104,12 +1104,12 @@ finish_pending_error(SubTransactionId floor_subid)
  * (computing EXECUTE's parameters, or a deferred trigger at commit) is not
  * the client's statement.
  */
-PgshUtilityKind
+ShieldUtilityKind
 pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
 {
 	Node	   *stmt = pstmt->utilityStmt;
 
-	if (pgsh_nesting_level != 0 || frame.active ||
+	if (pgsh_nesting_level != 0 || statement_frame.active ||
 		context != PROCESS_UTILITY_TOPLEVEL)
 		return PGSH_UTILITY_NESTED;
 
@@ -1156,10 +1156,10 @@ pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
 
 /*
  * How a delegating utility's executor run will be told (see
- * PgshDelegatedRun): sets frame.expect_source, the query string its query
+ * ShieldDelegatedRun): sets statement_frame.expect_source, the query string its query
  * is planned with (the prepared statement's for EXECUTE, also under EXPLAIN
  * and CREATE TABLE AS; the utility's own otherwise; NULL if EXECUTE names
- * no prepared statement, and will fail), and frame.expect_run.
+ * no prepared statement, and will fail), and statement_frame.expect_run.
  */
 static void
 expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
@@ -1167,14 +1167,14 @@ expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
 	Node	   *stmt = pstmt->utilityStmt;
 	ExecuteStmt *execute = NULL;
 
-	frame.expect_source = queryString;
-	frame.expect_run = PGSH_RUN_SAME_STRING;
-	frame.cursor_name = NULL;
+	statement_frame.expect_source = queryString;
+	statement_frame.expect_run = PGSH_RUN_SAME_STRING;
+	statement_frame.cursor_name = NULL;
 
 	if (IsA(stmt, DeclareCursorStmt))
 	{
-		frame.expect_run = PGSH_RUN_CURSOR_PORTAL;
-		frame.cursor_name = ((DeclareCursorStmt *) stmt)->portalname;
+		statement_frame.expect_run = PGSH_RUN_CURSOR_PORTAL;
+		statement_frame.cursor_name = ((DeclareCursorStmt *) stmt)->portalname;
 		return;
 	}
 
@@ -1182,7 +1182,7 @@ expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
 	if (IsA(stmt, ExecuteStmt))
 	{
 		execute = (ExecuteStmt *) stmt;
-		frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
+		statement_frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
 	}
 	else if (IsA(stmt, CreateTableAsStmt) || IsA(stmt, ExplainStmt))
 	{
@@ -1195,7 +1195,7 @@ expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
 			execute = (ExecuteStmt *) ((Query *) query)->utilityStmt;
 			/* EXPLAIN runs the cached plan itself; CREATE TABLE AS, EXECUTE */
 			if (IsA(stmt, CreateTableAsStmt))
-				frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
+				statement_frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
 		}
 	}
 	if (execute != NULL)
@@ -1203,7 +1203,7 @@ expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
 		PreparedStatement *prepared = FetchPreparedStatement(execute->name,
 															 false);
 
-		frame.expect_source = prepared ? prepared->plansource->query_string : NULL;
+		statement_frame.expect_source = prepared ? prepared->plansource->query_string : NULL;
 	}
 }
 
@@ -1257,12 +1257,12 @@ fetch_frame_begin(FetchStmt *fetch)
 	if (!PortalIsValid(portal) || portal->queryDesc == NULL)
 		return;				/* it fails, or reads nothing */
 	cursor = portal->queryDesc->plannedstmt;
-	frame.admit = true;
-	frame.queryid = PGSH_QUERYID(cursor->queryId);
-	frame.cost = cursor->planTree ? cursor->planTree->total_cost : -1.0;
-	frame.source = portal->sourceText;
-	frame.stmt_location = cursor->stmt_location;
-	frame.stmt_len = cursor->stmt_len;
+	statement_frame.admit = true;
+	statement_frame.queryid = PGSH_QUERYID(cursor->queryId);
+	statement_frame.cost = cursor->planTree ? cursor->planTree->total_cost : -1.0;
+	statement_frame.source = portal->sourceText;
+	statement_frame.stmt_location = cursor->stmt_location;
+	statement_frame.stmt_len = cursor->stmt_len;
 }
 
 void
@@ -1271,41 +1271,41 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	/* a failure that no abort callback counted must not be lost */
 	finish_pending_error(InvalidSubTransactionId);
 
-	frame.active = true;
-	frame.delegate = delegate;
-	frame.delegated = false;
-	frame.error_noted = false;
-	frame.userid = GetUserId();
-	frame.queryid = PGSH_QUERYID(pstmt->queryId);
-	frame.subid = GetCurrentSubTransactionId();
-	frame.source = queryString;
-	frame.stmt_location = pstmt->stmt_location;
-	frame.stmt_len = pstmt->stmt_len;
-	frame.outer_portal = ActivePortal;
-	frame.expect_source = NULL;
+	statement_frame.active = true;
+	statement_frame.delegate = delegate;
+	statement_frame.delegated = false;
+	statement_frame.error_noted = false;
+	statement_frame.userid = GetUserId();
+	statement_frame.queryid = PGSH_QUERYID(pstmt->queryId);
+	statement_frame.subid = GetCurrentSubTransactionId();
+	statement_frame.source = queryString;
+	statement_frame.stmt_location = pstmt->stmt_location;
+	statement_frame.stmt_len = pstmt->stmt_len;
+	statement_frame.outer_portal = ActivePortal;
+	statement_frame.expect_source = NULL;
 	if (delegate)
 	{
 		expect_delegated_run(pstmt, queryString);
 		jumble_inner_query(pstmt, queryString);
 	}
-	frame.delegated_qd = NULL;
-	frame.stashed = false;
-	frame.own_text = frame.expect_source == queryString;
+	statement_frame.delegated_qd = NULL;
+	statement_frame.stashed = false;
+	statement_frame.own_text = statement_frame.expect_source == queryString;
 
 	/*
 	 * CALL and DO run no executor of their own, and the statements they run
 	 * are nested: they are admitted as one statement, so that a procedure
 	 * cannot escape the limits of its caller.
 	 */
-	frame.admit = !delegate &&
+	statement_frame.admit = !delegate &&
 		(IsA(pstmt->utilityStmt, CallStmt) || IsA(pstmt->utilityStmt, DoStmt));
-	frame.cost = -1.0;
+	statement_frame.cost = -1.0;
 	if (IsA(pstmt->utilityStmt, FetchStmt))
 		fetch_frame_begin((FetchStmt *) pstmt->utilityStmt);
-	frame.admitted = false;
-	memset(&frame.adm, 0, sizeof(frame.adm));
-	frame.deadline.at = 0;
-	frame.deadline.enforce = false;
+	statement_frame.admitted = false;
+	memset(&statement_frame.adm, 0, sizeof(statement_frame.adm));
+	statement_frame.deadline.at = 0;
+	statement_frame.deadline.enforce = false;
 }
 
 /*
@@ -1319,27 +1319,27 @@ pgsh_frame_admit(void)
 {
 	ShieldAdmitRequest req;
 
-	if (!frame.active || !frame.admit)
+	if (!statement_frame.active || !statement_frame.admit)
 		return;
-	(void) pgsh_policy_resolve_tagged(frame.userid, frame.queryid,
-									  &frame.policy, &frame.policy_tag);
-	req.userid = frame.userid;
-	req.queryid = frame.queryid;
-	req.cost = frame.cost;
+	(void) pgsh_policy_resolve_tagged(statement_frame.userid, statement_frame.queryid,
+									  &statement_frame.policy, &statement_frame.policy_tag);
+	req.userid = statement_frame.userid;
+	req.queryid = statement_frame.queryid;
+	req.cost = statement_frame.cost;
 	req.arrived = GetCurrentStatementStartTimestamp();
-	req.policy = &frame.policy;
-	req.policy_tag = frame.policy_tag;
-	frame.error_noted = true;
-	pgsh_admit(&req, &frame.adm);
-	frame.error_noted = false;
-	frame.admitted = true;
+	req.policy = &statement_frame.policy;
+	req.policy_tag = statement_frame.policy_tag;
+	statement_frame.error_noted = true;
+	pgsh_admit(&req, &statement_frame.adm);
+	statement_frame.error_noted = false;
+	statement_frame.admitted = true;
 
 	/* its deadline may cancel it while it runs: the whole utility */
-	if (frame.policy.deadline_from >= 0 && frame.adm.governed)
+	if (statement_frame.policy.deadline_from >= 0 && statement_frame.adm.governed)
 	{
-		pgsh_deadline_set(&frame.deadline, &frame.policy, frame.userid,
-						  frame.queryid, req.arrived, frame.adm.queue_ms);
-		pgsh_deadline_call_begin(&frame.deadline);
+		pgsh_deadline_set(&statement_frame.deadline, &statement_frame.policy, statement_frame.userid,
+						  statement_frame.queryid, req.arrived, statement_frame.adm.queue_ms);
+		pgsh_deadline_call_begin(&statement_frame.deadline);
 	}
 }
 
@@ -1348,16 +1348,16 @@ pgsh_frame_admit(void)
  * fail.  Returns whether it outlived a monitored deadline.
  */
 static bool
-frame_ended(PgshBreakerOutcome outcome)
+frame_ended(ShieldBreakerOutcome outcome)
 {
 	bool		would_cancel = false;
 
-	if (!frame.admitted)
+	if (!statement_frame.admitted)
 		return false;
-	frame.admitted = false;
-	pgsh_deadline_call_end(&frame.deadline);
-	statement_ended(&frame.deadline, &frame.adm.breaker, frame.userid,
-					frame.queryid, outcome, &would_cancel);
+	statement_frame.admitted = false;
+	pgsh_deadline_call_end(&statement_frame.deadline);
+	statement_ended(&statement_frame.deadline, &statement_frame.adm.breaker, statement_frame.userid,
+					statement_frame.queryid, outcome, &would_cancel);
 	return would_cancel;
 }
 
@@ -1365,11 +1365,11 @@ frame_ended(PgshBreakerOutcome outcome)
 static inline void
 frame_release(void)
 {
-	uint32		slot_id = frame.adm.slot_id;
+	uint32		slot_id = statement_frame.adm.slot_id;
 
 	if (slot_id != 0)
 	{
-		frame.adm.slot_id = 0;
+		statement_frame.adm.slot_id = 0;
 		pgsh_admission_release(slot_id);
 	}
 }
@@ -1397,31 +1397,31 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 	ShieldObservation obs;
 	bool		would_cancel;
 
-	frame.active = false;
+	statement_frame.active = false;
 	frame_level_reset();
 	frame_release();
 	would_cancel = frame_ended(PGSH_OUTCOME_SUCCESS);
-	if (frame.delegated)
+	if (statement_frame.delegated)
 	{
 		/* its executor run is the statement; recorded now if it ended */
-		if (frame.stashed)
+		if (statement_frame.stashed)
 		{
-			frame.stashed = false;
-			pgsh_stats_record(&frame.stash);
+			statement_frame.stashed = false;
+			pgsh_stats_record(&statement_frame.stash);
 		}
 		return;
 	}
 
-	pgsh_observation_init(&obs, frame.userid, frame.queryid,
+	pgsh_observation_init(&obs, statement_frame.userid, statement_frame.queryid,
 						  GetCurrentStatementStartTimestamp());
 	obs.exec_ms = elapsed_ms;
 	obs.rows = qc ? qc->nprocessed : 0;
-	obs.source = frame.source;
-	obs.location = frame.stmt_location;
-	obs.len = frame.stmt_len;
+	obs.source = statement_frame.source;
+	obs.location = statement_frame.stmt_location;
+	obs.len = statement_frame.stmt_len;
 	obs.would_cancel = would_cancel;
-	observe_admission(&obs, &frame.adm);
-	frame.source = NULL;
+	observe_admission(&obs, &statement_frame.adm);
+	statement_frame.source = NULL;
 	pgsh_stats_record(&obs);
 }
 
@@ -1434,39 +1434,39 @@ pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 void
 pgsh_frame_failed(void)
 {
-	PgshDeadlineError deadline = PGSH_DEADLINE_NONE;
+	ShieldDeadlineError deadline = PGSH_DEADLINE_NONE;
 
-	frame.active = false;
+	statement_frame.active = false;
 	frame_level_reset();
 	frame_release();
-	if (frame.admitted)
+	if (statement_frame.admitted)
 	{
 		/* before frame_ended, which releases the deadline */
-		deadline = pgsh_deadline_error(&frame.deadline);
+		deadline = pgsh_deadline_error(&statement_frame.deadline);
 		(void) frame_ended(deadline != PGSH_DEADLINE_NONE ?
 						   PGSH_OUTCOME_FAILURE :
 						   pgsh_breaker_outcome_of(geterrcode()));
 	}
-	if (frame.stashed)
+	if (statement_frame.stashed)
 	{
 		/* its executor run completed, then the utility failed */
-		frame.stashed = false;
-		note_failure_text(frame.stash.userid, frame.stash.queryid,
-						  frame.stash.text, 0, frame.stash.text_len);
-		note_pending_error(frame.stash.userid, frame.stash.queryid);
+		statement_frame.stashed = false;
+		note_failure_text(statement_frame.stash.userid, statement_frame.stash.queryid,
+						  statement_frame.stash.text, 0, statement_frame.stash.text_len);
+		note_pending_error(statement_frame.stash.userid, statement_frame.stash.queryid);
 	}
-	else if (!frame.delegated && !frame.error_noted)
+	else if (!statement_frame.delegated && !statement_frame.error_noted)
 	{
-		note_failure_text(frame.userid, frame.queryid, frame.source,
-						  frame.stmt_location, frame.stmt_len);
-		note_pending_error(frame.userid, frame.queryid);
-		pending_error.deadline_cancelled = deadline != PGSH_DEADLINE_NONE;
+		note_failure_text(statement_frame.userid, statement_frame.queryid, statement_frame.source,
+						  statement_frame.stmt_location, statement_frame.stmt_len);
+		note_pending_error(statement_frame.userid, statement_frame.queryid);
+		statement_pending_error.deadline_cancelled = deadline != PGSH_DEADLINE_NONE;
 	}
-	frame.source = NULL;
+	statement_frame.source = NULL;
 
 	/* the cancel its deadline requested: replaced by pg_shield's error */
 	if (deadline == PGSH_DEADLINE_CANCEL)
-		pgsh_deadline_raise(&frame.deadline, true);
+		pgsh_deadline_raise(&statement_frame.deadline, true);
 }
 
 /*----
@@ -1482,7 +1482,7 @@ pgsh_frame_failed(void)
 static inline bool
 frame_holds_slot(void)
 {
-	return frame.active && frame.adm.slot_id != 0;
+	return statement_frame.active && statement_frame.adm.slot_id != 0;
 }
 static void
 pgsh_xact_callback(XactEvent event, void *arg)
@@ -1502,9 +1502,9 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 */
 			if (pgsh_unit_in_call != NULL)
 				fail_unwound_call(InvalidSubTransactionId);
-			if (units_used > 0)
+			if (statement_units_used > 0)
 				finish_units(InvalidSubTransactionId);
-			if (pending_error.active)
+			if (statement_pending_error.active)
 				finish_pending_error(InvalidSubTransactionId);
 			if (!frame_holds_slot())
 				pgsh_admission_cleanup();
@@ -1516,7 +1516,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * repairs what an error escaping an unguarded read-only
 			 * ExecutorFinish may have left (see hooks.c).
 			 */
-			if (!frame.active)
+			if (!statement_frame.active)
 			{
 				pgsh_nesting_level = 0;
 				pgsh_deadline_xact_end();

@@ -73,13 +73,13 @@ pgsh_unit_call_end(void)
 }
 
 /* How ProcessUtility treats a statement; see pgsh_utility_kind(). */
-typedef enum PgshUtilityKind
+typedef enum ShieldUtilityKind
 {
 	PGSH_UTILITY_NESTED,		/* inside another statement */
 	PGSH_UTILITY_PASS,			/* cursor and prepared-statement plumbing */
 	PGSH_UTILITY_SELF,			/* accounted as a statement of its own */
 	PGSH_UTILITY_DELEGATE		/* accounted by the executor it starts */
-} PgshUtilityKind;
+} ShieldUtilityKind;
 
 extern void pgsh_statement_init(void);
 /* Is this a client backend (1), or not (0); -1 until first asked. */
@@ -115,23 +115,23 @@ extern void pgsh_planning_failed(Query *parse, const char *query_string);
 
 /* executor */
 /* How a unit's level-0 executor calls run (see pgsh_unit_call_begin). */
-typedef enum PgshUnitCalls
+typedef enum ShieldUnitCalls
 {
 	PGSH_UNIT_NONE,				/* not a unit */
 	PGSH_UNIT_GUARDED,			/* with PG_TRY */
 	PGSH_UNIT_UNGUARDED			/* without */
-} PgshUnitCalls;
+} ShieldUnitCalls;
 
-extern PgshUnitCalls pgsh_unit_begin(QueryDesc *queryDesc);
+extern ShieldUnitCalls pgsh_unit_begin(QueryDesc *queryDesc);
 extern int	pgsh_unit_lookup(QueryDesc *queryDesc);
 /* A unit found by its executor run: its index (-1: none), its calls. */
-typedef struct PgshUnitRef
+typedef struct ShieldUnitRef
 {
 	int			index;
-	PgshUnitCalls calls;
-} PgshUnitRef;
+	ShieldUnitCalls calls;
+} ShieldUnitRef;
 
-extern PgshUnitRef pgsh_unit_lookup_calls(QueryDesc *queryDesc);
+extern ShieldUnitRef pgsh_unit_lookup_calls(QueryDesc *queryDesc);
 
 /*
  * The unit begun last, whose executor calls are nearly all the executor
@@ -139,9 +139,9 @@ extern PgshUnitRef pgsh_unit_lookup_calls(QueryDesc *queryDesc);
  * ended.
  */
 extern QueryDesc *pgsh_last_unit_qd;
-extern PgshUnitRef pgsh_last_unit;
+extern ShieldUnitRef pgsh_last_unit;
 
-static inline PgshUnitRef
+static inline ShieldUnitRef
 pgsh_unit_find_calls(QueryDesc *queryDesc)
 {
 	if (queryDesc == pgsh_last_unit_qd)
@@ -157,7 +157,7 @@ extern void pgsh_unit_guard_end(int unit);
 extern void pgsh_unit_end(QueryDesc *queryDesc);
 
 /* utility statements */
-extern PgshUtilityKind pgsh_utility_kind(PlannedStmt *pstmt,
+extern ShieldUtilityKind pgsh_utility_kind(PlannedStmt *pstmt,
 										 ProcessUtilityContext context);
 extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
 							 bool delegate);

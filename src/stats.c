@@ -79,19 +79,19 @@ const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS] = {
 };
 
 /* What the generic table code needs to know about an entry type. */
-typedef struct TableShape
+typedef struct ShieldTableShape
 {
 	Size		keysize;
 	Size		entrysize;
 	Size		mutex_offset;
 	Size		usage_offset;
-} TableShape;
+} ShieldTableShape;
 
-static const TableShape fp_shape = {
+static const ShieldTableShape stats_fp_shape = {
 	sizeof(ShieldFpKey), sizeof(ShieldFpEntry),
 	offsetof(ShieldFpEntry, mutex), offsetof(ShieldFpEntry, usage)
 };
-static const TableShape role_shape = {
+static const ShieldTableShape stats_role_shape = {
 	sizeof(ShieldRoleKey), sizeof(ShieldRoleEntry),
 	offsetof(ShieldRoleEntry, mutex), offsetof(ShieldRoleEntry, usage)
 };
@@ -117,8 +117,8 @@ fp_key_init(ShieldFpKey *key, Oid dbid, Oid userid, uint64 queryid)
 	key->queryid = queryid;
 }
 
-static uint64 evict_batch(HTAB *htab, const TableShape *shape);
-static char *lookup_or_create(HTAB *htab, const TableShape *shape,
+static uint64 evict_batch(HTAB *htab, const ShieldTableShape *shape);
+static char *lookup_or_create(HTAB *htab, const ShieldTableShape *shape,
 							  const void *key, long capacity,
 							  uint64 *evictions);
 
@@ -134,7 +134,7 @@ static char *lookup_or_create(HTAB *htab, const TableShape *shape,
  * entry has.
  */
 static void
-init_entry_mutexes(HTAB *htab, const TableShape *shape, long capacity)
+init_entry_mutexes(HTAB *htab, const ShieldTableShape *shape, long capacity)
 {
 	char		key[sizeof(ShieldFpKey)];
 	long		i;
@@ -199,8 +199,8 @@ pgsh_stats_shmem_init(void)
 	/* created here, not attached to (EXEC_BACKEND) */
 	if (!IsUnderPostmaster)
 	{
-		init_entry_mutexes(pgsh_fp_hash, &fp_shape, pgsh_max_fingerprints);
-		init_entry_mutexes(pgsh_role_hash, &role_shape, pgsh_max_roles);
+		init_entry_mutexes(pgsh_fp_hash, &stats_fp_shape, pgsh_max_fingerprints);
+		init_entry_mutexes(pgsh_role_hash, &stats_role_shape, pgsh_max_roles);
 	}
 }
 
@@ -345,7 +345,7 @@ fold_into_role(ShieldFpEntry *fp)
 	role_key_init(&rkey, fp->key.dbid, fp->key.userid);
 	/* the role's entry was evicted before its fingerprint's: again */
 	role = (ShieldRoleEntry *)
-		lookup_or_create(pgsh_role_hash, &role_shape, &rkey, pgsh_max_roles,
+		lookup_or_create(pgsh_role_hash, &stats_role_shape, &rkey, pgsh_max_roles,
 						 &pgsh_state->role_evictions);
 	if (role == NULL)
 		return;
@@ -403,7 +403,7 @@ score_roles(void)
 
 /* Eviction score of an entry; see score_roles. */
 static inline double
-evict_score(HTAB *htab, const TableShape *shape, char *entry)
+evict_score(HTAB *htab, const ShieldTableShape *shape, char *entry)
 {
 	volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
 	double		usage;
@@ -424,7 +424,7 @@ evict_score(HTAB *htab, const TableShape *shape, char *entry)
  * fail.  Returns the number of entries removed.
  */
 static uint64
-evict_batch(HTAB *htab, const TableShape *shape)
+evict_batch(HTAB *htab, const ShieldTableShape *shape)
 {
 	long		nentries = hash_get_num_entries(htab);
 	long		target;
@@ -491,7 +491,7 @@ evict_batch(HTAB *htab, const TableShape *shape)
  * skip the entry.
  */
 static char *
-lookup_or_create(HTAB *htab, const TableShape *shape, const void *key,
+lookup_or_create(HTAB *htab, const ShieldTableShape *shape, const void *key,
 				 long capacity, uint64 *evictions)
 {
 	char	   *entry;
@@ -766,15 +766,15 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
  * and a fall back to the locked path, which caches the entry again.
  *----
  */
-PgshFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
+ShieldFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
 static struct
 {
 	uint64		generation;
 	ShieldRoleKey key;
 	ShieldRoleEntry *entry;		/* NULL if never cached */
-}			role_cache;
+}			stats_role_cache;
 
-static inline PgshFpCacheSlot *
+static inline ShieldFpCacheSlot *
 fp_cache_slot(const ShieldFpKey *key)
 {
 	return &pgsh_fp_cache[key->queryid % PGSH_FP_CACHE_SLOTS];
@@ -788,7 +788,7 @@ fp_cache_slot(const ShieldFpKey *key)
 static inline void
 fp_remember(const ShieldFpKey *key, ShieldFpEntry *entry)
 {
-	PgshFpCacheSlot *slot = fp_cache_slot(key);
+	ShieldFpCacheSlot *slot = fp_cache_slot(key);
 
 	if (entry == NULL || entry->query_len == 0)
 		return;
@@ -802,16 +802,16 @@ role_remember(const ShieldRoleKey *key, ShieldRoleEntry *entry)
 {
 	if (entry == NULL)
 		return;
-	role_cache.generation = pg_atomic_read_u64(&pgsh_state->generation);
-	role_cache.key = *key;
-	role_cache.entry = entry;
+	stats_role_cache.generation = pg_atomic_read_u64(&pgsh_state->generation);
+	stats_role_cache.key = *key;
+	stats_role_cache.entry = entry;
 }
 
 /* The cached entry of a key, or NULL; to be checked as described above. */
 static inline ShieldFpEntry *
 fp_cached(const ShieldFpKey *key, uint64 *generation)
 {
-	PgshFpCacheSlot *slot = fp_cache_slot(key);
+	ShieldFpCacheSlot *slot = fp_cache_slot(key);
 
 	if (slot->entry == NULL || slot->key.queryid != key->queryid ||
 		slot->key.userid != key->userid || slot->key.dbid != key->dbid)
@@ -823,11 +823,11 @@ fp_cached(const ShieldFpKey *key, uint64 *generation)
 static inline ShieldRoleEntry *
 role_cached(const ShieldRoleKey *key, uint64 *generation)
 {
-	if (role_cache.entry == NULL || role_cache.key.userid != key->userid ||
-		role_cache.key.dbid != key->dbid)
+	if (stats_role_cache.entry == NULL || stats_role_cache.key.userid != key->userid ||
+		stats_role_cache.key.dbid != key->dbid)
 		return NULL;
-	*generation = role_cache.generation;
-	return role_cache.entry;
+	*generation = stats_role_cache.generation;
+	return stats_role_cache.entry;
 }
 
 /* Has no entry been removed since this generation?  Caller holds a spinlock. */
@@ -896,7 +896,7 @@ role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
  * receive the fingerprint's counters when that is evicted.
  */
 static pg_noinline void
-record_locked(const ShieldObservation *obs, bool plain, int bucket,
+record_observation(const ShieldObservation *obs, bool plain, int bucket,
 			  int exec_bucket, bool role_done, bool fp_done)
 {
 	ShieldRoleEntry *role = NULL;
@@ -936,14 +936,14 @@ record_locked(const ShieldObservation *obs, bool plain, int bucket,
 		if (!fp_done)
 		{
 			fp = (ShieldFpEntry *)
-				lookup_or_create(pgsh_fp_hash, &fp_shape, fkey,
+				lookup_or_create(pgsh_fp_hash, &stats_fp_shape, fkey,
 								 pgsh_max_fingerprints,
 								 &pgsh_state->fp_evictions);
 			if (fp != NULL && fp->query_len == 0)
 				fp_set_text(fp, obs);
 		}
 		role = (ShieldRoleEntry *)
-			lookup_or_create(pgsh_role_hash, &role_shape, rkey,
+			lookup_or_create(pgsh_role_hash, &stats_role_shape, rkey,
 							 pgsh_max_roles, &pgsh_state->role_evictions);
 	}
 
@@ -1035,7 +1035,7 @@ pgsh_stats_record(const ShieldObservation *obs)
 	}
 
 	if (!role_done || !fp_done)
-		record_locked(obs, plain, bucket, exec_bucket, role_done, fp_done);
+		record_observation(obs, plain, bucket, exec_bucket, role_done, fp_done);
 }
 
 /*
@@ -1136,19 +1136,19 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 		fp = (ShieldFpEntry *)
-			lookup_or_create(pgsh_fp_hash, &fp_shape, &fkey,
+			lookup_or_create(pgsh_fp_hash, &stats_fp_shape, &fkey,
 							 pgsh_max_fingerprints, &pgsh_state->fp_evictions);
 		memset(&obs, 0, sizeof(obs));
 		obs.text = text;
 		obs.text_len = text_len;
 		if (fp != NULL && fp->query_len == 0)
 			fp_set_text(fp, &obs);
-		/* its role's entry, to receive its counters (see record_locked) */
+		/* its role's entry, to receive its counters (see record_observation) */
 		{
 			ShieldRoleKey rkey;
 
 			role_key_init(&rkey, dbid, userid);
-			(void) lookup_or_create(pgsh_role_hash, &role_shape, &rkey,
+			(void) lookup_or_create(pgsh_role_hash, &stats_role_shape, &rkey,
 									pgsh_max_roles,
 									&pgsh_state->role_evictions);
 		}

@@ -128,7 +128,7 @@ typedef struct ShieldFpEntry
 } ShieldFpEntry;
 
 /* Why admission turned a statement away (ShieldObservation.rejected). */
-typedef enum PgshRejection
+typedef enum ShieldRejection
 {
 	PGSH_REJECT_NONE,
 	PGSH_REJECT_QUEUE_FULL,
@@ -140,7 +140,7 @@ typedef enum PgshRejection
 	PGSH_REJECT_BREAKER,		/* its fingerprint's breaker was open */
 	PGSH_REJECT_SHED,			/* shed: the instance is overloaded */
 	PGSH_REJECT_DEADLOCK		/* it waited in the queue for itself */
-} PgshRejection;
+} ShieldRejection;
 
 /* One statement's outcome, handed to pgsh_stats_record(). */
 typedef struct ShieldObservation
@@ -149,7 +149,7 @@ typedef struct ShieldObservation
 	Oid			userid;
 	uint64		queryid;		/* 0: account the role only */
 	bool		failed;
-	PgshRejection rejected;		/* turned away: neither a call nor an error */
+	ShieldRejection rejected;		/* turned away: neither a call nor an error */
 	/* admission (admission.c) */
 	bool		admitted;
 	bool		queued;			/* waited in the admission queue */
@@ -198,14 +198,14 @@ pgsh_observation_init(ShieldObservation *obs, Oid userid, uint64 queryid,
  */
 #define PGSH_FP_CACHE_SLOTS 64
 
-typedef struct PgshFpCacheSlot
+typedef struct ShieldFpCacheSlot
 {
 	uint64		generation;		/* see stats.c */
 	ShieldFpKey key;
 	ShieldFpEntry *entry;		/* NULL if never cached */
-} PgshFpCacheSlot;
+} ShieldFpCacheSlot;
 
-extern PgshFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
+extern ShieldFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
 
 /*
  * Has this backend recorded the fingerprint's entry with its text?  True
@@ -215,7 +215,7 @@ extern PgshFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
 static inline bool
 pgsh_stats_text_known(Oid userid, uint64 queryid)
 {
-	const PgshFpCacheSlot *slot = &pgsh_fp_cache[queryid % PGSH_FP_CACHE_SLOTS];
+	const ShieldFpCacheSlot *slot = &pgsh_fp_cache[queryid % PGSH_FP_CACHE_SLOTS];
 
 	return slot->entry != NULL && slot->key.queryid == queryid &&
 		slot->key.userid == userid && slot->key.dbid == MyDatabaseId;

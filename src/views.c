@@ -192,17 +192,17 @@ may_see_all_texts(void)
  * without an entry here has a closed breaker.  A small local hash table,
  * built from one copy taken under the breakers' lock.
  */
-typedef struct BreakerStateKey
+typedef struct ShieldBreakerStateKey
 {
 	Oid			dbid;
 	uint64		queryid;
-} BreakerStateKey;
+} ShieldBreakerStateKey;
 
-typedef struct BreakerStateEntry
+typedef struct ShieldBreakerStateEntry
 {
-	BreakerStateKey key;
-	PgshBreakerState state;
-} BreakerStateEntry;
+	ShieldBreakerStateKey key;
+	ShieldBreakerState state;
+} ShieldBreakerStateEntry;
 
 static HTAB *
 breaker_states(void)
@@ -214,16 +214,16 @@ breaker_states(void)
 	int			i;
 
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(BreakerStateKey);
-	ctl.entrysize = sizeof(BreakerStateEntry);
+	ctl.keysize = sizeof(ShieldBreakerStateKey);
+	ctl.entrysize = sizeof(ShieldBreakerStateEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	states = hash_create("pg_shield breaker states", 64, &ctl,
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	rows = pgsh_breakers_copy(&n);
 	for (i = 0; i < n; i++)
 	{
-		BreakerStateKey key;
-		BreakerStateEntry *entry;
+		ShieldBreakerStateKey key;
+		ShieldBreakerStateEntry *entry;
 
 		if (rows[i].state == PGSH_BREAKER_CLOSED)
 			continue;
@@ -239,8 +239,8 @@ breaker_states(void)
 static const char *
 breaker_state_of(HTAB *states, Oid dbid, uint64 queryid)
 {
-	BreakerStateKey key;
-	BreakerStateEntry *entry;
+	ShieldBreakerStateKey key;
+	ShieldBreakerStateEntry *entry;
 
 	memset(&key, 0, sizeof(key));
 	key.dbid = dbid;
@@ -471,7 +471,7 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	uint32		active;
 	uint32		queued;
 	TimestampTz oldest_queued;
-	PgshShedding shedding;
+	ShieldShedding shedding;
 	double		standing_delay_ms;
 
 	pgsh_check_loaded();
