@@ -3,7 +3,7 @@
  * errors.h
  *		The SQLSTATEs pg_shield raises, in one catalogue.
  *
- * These codes are part of the product contract (the reference,
+ * These codes are part of the interface (the reference,
  * contrib-docs/pg_shield.sgml, "Error Codes", which test/check-docs.sh
  * checks against this file):
  * applications key their retry logic on them, so a code never changes

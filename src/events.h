@@ -29,7 +29,7 @@ PGSH_BEGIN_INTERNAL
 
 /*
  * What happened.  Enforcement (admission, deadlines, breakers, shedding)
- * adds its actions here; the names are part of the views' contract.
+ * adds its actions here; the names are part of the views' documented interface.
  */
 typedef enum ShieldAction
 {

@@ -4,8 +4,8 @@
  *		The unit pg_shield accounts (and later admits): a top-level
  *		statement, followed from its start to its end on every path.
  *
- * A statement is governed once, at the outermost level (product contract
- * §2).  Three shapes reach the hooks:
+ * A statement is governed once, at the outermost level (the reference,
+ * "Accounted Statements").  Three shapes reach the hooks:
  *
  *	- a plannable statement (simple or extended protocol, prepared or not):
  *	  the unit runs from its ExecutorStart to its ExecutorEnd;

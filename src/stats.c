@@ -70,7 +70,7 @@
  * Upper bounds of the execution time buckets (stats.h), in ms: 1-2.5-5 steps
  * from 0.1 ms, which separates the sub-millisecond statements of an OLTP
  * workload, to 10 s, then 30 s and 1 min for reports and batch jobs, and
- * everything longer.  Changing them changes the documented contract (and
+ * everything longer.  Changing them changes the documented interface (and
  * breaks the continuity of the series dashboards keep), so they are fixed.
  */
 const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS] = {
