@@ -3,9 +3,9 @@
 -- consecutive failures and then rejects the fingerprint at once (53S05);
 -- a success resets the count; errors that are the application's do not
 -- count; reset_breaker() closes it by hand; other fingerprints are not
--- affected; in monitor mode it moves, and rejects nothing (product contract
--- §4.5, §4.7).  (The half-open probe: isolation test breaker_probe; the
--- instance defaults and the retry hint: TAP test 015.)
+-- affected; in monitor mode it moves, and rejects nothing.
+-- (The half-open probe: isolation test breaker_probe; the instance
+-- defaults and the retry hint: TAP test 015.)
 --
 -- statement_timeout is what fails the statements here: 20 ms against a
 -- sleep of 10 s, so the outcome never depends on timing.

@@ -1,7 +1,7 @@
 --
--- deadlines: a policy's deadline cancels a running statement (product
--- contract §4.4), whatever runs it; statement_timeout keeps its own
--- message; nothing is cancelled after the statement ends
+-- deadlines: a policy's deadline cancels a running statement,
+-- whatever runs it; statement_timeout keeps its own message;
+-- nothing is cancelled after the statement ends
 --
 -- Deadlines here are short and the statements sleep far longer, so the
 -- outcome never depends on timing; the DETAIL, which gives the elapsed

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Admission control benchmark (product contract §8: per-statement overhead,
+# Admission control benchmark (targets in test/bench/README.md: per-statement overhead,
 # queueing, fast rejection).
 #
 # Not a timed test and not part of the test suite: a script that measures,
@@ -273,7 +273,7 @@ role_counters() {   # role: "admitted queued queue_ms rejected"
 
 pgver=$(psql_su none postgres -c "SELECT version()")
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "pg_shield admission control benchmark (product contract §8)"
+echo "pg_shield admission control benchmark (targets: test/bench/README.md)"
 echo
 echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine:     $(bench_machine_info)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-statement cost in CPU instructions (product contract §8, first row,
+# Per-statement cost in CPU instructions (the first target in test/bench/README.md,
 # measured so that the host's speed does not matter).
 #
 # The TPS benchmark (test/bench/overhead.sh) needs a host of steady speed to
@@ -35,7 +35,7 @@
 # These are the backend's instructions only: pgbench, the kernel and the
 # socket round trip are not counted, and neither are cache misses nor
 # contention on shared cache lines.  To turn the instruction overhead into
-# an estimate of the TPS ratio, the script also runs the §8 workload
+# an estimate of the TPS ratio, the script also runs the target's workload
 # natively (8 clients, 10 s, pg_shield preloaded) and measures which share of
 # the CPU a transaction costs is the backends' user-space time (a ratio of
 # CPU times, so little moved by the host's speed or other load):
@@ -59,7 +59,7 @@
 #   --keep DIR   copy the callgrind profiles into DIR before cleaning up
 #   --target R   pg_shield/none target for the estimate's verdict (default 0.99;
 #                0.98 is also judged)
-#   --protocol P pgbench's -M of every run: prepared (default, the contract's
+#   --protocol P pgbench's -M of every run: prepared (default, the target's
 #                workload), or simple, where every statement is parsed and
 #                analyzed again (what the parse analysis hook costs)
 #   --quick      smoke test: N1 500, N2 1500, scale 1 (also BENCH_QUICK=1);
@@ -83,8 +83,8 @@ share_secs=10
 shared_buffers=256MB
 target=0.99
 bench_protocol=prepared
-minimum=0.98        # the issue's minimum
-deadline_target=0.985   # with a deadline and breakers on (issue 10)
+minimum=0.98        # the least that is acceptable
+deadline_target=0.985   # with a deadline and breakers on
 
 quick() { n1=500; n2=1500; scale=1; warmup_tx=200; share_secs=3; }
 [ "${BENCH_QUICK:-0}" = 1 ] && quick
@@ -180,7 +180,7 @@ if [ "$(psql_su bench -c "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON 
 fi
 
 # Native share of the backend's user-space CPU in the CPU of a transaction
-# of the §8 workload (8 clients; pgbench and the kernel take the rest).  Only
+# of the target's workload (8 clients; pgbench and the kernel take the rest).  Only
 # that share grows with the backend's instructions, so it turns the
 # instruction overhead into an estimate of the TPS ratio.  A ratio of CPU
 # times, so little moved by the host's speed or by other load.
@@ -250,7 +250,7 @@ per_statement() {
 
 pgver=$(as_pg postgres --version)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "pg_shield per-statement instructions (product contract §8, host-speed independent)"
+echo "pg_shield per-statement instructions (host-speed independent)"
 echo
 echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "machine:     $(bench_machine_info)"
@@ -371,7 +371,7 @@ r_est=$(awk -v a="${ips[pg_shield]}" -v b="${ips[none]}" -v f="$share" 'BEGIN {p
 echo
 echo "pg_shield/none estimated from instructions = $r_est"
 for th in "$target" "$minimum"; do
-    case $th in "$target") label="target (product contract §8)" ;; *) label="issue minimum" ;; esac
+    case $th in "$target") label="target (targets: test/bench/README.md)" ;; *) label="minimum" ;; esac
     printf '  %-34s %s\n' "$label >= $th:" \
         "$(awk -v r="$r_est" -v t="$th" 'BEGIN {print (r + 0 >= t + 0) ? "MET" : "NOT MET"}')"
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Protection benchmark (product contract §8, "protection"): does a critical
+# Protection benchmark (the "protection" target in test/bench/README.md): does a critical
 # role keep its throughput and latency while a low role floods the server?
 #
 # The scenario is the demo's (test/bench/protection-lib.sh): app runs

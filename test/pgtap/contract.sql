@@ -1,5 +1,5 @@
 -- pgTAP: the SQL surface of pg_shield that users' migrations and dashboards
--- depend on (product contract §6 and §7).
+-- depend on.
 --
 -- Run by scripts/test.sh as superuser postgres against a preloaded server
 -- where "CREATE EXTENSION pgtap; CREATE EXTENSION pg_shield;" were run.
@@ -34,7 +34,7 @@ SELECT is((SELECT n.nspname::text FROM pg_extension e
            WHERE e.extname = 'pg_shield'),
     'shield', 'pg_shield is installed in schema shield');
 
--- shield.query_stats columns (§6).
+-- shield.query_stats columns.
 SELECT col_type_is('shield', 'query_stats', 'dbid', 'oid', 'query_stats.dbid is oid');
 SELECT col_type_is('shield', 'query_stats', 'datname', 'name', 'query_stats.datname is name');
 SELECT col_type_is('shield', 'query_stats', 'userid', 'oid', 'query_stats.userid is oid');
@@ -60,7 +60,7 @@ SELECT col_type_is('shield', 'query_stats', 'last_exec', 'timestamp with time zo
 SELECT col_type_is('shield', 'query_stats', 'exec_bucket_le_ms', 'double precision[]', 'query_stats.exec_bucket_le_ms is double precision[]');
 SELECT col_type_is('shield', 'query_stats', 'exec_bucket_calls', 'bigint[]', 'query_stats.exec_bucket_calls is bigint[]');
 
--- shield.role_stats columns (§6).
+-- shield.role_stats columns.
 SELECT col_type_is('shield', 'role_stats', 'dbid', 'oid', 'role_stats.dbid is oid');
 SELECT col_type_is('shield', 'role_stats', 'datname', 'name', 'role_stats.datname is name');
 SELECT col_type_is('shield', 'role_stats', 'userid', 'oid', 'role_stats.userid is oid');
@@ -80,7 +80,7 @@ SELECT col_type_is('shield', 'role_stats', 'peak_active', 'integer', 'role_stats
 SELECT col_type_is('shield', 'role_stats', 'would_reject', 'bigint', 'role_stats.would_reject is bigint');
 SELECT col_type_is('shield', 'role_stats', 'would_cancel', 'bigint', 'role_stats.would_cancel is bigint');
 
--- shield.status columns (§6).
+-- shield.status columns.
 SELECT col_type_is('shield', 'status', 'mode', 'text', 'status.mode is text');
 SELECT col_type_is('shield', 'status', 'max_active', 'integer', 'status.max_active is integer');
 SELECT col_type_is('shield', 'status', 'active', 'integer', 'status.active is integer');
@@ -93,7 +93,7 @@ SELECT col_type_is('shield', 'status', 'fingerprints', 'bigint', 'status.fingerp
 SELECT col_type_is('shield', 'status', 'evictions', 'bigint', 'status.evictions is bigint');
 SELECT col_type_is('shield', 'status', 'stats_reset', 'timestamp with time zone', 'status.stats_reset is timestamptz');
 
--- shield.activity columns (§6) and privileges.
+-- shield.activity columns and privileges.
 SELECT has_view('shield', 'activity', 'view shield.activity exists');
 SELECT col_type_is('shield', 'activity', 'pid', 'integer', 'activity.pid is integer');
 SELECT col_type_is('shield', 'activity', 'dbid', 'oid', 'activity.dbid is oid');
@@ -111,7 +111,7 @@ SELECT col_type_is('shield', 'role_stats', 'would_queue', 'bigint', 'role_stats.
 SELECT col_type_is('shield', 'role_stats', 'exec_bucket_le_ms', 'double precision[]', 'role_stats.exec_bucket_le_ms is double precision[]');
 SELECT col_type_is('shield', 'role_stats', 'exec_bucket_calls', 'bigint[]', 'role_stats.exec_bucket_calls is bigint[]');
 
--- What each policy turns away (issue 14): shield.policy_usage.
+-- What each policy turns away: shield.policy_usage.
 SELECT has_view('shield', 'policy_usage', 'view shield.policy_usage exists');
 SELECT col_type_is('shield', 'policy_usage', 'id', 'bigint', 'policy_usage.id is bigint');
 SELECT col_type_is('shield', 'policy_usage', 'running', 'integer', 'policy_usage.running is integer');
@@ -123,7 +123,7 @@ SELECT col_type_is('shield', 'policy_usage', 'breaker_state', 'text', 'policy_us
 SELECT ok(has_table_privilege('public', 'shield.policy_usage', 'SELECT'),
     'PUBLIC can SELECT shield.policy_usage');
 
--- Circuit breakers (§4.5, §6): the view, reset_breaker(), the settings.
+-- Circuit breakers: the view, reset_breaker(), the settings.
 SELECT has_view('shield', 'breakers', 'view shield.breakers exists');
 SELECT col_type_is('shield', 'breakers', 'dbid', 'oid', 'breakers.dbid is oid');
 SELECT col_type_is('shield', 'breakers', 'datname', 'name', 'breakers.datname is name');
@@ -153,7 +153,7 @@ SELECT ok((SELECT bool_and(breaker_state IN ('closed', 'open', 'half_open')) IS 
            FROM shield.query_stats),
     'query_stats.breaker_state is closed, open or half_open');
 
--- Admission settings (§4.8): contexts are contract.
+-- Admission settings: their contexts are part of the interface.
 SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_shield.max_active'),
     'sighup', 'pg_shield.max_active is reloadable (SIGHUP)');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'pg_shield.max_queue'),
@@ -167,7 +167,7 @@ SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'pg_shield.max_active')
 SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'pg_shield.exempt_superuser'),
     'on', 'pg_shield.exempt_superuser defaults to on');
 
--- Values the contract enumerates.
+-- Values the reference enumerates.
 SELECT is((SELECT count(*) FROM shield.status), 1::bigint,
     'shield.status has exactly one row');
 SELECT is((SELECT mode FROM shield.status), current_setting('pg_shield.mode'),
@@ -184,7 +184,7 @@ SELECT ok(EXISTS (SELECT 1 FROM shield.role_stats
                     AND calls > 0),
     'role_stats counts the statements of this session');
 
--- Privileges of PUBLIC (§6, §7).
+-- Privileges of PUBLIC.
 SELECT ok((SELECT proacl IS NOT NULL FROM pg_proc
            WHERE oid = 'shield.reset()'::regprocedure),
     'shield.reset() has an explicit ACL, not the default PUBLIC EXECUTE');

@@ -1,6 +1,6 @@
--- pgTAP: the SQL surface of pg_shield's policies (product contract §3, §6
--- and §7): function signatures and return types, who may call what, the
--- shield.policies view, and the shield.policy table behind it.
+-- pgTAP: the SQL surface of pg_shield's policies: function signatures and
+-- return types, who may call what, the shield.policies view, and the
+-- shield.policy table behind it.
 --
 -- Run by scripts/test.sh as superuser postgres against a preloaded server
 -- where "CREATE EXTENSION pgtap; CREATE EXTENSION pg_shield;" were run.
@@ -24,7 +24,7 @@ SELECT plan(122);
 \set query_policy_text_args '{text,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text,integer}'
 \set query_policy_id_args '{bigint,regrole,integer,interval,"double precision",interval,"double precision",text,integer,interval,text,integer}'
 
--- Signatures and return types (§3).
+-- Signatures and return types.
 SELECT has_function('shield', 'set_role_policy', :'role_policy_args'::name[],
     'function shield.set_role_policy(regrole, limits...) exists');
 SELECT function_returns('shield', 'set_role_policy', :'role_policy_args'::name[],
@@ -110,7 +110,7 @@ SELECT is((SELECT pg_get_function_arguments(oid) FROM pg_proc
     'max_parallel_workers integer DEFAULT NULL::integer',
     'shield.set_role_policy(): NULL limits, priority normal and mode enforce by default');
 
--- Privileges of PUBLIC on the functions (§3: EXECUTE revoked from PUBLIC).
+-- Privileges of PUBLIC on the functions (EXECUTE revoked from PUBLIC).
 SELECT function_privs_are('shield', 'set_role_policy', :'role_policy_args'::name[],
     'public', '{}'::name[], 'PUBLIC cannot execute shield.set_role_policy()');
 SELECT function_privs_are('shield', 'set_query_policy', :'query_policy_text_args'::name[],
@@ -146,7 +146,7 @@ SELECT function_privs_are('shield', 'effective_policy', '{text,regrole}'::name[]
 SELECT ok(NOT has_function_privilege('public', 'shield.policy_changed()', 'EXECUTE'),
     'PUBLIC cannot execute the trigger function shield.policy_changed()');
 
--- §7: every SECURITY DEFINER function of the extension pins search_path.
+-- Every SECURITY DEFINER function of the extension pins search_path.
 SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass
                                   AND d.objid = p.oid AND d.deptype = 'e'
@@ -156,7 +156,7 @@ SELECT is_empty($$SELECT p.oid::regprocedure FROM pg_proc p
                                     WHERE c LIKE 'search\_path=%')$$,
     'no SECURITY DEFINER function of pg_shield leaves search_path unpinned');
 
--- shield.policies (§6).
+-- shield.policies.
 SELECT has_view('shield', 'policies', 'view shield.policies exists');
 SELECT col_type_is('shield', 'policies', 'id', 'bigint', 'policies.id is bigint');
 SELECT col_type_is('shield', 'policies', 'dbid', 'oid', 'policies.dbid is oid');
@@ -206,7 +206,7 @@ SELECT ok(NOT has_sequence_privilege('public', 'shield.policy_id_seq', 'USAGE')
     'PUBLIC cannot use the id sequence of shield.policy');
 
 -- Registered as extension configuration, so that pg_dump includes the
--- policies (§3), with the id sequence, every row.
+-- policies, with the id sequence, every row.
 SELECT ok((SELECT 'shield.policy'::regclass = ANY (extconfig)
            FROM pg_extension WHERE extname = 'pg_shield'),
     'pg_extension.extconfig contains shield.policy');
@@ -241,7 +241,7 @@ SELECT function_privs_are('shield', 'set_role_policy', :'role_policy_args'::name
 SELECT table_privs_are('shield', 'policy', 'regress_shield_policy_migrator',
     '{}'::name[], 'the migration role has no privilege on shield.policy');
 
--- A role holding only EXECUTE declares a role policy (§3: "a role granted
+-- A role holding only EXECUTE declares a role policy ("a role granted
 -- EXECUTE needs no other privilege"), and cannot touch the table itself.
 SET ROLE regress_shield_policy_migrator;
 SELECT is(current_user::text, 'regress_shield_policy_migrator',
@@ -331,7 +331,7 @@ RESET ROLE;
 SELECT table_privs_are('shield', 'policies', 'regress_shield_policy_nobody',
     '{SELECT}'::name[], 'a fresh role can only SELECT shield.policies');
 
--- The owner may write the table directly (§7), within its constraints.
+-- The owner may write the table directly, within its constraints.
 SELECT lives_ok($$INSERT INTO shield.policy (role, max_concurrent)
                   VALUES ('regress_shield_policy_nobody', 5)$$,
     'the table owner can INSERT into shield.policy');

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# pg_shield installed but not in shared_preload_libraries (product contract
-# §2): CREATE EXTENSION may succeed or fail with SQLSTATE 55000; every view
+# pg_shield installed but not in shared_preload_libraries (the reference,
+# "Installation"): CREATE EXTENSION may succeed or fail with SQLSTATE 55000; every view
 # and function then fails with SQLSTATE 55000 and a hint naming
 # shared_preload_libraries, as a plain ERROR that leaves the session usable;
 # the rest of the server works and nothing crashes.

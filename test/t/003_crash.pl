@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# A backend crash resets pg_shield's shared state (product contract §4.1).
+# A backend crash resets pg_shield's shared state.
 #
 # When a backend dies by SIGKILL the postmaster kills every process and
 # reinitializes shared memory.  pg_shield's statistics live there, so they

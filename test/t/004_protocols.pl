@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Accounting of extended-protocol statements (product contract §2, §6).
+# Accounting of extended-protocol statements.
 #
 # pgbench runs a fixed number of transactions per client, as a plain role,
 # with named prepared statements (-M prepared) and unnamed ones

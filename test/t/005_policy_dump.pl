@@ -1,7 +1,7 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Policies survive pg_dump and a restore into another cluster (product
-# contract §3: "Policies live in an extension table that pg_dump includes").
+# Policies survive pg_dump and a restore into another cluster (they live
+# in an extension configuration table, which pg_dump includes).
 #
 # Policies are declared through the shield.set_* functions in one cluster,
 # the database is dumped (custom format) and restored into a new database

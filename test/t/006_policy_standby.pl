@@ -1,8 +1,8 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Policies on a physical standby (product contract §3: policies "replicate
-# to physical standbys and are enforced there too"; "after commit, new
-# statements in every backend see the change (no reconnect, no reload)").
+# Policies on a physical standby (they replicate
+# to physical standbys and are enforced there; after commit, new statements
+# in every backend see the change, with no reconnect and no reload).
 #
 # A policy declared, re-declared or dropped on the primary reaches the
 # standby through WAL; its commit record carries the relcache invalidation

@@ -1,8 +1,8 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# No path leaks an admission slot (product contract §4.1: "A slot is
+# No path leaks an admission slot (a slot is
 # released on every path: success, ERROR, cancel, terminate, FATAL,
-# subtransaction abort, portal close, backend exit").
+# subtransaction abort, portal close, backend exit).
 #
 # First, each way of leaving the admission queue abnormally is taken once,
 # deterministically: terminate, cancel, statement_timeout, queue timeout,

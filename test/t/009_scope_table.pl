@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# The admission scope table is bounded (product contract §4.1: shared
+# The admission scope table is bounded (shared
 # memory is fixed; the hot path inserts nothing once warm).
 #
 # Every role that runs a governed statement gets a role scope, counted for

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Deadlines of running statements, timed (product contract §4.4).
+# Deadlines of running statements, timed.
 #
 #  - A deadline fires within 100 ms of its limit: the server's own measure,
 #    the elapsed time in the DETAIL of pg_shield's error, is checked, not the

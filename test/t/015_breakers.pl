@@ -1,7 +1,7 @@
 # Copyright (c) 2026, The pg_shield Developers
 
 # Circuit breakers with the instance's defaults, across their whole cycle,
-# as the server log and shield.events tell it (product contract §4.5).
+# as the server log and shield.events tell it.
 #
 #  - pg_shield.breaker_failures and pg_shield.breaker_cooldown, set with
 #    ALTER SYSTEM and a reload, give every fingerprint without a query

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Overload detection and load shedding (product contract §4.6).  The
+# Overload detection and load shedding.  The
 # instance runs one governed statement at a time (pg_shield.max_active 1),
 # and an open cursor holds that slot while statements queue behind it, so
 # the wait for an instance slot stands and grows.  The controller looks

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Retry hints that spread retries (product contract §4.6).  A role may run
+# Retry hints that spread retries.  A role may run
 # one statement at a time and may not queue (queue_timeout 0); a client
 # whose statement is turned away with 53S01 follows the HINT "Retry after
 # N ms." until it gets in.

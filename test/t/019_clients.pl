@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# The retry examples of examples/ against a live server (issue 14): the
+# The retry examples of examples/ against a live server: the
 # retry loops the documentation shows must work with the drivers as they
 # are, reading the SQLSTATE and the HINT the drivers expose.
 #

@@ -1,6 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# pg_shield behind PgBouncer in transaction mode (issue 14), with Debian's
+# pg_shield behind PgBouncer in transaction mode, with Debian's
 # pgbouncer: the pooled role is the role pg_shield governs, since the
 # server connections log in as it.
 #

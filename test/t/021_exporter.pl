@@ -1,7 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# The postgres_exporter queries shipped in monitoring/ (product contract
-# §6, issue 14): Debian's prometheus-postgres-exporter, run with that file
+# The postgres_exporter queries shipped in monitoring/: Debian's prometheus-postgres-exporter, run with that file
 # against a server with pg_shield, publishes the execution time histograms
 # of a role and of a fingerprint, rejections by reason and policy, and the
 # instance's gauges, with the values of a known workload:

@@ -1,7 +1,6 @@
 # Copyright (c) 2026, The pg_shield Developers
 
-# Reading the policies never waits for a lock on shield.policy (issue 13,
-# item 1).  A migration that holds a conflicting lock in an open
+# Reading the policies never waits for a lock on shield.policy.  A migration that holds a conflicting lock in an open
 # transaction (here DROP EXTENSION, and a VACUUM FULL queued behind a
 # reader of the table) must not stall the statements of every other
 # session of the database, a superuser's included: they go on under the
