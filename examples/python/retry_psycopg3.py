@@ -11,7 +11,8 @@ a few times at most.  54001 (the plan costs more than max_cost) and 57014
 statement again would fail the same way.
 
 The connection stays usable after any of these errors: they are ERRORs,
-never FATAL, and conn.rollback() ends the aborted transaction.
+never FATAL, and leaving conn.transaction() rolls the aborted transaction
+back.
 
 Run against a role with shield.set_role_policy(role, max_rate => 2,
 max_cost => 1000): connects with the PGHOST, PGPORT, PGDATABASE and PGUSER
@@ -27,29 +28,20 @@ import psycopg
 RETRYABLE = {"53S01", "53S02", "53S03", "53S04", "53S05", "40001", "40P01"}
 
 
-def retry_delay(err, attempt):
-    """Seconds to wait: the hinted time plus 0-50 %, else backoff with full jitter."""
-    hint = re.search(r"Retry after (\d+) ms", err.diag.message_hint or "")
-    if hint:
-        return int(hint.group(1)) / 1000 * (1 + random.random() / 2)
-    return random.uniform(0, 0.1 * 2 ** attempt)
-
-
 def run_with_retry(conn, sql, params=None, attempts=5, on_retry=None):
     for attempt in range(1, attempts + 1):
         try:
-            with conn.cursor() as cur:
+            with conn.transaction(), conn.cursor() as cur:  # rolls back on error
                 cur.execute(sql, params)
-                rows = cur.fetchall() if cur.description else None
-            conn.commit()
-            return rows
+                return cur.fetchall() if cur.description else None
         except psycopg.Error as e:
-            conn.rollback()  # the transaction is aborted; the connection is fine
             if e.sqlstate not in RETRYABLE or attempt == attempts:
                 raise  # 54001, 57014, ...: the same statement would fail again
             if on_retry:
                 on_retry(e)
-            time.sleep(retry_delay(e, attempt))
+            hint = re.search(r"Retry after (\d+) ms", e.diag.message_hint or "")
+            delay = int(hint[1]) / 1000 if hint else 0.1 * 2 ** attempt
+            time.sleep(delay * (1 + random.random() / 2))  # spread the retries
 
 
 def main():
