@@ -40,8 +40,8 @@ def run_with_retry(conn, sql, params=None, attempts=5, on_retry=None):
             if on_retry:
                 on_retry(e)
             hint = re.search(r"Retry after (\d+) ms", e.diag.message_hint or "")
-            delay = int(hint[1]) / 1000 if hint else 0.1 * 2 ** attempt
-            time.sleep(delay * (1 + random.random() / 2))  # spread the retries
+            time.sleep(int(hint[1]) / 1000 * (1 + random.random() / 2) if hint
+                       else random.uniform(0, 0.1 * 2 ** attempt))  # jitter
 
 
 def main():
