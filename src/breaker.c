@@ -101,6 +101,12 @@ typedef struct ShieldBreaker
 	int64		trips;			/* times it opened */
 } ShieldBreaker;
 
+/*
+ * Hot-path accessor, for the inline check of breaker.h that admission runs
+ * on every statement: the filter's counter of a fingerprint, read without
+ * breaker_lock, tells that no breaker of it exists (see LOCKING above).
+ * Only this file writes it.
+ */
 pg_atomic_uint32 *pgsh_breaker_filter = NULL;
 static HTAB *breaker_hash = NULL;
 

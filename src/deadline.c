@@ -104,6 +104,13 @@ static bool deadline_reported = false;
 /* statement_timeout was armed, due no later than the deadline, at arming. */
 static bool deadline_after_statement_timeout = false;
 
+/*
+ * Hot-path accessors, for the inline functions of deadline.h that the
+ * hooks call around every executor call: whether the armed deadline may
+ * cancel the statement now, and whether its cancel was requested while it
+ * could not.  sig_atomic_t, since the timeout's handler reads and writes
+ * them.
+ */
 volatile sig_atomic_t pgsh_deadline_cancel_allowed = false;
 volatile sig_atomic_t pgsh_deadline_cancel_requested = false;
 

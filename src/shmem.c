@@ -79,6 +79,11 @@
 #include "shmem.h"
 #include "stats.h"
 
+/*
+ * Hot-path accessors: the shared state and the two statistics tables, set
+ * once when shared memory is attached and read by every module under the
+ * protocol above.
+ */
 ShieldSharedState *pgsh_state = NULL;
 HTAB	   *pgsh_fp_hash = NULL;
 HTAB	   *pgsh_role_hash = NULL;
