@@ -1,23 +1,36 @@
 /*-------------------------------------------------------------------------
  *
  * policy_funcs.c
- *		SQL functions that declare policies: shield.set_role_policy,
- *		shield.set_query_policy, shield.drop_*_policy, shield.fingerprint,
- *		shield.shape, shield.rebind_query_policies and
- *		shield.effective_policy.
+ *		SQL functions that change policies: shield.set_role_policy,
+ *		shield.set_query_policy and shield.drop_*_policy, and the trigger
+ *		that makes a committed change reach every backend's cache.
  *
  * Applications call these from their migrations, so every call validates
  * all of its arguments before changing anything (22023 naming the argument
  * and the allowed values), is an upsert declaring the whole policy (a
  * repeated call is a no-op), and is transactional (it writes
- * shield.policy).
+ * shield.policy).  A change becomes an event in shield.events only when its
+ * transaction commits, so that a migration that rolls back leaves no trace
+ * of a policy that never existed.
  *
  * The functions are SECURITY INVOKER on purpose: a query policy given as
  * SQL text is fingerprinted in the caller's database, search_path and
  * privileges, exactly as the caller's statements will be.  Only the write
  * to shield.policy runs as the table's owner, with search_path pinned to
  * pg_catalog, pg_temp (the same switch fmgr does for SECURITY DEFINER), so
- * a role granted EXECUTE needs no privilege on the table.
+ * a role granted EXECUTE needs no privilege on the table.  That write
+ * (pgsh_policy_run_as_owner) is shared with policy_rebind.c, which stores
+ * the fingerprints it recomputes the same way.
+ *
+ * It calls policy_inspect.c to fingerprint a sample text and to warn about
+ * stale policies, policy.c for the table and its owner, and events.c to
+ * record a change at commit.
+ *
+ * Locking: no shared state of its own.  It writes shield.policy with
+ * ordinary SQL, which takes the table's usual locks, and the cache learns
+ * of a change through the relcache invalidation the trigger sends (see
+ * policy.c).  The pending events are backend-local, in
+ * TopTransactionContext.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -34,17 +47,10 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
-#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "funcapi.h"
 #include "miscadmin.h"
-#include "nodes/parsenodes.h"
-#include "parser/analyze.h"
-#include "parser/parser.h"
-#include "tcop/cmdtag.h"
-#include "tcop/utility.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -60,20 +66,8 @@
 #include "events.h"
 #include "guc.h"
 #include "policy.h"
-#include "shape.h"
+#include "policy_int.h"
 #include "shmem.h"
-
-PG_FUNCTION_INFO_V1(pg_shield_policy_changed);
-PG_FUNCTION_INFO_V1(pg_shield_fingerprint);
-PG_FUNCTION_INFO_V1(pg_shield_shape);
-PG_FUNCTION_INFO_V1(pg_shield_set_role_policy);
-PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_text);
-PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
-PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
-PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
-PG_FUNCTION_INFO_V1(pg_shield_rebind_query_policies);
-PG_FUNCTION_INFO_V1(pg_shield_rebind_after_ddl);
-PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
 
 /*
  * A policy as declared: one value per writable column of shield.policy
@@ -111,6 +105,7 @@ static const char *const policy_mode_values[] = {"enforce", "monitor", NULL};
  * record, every hot standby backend) processes before its next statement.
  *----
  */
+PG_FUNCTION_INFO_V1(pg_shield_policy_changed);
 Datum
 pg_shield_policy_changed(PG_FUNCTION_ARGS)
 {
@@ -123,127 +118,6 @@ pg_shield_policy_changed(PG_FUNCTION_ARGS)
 
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	return PointerGetDatum(NULL);
-}
-
-/*----
- * Fingerprints
- *----
- */
-
-/*
- * Report errors in the sample text against the text itself, not against
- * the calling statement, as SPI does for the queries it runs.
- */
-static void
-fingerprint_error_callback(void *arg)
-{
-	const char *sql = (const char *) arg;
-	int			position = geterrposition();
-
-	if (position > 0)
-	{
-		errposition(0);
-		internalerrposition(position);
-		internalerrquery(sql);
-	}
-	else
-		errcontext("fingerprinting query \"%s\"", sql);
-}
-
-/*
- * The fingerprint a statement gets when it runs here: parse and analyze it
- * exactly as execution does, in the current database and search_path, with
- * $n parameters of inferred types.  Errors of the parser keep their own
- * SQLSTATE.  If shape is not NULL, the statement's shape (see shape.c) is
- * computed from the same analyzed query.
- */
-static int64
-fingerprint_sql(const char *sql, int64 *shape)
-{
-	List	   *parsetree;
-	RawStmt    *raw;
-	Query	   *query;
-	Oid		   *param_types = NULL;
-	int			num_params = 0;
-	ErrorContextCallback errcallback;
-
-	errcallback.callback = fingerprint_error_callback;
-	errcallback.arg = unconstify(char *, sql);
-	errcallback.previous = error_context_stack;
-	error_context_stack = &errcallback;
-
-	parsetree = raw_parser(sql, RAW_PARSE_DEFAULT);
-	if (list_length(parsetree) != 1)
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must contain exactly one statement"),
-				 errdetail("It contains %d statements.", list_length(parsetree))));
-
-	raw = linitial_node(RawStmt, parsetree);
-	if (IsA(raw->stmt, SelectStmt) ||
-		IsA(raw->stmt, InsertStmt) ||
-		IsA(raw->stmt, UpdateStmt) ||
-		IsA(raw->stmt, DeleteStmt) ||
-		IsA(raw->stmt, MergeStmt))
-		query = parse_analyze_varparams(raw, sql, &param_types, &num_params,
-										NULL);
-	else
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must be a plannable statement"),
-				 errdetail("%s statements are not admitted on their own.",
-						   GetCommandTagName(CreateCommandTag(raw->stmt))),
-				 errhint("Give SELECT, INSERT, UPDATE, DELETE or MERGE.")));
-
-	if (query->commandType == CMD_UTILITY)
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must be a plannable statement"),
-				 errdetail("SELECT INTO creates a table; it is not admitted on its own.")));
-
-	if (PGSH_QUERYID(query->queryId) == 0)
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_NOT_LOADED),
-				 errmsg("query identifiers are not being computed"),
-				 errhint("Set \"compute_query_id\" to \"auto\" or \"on\".")));
-
-	if (shape != NULL)
-		*shape = (int64) pgsh_shape_compute(query);
-
-	error_context_stack = errcallback.previous;
-	return (int64) query->queryId;
-}
-
-/* The SQL text given as first argument "query", which must not be null. */
-static char *
-query_argument(FunctionCallInfo fcinfo)
-{
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"query\" must not be null")));
-	return text_to_cstring(PG_GETARG_TEXT_PP(0));
-}
-
-Datum
-pg_shield_fingerprint(PG_FUNCTION_ARGS)
-{
-	pgsh_check_loaded();
-	PG_RETURN_INT64(fingerprint_sql(query_argument(fcinfo), NULL));
-}
-
-/*
- * The shape a statement gets when it runs here: what a query policy
- * declared with this text matches besides its fingerprint.
- */
-Datum
-pg_shield_shape(PG_FUNCTION_ARGS)
-{
-	int64		shape;
-
-	pgsh_check_loaded();
-	(void) fingerprint_sql(query_argument(fcinfo), &shape);
-	PG_RETURN_INT64(shape);
 }
 
 /*----
@@ -618,8 +492,8 @@ limits_text(const ShieldDeclaredPolicy *p)
  * Qualified name of shield.policy, erroring out if the extension is not
  * installed in this database.
  */
-static const char *
-policy_table_name(void)
+const char *
+pgsh_policy_table_name(void)
 {
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -635,20 +509,16 @@ policy_table_name(void)
 	return quote_qualified_identifier(PGSH_SCHEMA, PGSH_POLICY_TABLE);
 }
 
-/* Called with the result of a statement while SPI is still connected. */
-typedef void (*ShieldResultCallback) (SPITupleTable *tuptable, uint64 nrows,
-								void *arg);
-
 /*
  * Run one statement on shield.policy as the table's owner, with search_path
  * pinned, as a SECURITY DEFINER function would.  Returns the number of rows
  * processed; cb, if given, sees the result rows before SPI is left.  On
  * error, transaction abort restores the user and the settings.
  */
-static uint64
-run_as_owner(const char *sql, int nargs, const Oid *types,
-			 const Datum *values, const char *nulls, ShieldResultCallback cb,
-			 void *arg)
+uint64
+pgsh_policy_run_as_owner(const char *sql, int nargs, const Oid *types,
+						 const Datum *values, const char *nulls,
+						 ShieldResultCallback cb, void *arg)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -692,7 +562,7 @@ run_as_owner(const char *sql, int nargs, const Oid *types,
 static void
 upsert_policy(ShieldDeclaredPolicy *p)
 {
-	const char *table = policy_table_name();
+	const char *table = pgsh_policy_table_name();
 	char	   *sql;
 
 	sql = psprintf("INSERT INTO %s AS p (role, queryid, query, search_path, "
@@ -731,8 +601,8 @@ upsert_policy(ShieldDeclaredPolicy *p)
 				   "(p.query, p.search_path, p.shape) IS DISTINCT FROM "
 				   "(excluded.query, excluded.search_path, excluded.shape))",
 				   table);
-	if (run_as_owner(sql, POLICY_PARAMS, policy_param_types, p->values,
-					 p->nulls, NULL, NULL) > 0)
+	if (pgsh_policy_run_as_owner(sql, POLICY_PARAMS, policy_param_types,
+								 p->values, p->nulls, NULL, NULL) > 0)
 	{
 		uint64		queryid = p->nulls[P_QUERYID] == 'n' ? 0 :
 			(uint64) DatumGetInt64(p->values[P_QUERYID]);
@@ -745,27 +615,7 @@ upsert_policy(ShieldDeclaredPolicy *p)
 	}
 }
 
-/*
- * Tell the caller, a migration or a DBA, when the database has query
- * policies that are not enforced because another major version of
- * PostgreSQL fingerprinted them (after pg_upgrade, or a restore of a dump
- * made there).
- */
-static void
-warn_stale_policies(void)
-{
-	int			version;
-	int			n = pgsh_policy_stale_count(&version);
-
-	if (n > 0)
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg_plural("%d query policy is not enforced: its fingerprint was computed by PostgreSQL %d",
-							   "%d query policies are not enforced: their fingerprints were computed by PostgreSQL %d",
-							   n, n, version),
-				 errhint("Run SELECT shield.rebind_query_policies(); the stale policies are those with \"stale\" in shield.policies.")));
-}
-
+PG_FUNCTION_INFO_V1(pg_shield_set_role_policy);
 Datum
 pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 {
@@ -785,7 +635,7 @@ pg_shield_set_role_policy(PG_FUNCTION_ARGS)
 	put_null(&p, P_SHAPE);
 
 	upsert_policy(&p);
-	warn_stale_policies();
+	pgsh_policy_warn_stale();
 	PG_RETURN_VOID();
 }
 
@@ -847,13 +697,14 @@ note_shared_shape(const ShieldDeclaredPolicy *p)
 	values[1] = p->values[P_ROLE];
 	nulls[1] = p->nulls[P_ROLE];
 	values[2] = p->values[P_QUERYID];
-	run_as_owner(psprintf("SELECT min(id) FILTER (WHERE queryid <> $3), min(id) "
-						  "FROM %s WHERE shape = $1 "
-						  "AND role IS NOT DISTINCT FROM "
-						  "(SELECT r.rolname FROM pg_catalog.pg_roles r "
-						  "WHERE r.oid OPERATOR(pg_catalog.=) $2)",
-						  policy_table_name()),
-				 3, types, values, nulls, collect_shared_shape, &shared);
+	pgsh_policy_run_as_owner(psprintf("SELECT min(id) FILTER (WHERE queryid <> $3), "
+									  "min(id) FROM %s WHERE shape = $1 "
+									  "AND role IS NOT DISTINCT FROM "
+									  "(SELECT r.rolname FROM pg_catalog.pg_roles r "
+									  "WHERE r.oid OPERATOR(pg_catalog.=) $2)",
+									  pgsh_policy_table_name()),
+							 3, types, values, nulls, collect_shared_shape,
+							 &shared);
 	if (shared.other_id != 0)
 		ereport(NOTICE,
 				(errmsg("query policy " INT64_FORMAT " already matches statements of this shape",
@@ -862,6 +713,7 @@ note_shared_shape(const ShieldDeclaredPolicy *p)
 						   shared.first_id)));
 }
 
+PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_text);
 Datum
 pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 {
@@ -871,10 +723,10 @@ pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 	int64		shape;
 
 	pgsh_check_loaded();
-	sql = query_argument(fcinfo);
+	sql = pgsh_policy_query_argument(fcinfo);
 	check_query_policy_args(fcinfo, &p);
 
-	queryid = fingerprint_sql(sql, &shape);
+	queryid = pgsh_policy_fingerprint_sql(sql, &shape);
 	put(&p, P_QUERYID, Int64GetDatum(queryid));
 	put(&p, P_QUERY, CStringGetTextDatum(sql));
 	put(&p, P_SEARCH_PATH,
@@ -883,10 +735,11 @@ pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 
 	upsert_policy(&p);
 	note_shared_shape(&p);
-	warn_stale_policies();
+	pgsh_policy_warn_stale();
 	PG_RETURN_INT64(queryid);
 }
 
+PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
 Datum
 pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 {
@@ -911,10 +764,11 @@ pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 	put_null(&p, P_SHAPE);
 
 	upsert_policy(&p);
-	warn_stale_policies();
+	pgsh_policy_warn_stale();
 	PG_RETURN_INT64(queryid);
 }
 
+PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
 Datum
 pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
 {
@@ -931,14 +785,16 @@ pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
 	sql = psprintf("DELETE FROM %s WHERE role = (SELECT r.rolname "
 				   "FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1) "
 				   "AND queryid IS NULL",
-				   policy_table_name());
-	if (run_as_owner(sql, 1, types, values, " ", NULL, NULL) == 0)
+				   pgsh_policy_table_name());
+	if (pgsh_policy_run_as_owner(sql, 1, types, values, " ", NULL,
+								 NULL) == 0)
 		PG_RETURN_BOOL(false);
 	note_policy_event(PGSH_ACTION_POLICY_DROPPED, 0,
 					  scope_text(values[0], false, 0));
 	PG_RETURN_BOOL(true);
 }
 
+PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
 Datum
 pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
 {
@@ -963,466 +819,13 @@ pg_shield_drop_query_policy(PG_FUNCTION_ARGS)
 	sql = psprintf("DELETE FROM %s WHERE queryid = $1 AND role IS NOT DISTINCT FROM "
 				   "(SELECT r.rolname FROM pg_catalog.pg_roles r "
 				   "WHERE r.oid OPERATOR(pg_catalog.=) $2)",
-				   policy_table_name());
-	if (run_as_owner(sql, 2, types, values, nulls, NULL, NULL) == 0)
+				   pgsh_policy_table_name());
+	if (pgsh_policy_run_as_owner(sql, 2, types, values, nulls, NULL,
+								 NULL) == 0)
 		PG_RETURN_BOOL(false);
 	note_policy_event(PGSH_ACTION_POLICY_DROPPED,
 					  (uint64) DatumGetInt64(values[0]),
 					  scope_text(values[1], nulls[1] == 'n',
 								 (uint64) DatumGetInt64(values[0])));
 	PG_RETURN_BOOL(true);
-}
-
-/*----
- * Rebinding: fingerprints change when the objects a statement names are
- * dropped and re-created, or across major versions.  Recompute each query
- * policy's fingerprint from its stored sample text, under the search_path
- * it was declared with.
- *----
- */
-typedef struct ShieldRebindCandidate
-{
-	int64		id;
-	int64		queryid;
-	int64		shape;			/* 0 if NULL */
-	int32		version;		/* fingerprint_version, 0 if NULL */
-	char	   *query;			/* NULL: declared by fingerprint */
-	char	   *search_path;
-	char	   *bind_error;		/* NULL: bound */
-} ShieldRebindCandidate;
-
-typedef struct ShieldRebindList
-{
-	MemoryContext cxt;
-	int			n;
-	ShieldRebindCandidate *items;
-} ShieldRebindList;
-
-static void
-collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
-{
-	ShieldRebindList *list = (ShieldRebindList *) arg;
-	uint64		i;
-
-	list->items = MemoryContextAlloc(list->cxt,
-									 Max(1, nrows) * sizeof(ShieldRebindCandidate));
-	for (i = 0; i < nrows; i++)
-	{
-		HeapTuple	tup = tuptable->vals[i];
-		TupleDesc	desc = tuptable->tupdesc;
-		ShieldRebindCandidate *c = &list->items[list->n++];
-		bool		isnull;
-
-		c->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		c->queryid = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		c->version = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		if (isnull)
-			c->version = 0;
-		c->shape = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-		if (isnull)
-			c->shape = 0;
-		c->query = NULL;
-		c->search_path = NULL;
-		c->bind_error = SPI_getvalue(tup, desc, 7);
-		if (c->bind_error != NULL)
-			c->bind_error = MemoryContextStrdup(list->cxt, c->bind_error);
-		if (SPI_getvalue(tup, desc, 3) != NULL)
-		{
-			c->query = MemoryContextStrdup(list->cxt,
-										   SPI_getvalue(tup, desc, 3));
-			c->search_path = MemoryContextStrdup(list->cxt,
-												 SPI_getvalue(tup, desc, 4));
-		}
-	}
-}
-
-/*
- * Fingerprint (and shape) sample text under the search_path it was
- * declared with.
- */
-static int64
-fingerprint_in_path(const char *sql, const char *search_path, int64 *shape)
-{
-	int			save_nestlevel = NewGUCNestLevel();
-	int64		queryid;
-
-	(void) set_config_option("search_path", search_path,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	queryid = fingerprint_sql(sql, shape);
-	AtEOXact_GUC(true, save_nestlevel);
-	return queryid;
-}
-
-/*
- * The fingerprint of a policy's sample text as rebinding computes it: as
- * the table's owner, whatever role runs the DDL that fired the rebind (so
- * that schemas that role may not use do not change what the text names),
- * under the search_path the text was declared with, and with pg_temp last
- * (so that a session's temporary table does not take the place of the
- * table the policy names).  Called in a subtransaction, whose abort
- * restores the user and the settings on error.
- */
-static int64
-fingerprint_as_owner(const char *sql, const char *search_path, int64 *shape)
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int64		queryid;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(pgsh_policy_owner(pgsh_policy_relid()),
-						   save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	queryid = fingerprint_in_path(sql, psprintf("%s, pg_temp", search_path),
-								  shape);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	return queryid;
-}
-
-/* Errors of a policy's text, rather than of the statement rebinding it. */
-static bool
-rebind_failure_is_the_policys(int sqlerrcode)
-{
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:	/* 42 */
-		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:	/* 23 */
-		case ERRCODE_DATA_EXCEPTION:	/* 22 */
-		case ERRCODE_FEATURE_NOT_SUPPORTED:	/* 0A */
-			return true;
-		default:
-			return false;
-	}
-}
-
-/*
- * Recompute the fingerprint and shape of every query policy declared with
- * a sample text, and store those that moved.  A text that no longer
- * analyzes (a table was dropped), or a new fingerprint that another policy
- * already has, must not stop the others: each runs in a subtransaction,
- * and its failure is stored in bind_error, which shield.policies shows.
- * By hand (after_ddl false), every failure is a WARNING; at the end of a
- * DDL statement, only a policy that was bound and no longer is, once, and
- * nothing at all about policies declared by fingerprint.  Returns how many
- * were rebound.
- */
-static int
-rebind_policies(bool after_ddl)
-{
-	ShieldRebindList	list;
-	const char *table;
-	char	   *update_sql;
-	char	   *error_sql;
-	volatile int rebound = 0;
-	int			i;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	table = policy_table_name();
-	list.cxt = cxt;
-	list.n = 0;
-	list.items = NULL;
-	run_as_owner(psprintf("SELECT id, queryid, query, search_path, "
-						  "fingerprint_version, shape, bind_error FROM %s "
-						  "WHERE queryid IS NOT NULL ORDER BY id", table),
-				 0, NULL, NULL, NULL, collect_candidates, &list);
-	update_sql = psprintf("UPDATE %s SET queryid = $2, fingerprint_version = $3, "
-						  "shape = $4, bind_error = NULL WHERE id = $1", table);
-	error_sql = psprintf("UPDATE %s SET bind_error = $2 WHERE id = $1", table);
-
-	for (i = 0; i < list.n; i++)
-	{
-		ShieldRebindCandidate *c = &list.items[i];
-		ErrorData  *volatile failure = NULL;
-
-		/*
-		 * A policy declared by fingerprint has no text to recompute it from:
-		 * if another major version computed the fingerprint, it is stale
-		 * for good, and only declaring it again helps.
-		 */
-		if (c->query == NULL)
-		{
-			if (!after_ddl &&
-				c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION)
-				ereport(WARNING,
-						(errcode(ERRCODE_WARNING),
-						 errmsg("could not rebind query policy %lld: it was declared by fingerprint on PostgreSQL %d",
-								(long long) c->id, c->version),
-						 errhint("Declare it again with shield.set_query_policy(), preferably with the statement's text.")));
-			continue;
-		}
-
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			int64		shape;
-			int64		queryid = fingerprint_as_owner(c->query, c->search_path,
-													   &shape);
-
-			if (queryid != c->queryid || shape != c->shape ||
-				c->bind_error != NULL ||
-				(c->version != 0 && c->version != PGSH_FINGERPRINT_VERSION))
-			{
-				Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
-				Datum		values[4];
-
-				values[0] = Int64GetDatum(c->id);
-				values[1] = Int64GetDatum(queryid);
-				values[2] = Int32GetDatum(PGSH_FINGERPRINT_VERSION);
-				values[3] = Int64GetDatum(shape);
-				run_as_owner(update_sql, 4, types, values, NULL, NULL, NULL);
-				if (queryid != c->queryid || shape != c->shape ||
-					c->version != PGSH_FINGERPRINT_VERSION)
-					rebound++;
-			}
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(cxt);
-			failure = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_END_TRY();
-
-		if (failure == NULL)
-			continue;
-
-		/*
-		 * Only what the text's analysis can say about it (a dropped table,
-		 * a fingerprint another policy has) is the policy's failure; a
-		 * cancel, a timeout or a serialization failure is the statement's,
-		 * and goes on as an error.
-		 */
-		if (!rebind_failure_is_the_policys(failure->sqlerrcode))
-			ReThrowError(failure);
-		if (!after_ddl || c->bind_error == NULL)
-			ereport(WARNING,
-					(errcode(failure->sqlerrcode),
-					 after_ddl ?
-					 errmsg("query policy %lld no longer matches its statement: %s",
-							(long long) c->id, failure->message) :
-					 errmsg("could not rebind query policy %lld: %s",
-							(long long) c->id, failure->message),
-					 errdetail("Its sample text is: %s", c->query)));
-		if (c->bind_error == NULL || strcmp(c->bind_error, failure->message) != 0)
-		{
-			Oid			types[2] = {INT8OID, TEXTOID};
-			Datum		values[2];
-
-			values[0] = Int64GetDatum(c->id);
-			values[1] = CStringGetTextDatum(failure->message);
-			run_as_owner(error_sql, 2, types, values, NULL, NULL, NULL);
-		}
-		FreeErrorData(failure);
-	}
-	return rebound;
-}
-
-Datum
-pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)
-{
-	pgsh_check_loaded();
-	PG_RETURN_INT32(rebind_policies(false));
-}
-
-/*
- * The event trigger at the end of every DDL statement: DDL that drops and
- * re-creates what a query policy's sample text names (a migration, or the
- * indexes and constraints of a restore) moves its fingerprint, and the
- * policy would silently stop matching.  Nothing to do, and no catalog
- * scan, while the database has no query policy.  A policy's text that no
- * longer analyzes never fails the DDL; a cancel or a lock timeout while
- * rebinding does, as in any statement.
- */
-Datum
-pg_shield_rebind_after_ddl(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" was not called by an event trigger",
-						"shield.rebind_after_ddl")));
-	/* not preloaded: nothing is governed, and DDL must go on */
-	if (pgsh_state == NULL || !OidIsValid(pgsh_policy_relid()))
-		PG_RETURN_VOID();
-	if (pgsh_policy_query_count() > 0)
-		(void) rebind_policies(true);
-	PG_RETURN_VOID();
-}
-
-/*----
- * shield.effective_policy(query, role): the limits that would apply to a
- * statement, one row per limit, each with the policy it comes from.  It
- * goes through the same cache and resolution as admission, so it answers
- * "why was this rejected?" with what the server actually uses.
- *----
- */
-#define EFFECTIVE_POLICY_COLS 7
-
-static const char *
-scope_name(const ShieldPolicy *p)
-{
-	if (p == NULL)
-		return "default";
-	if (p->queryid == 0)
-		return "role";
-	return p->role == InvalidOid ? "query" : "query+role";
-}
-
-/* The role effective_policy answers for is an exempt superuser. */
-static bool policy_effective_role_exempt = false;
-
-/*
- * Mode a limit of this policy runs in, given pg_shield.mode: "exempt" if
- * the role is a superuser pg_shield does not govern.
- */
-static const char *
-effective_mode(const ShieldPolicy *p)
-{
-	if (pgsh_mode == PGSH_MODE_OFF)
-		return "off";
-	if (policy_effective_role_exempt)
-		return "exempt";
-	if (pgsh_mode == PGSH_MODE_MONITOR || (p != NULL && p->monitor))
-		return "monitor";
-	return "enforce";
-}
-
-/*
- * How the statement matched the policy a limit comes from: by fingerprint
- * ("queryid"), or by shape only ("shape"); NULL for role policies and
- * defaults.
- */
-static const char *
-matched_by(const ShieldEffectivePolicy *eff, const ShieldPolicy *p)
-{
-	if (p == NULL || p->queryid == 0)
-		return NULL;
-	return eff->by_shape[p - eff->scopes] ? "shape" : "queryid";
-}
-
-static void
-put_limit(ReturnSetInfo *rsinfo, const ShieldEffectivePolicy *eff,
-		  int64 queryid, const char *name, char *value,
-		  const ShieldPolicy *from)
-{
-	const char *by = matched_by(eff, from);
-
-	Datum		values[EFFECTIVE_POLICY_COLS];
-	bool		nulls[EFFECTIVE_POLICY_COLS];
-
-	memset(nulls, 0, sizeof(nulls));
-	values[0] = Int64GetDatum(queryid);
-	values[1] = CStringGetTextDatum(name);
-	values[2] = CStringGetTextDatum(value);
-	if (from != NULL)
-		values[3] = Int64GetDatum(from->id);
-	else
-		nulls[3] = true;
-	values[4] = CStringGetTextDatum(scope_name(from));
-	values[5] = CStringGetTextDatum(effective_mode(from));
-	if (by != NULL)
-		values[6] = CStringGetTextDatum(by);
-	else
-		nulls[6] = true;
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-}
-
-static char *
-duration_text(int64 us)
-{
-	char		buf[64];
-
-	return pstrdup(pgsh_duration_text(buf, sizeof(buf), us));
-}
-
-Datum
-pg_shield_effective_policy(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ShieldEffectivePolicy eff;
-	char	   *sql;
-	int64		queryid;
-	int64		shape;
-	Oid			role;
-	int			i;
-
-	pgsh_check_loaded();
-	sql = query_argument(fcinfo);
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(PGSH_ERRCODE_INVALID_POLICY),
-				 errmsg("argument \"role\" must not be null")));
-	queryid = fingerprint_sql(sql, &shape);
-	role = PG_GETARG_OID(1);
-	warn_stale_policies();
-	InitMaterializedSRF(fcinfo, 0);
-	policy_effective_role_exempt = pgsh_exempt_superuser && superuser_arg(role);
-
-	(void) pgsh_policy_resolve_shape(role, (uint64) queryid, (uint64) shape,
-									 &eff);
-
-	for (i = 0; i < eff.nscopes; i++)
-	{
-		const ShieldPolicy *p = &eff.scopes[i];
-
-		if (p->max_concurrent > 0)
-			put_limit(rsinfo, &eff, queryid, "max_concurrent",
-					  psprintf("%d", p->max_concurrent), p);
-		if (p->queue_timeout_us >= 0)
-			put_limit(rsinfo, &eff, queryid, "queue_timeout",
-					  duration_text(p->queue_timeout_us), p);
-		if (p->max_rate > 0)
-			put_limit(rsinfo, &eff, queryid, "max_rate",
-					  psprintf("%g per second", p->max_rate), p);
-	}
-	if (eff.max_cost_from >= 0)
-		put_limit(rsinfo, &eff, queryid, "max_cost",
-				  psprintf("%g", eff.scopes[eff.max_cost_from].max_cost),
-				  &eff.scopes[eff.max_cost_from]);
-	if (eff.deadline_from >= 0)
-		put_limit(rsinfo, &eff, queryid, "deadline",
-				  duration_text(eff.scopes[eff.deadline_from].deadline_us),
-				  &eff.scopes[eff.deadline_from]);
-	/*
-	 * Breakers are per fingerprint: the most specific query policy that
-	 * sets breaker_failures, else the instance's defaults.
-	 */
-	if (eff.breaker_from >= 0)
-	{
-		const ShieldPolicy *p = &eff.scopes[eff.breaker_from];
-
-		put_limit(rsinfo, &eff, queryid, "breaker_failures",
-				  psprintf("%d", p->breaker_failures), p);
-		put_limit(rsinfo, &eff, queryid, "breaker_cooldown",
-				  p->breaker_cooldown_us >= 0 ?
-				  duration_text(p->breaker_cooldown_us) :
-				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000),
-				  p->breaker_cooldown_us >= 0 ? p : NULL);
-	}
-	else if (pgsh_breaker_failures > 0)
-	{
-		put_limit(rsinfo, &eff, queryid, "breaker_failures",
-				  psprintf("%d", pgsh_breaker_failures), NULL);
-		put_limit(rsinfo, &eff, queryid, "breaker_cooldown",
-				  duration_text((int64) pgsh_breaker_cooldown_ms * 1000), NULL);
-	}
-	if (eff.parallel_from >= 0)
-		put_limit(rsinfo, &eff, queryid, "max_parallel_workers",
-				  psprintf("%d",
-						   eff.scopes[eff.parallel_from].max_parallel_workers),
-				  &eff.scopes[eff.parallel_from]);
-	put_limit(rsinfo, &eff, queryid, "priority",
-			  pstrdup(pgsh_priority_name(eff.priority)),
-			  eff.priority_from >= 0 ? &eff.scopes[eff.priority_from] : NULL);
-	return (Datum) 0;
 }
