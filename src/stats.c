@@ -1,15 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * stats.c
- *		Cost accounting in shared memory, per (database, role) and per
- *		(database, role, fingerprint).
+ *		Cost accounting in shared memory: recording each statement in its
+ *		(database, role) and (database, role, fingerprint) entries.
  *
- * Two fixed-capacity dynahash tables live in shared memory: one entry per
- * (database, role) pair and one per (database, role, query fingerprint).
- * Their capacities are pg_shield.max_roles and pg_shield.max_fingerprints.
- * A table that is full evicts a batch of its least used entries (5%, at
- * least 10) before inserting, and counts them; recording a statement never
- * fails because a table is full.
+ * This file owns the per-statement path, which runs at every statement
+ * and therefore keeps every inline helper it uses in this one file: the
+ * backend's cache of entry pointers (pgsh_fp_cache, stats_role_cache), the
+ * arithmetic of ShieldCounters and of the latency histogram, and
+ * pgsh_stats_record with its variants.  The tables themselves (creation,
+ * allocation and eviction of entries, query texts, reset) belong to
+ * stats_table.c; copying them out for the views and the retry hints
+ * belongs to stats_read.c.  pgsh_counters_merge and the histogram's
+ * percentiles stay here, next to counters_add and hist_bucket, so that a
+ * new counter or a new bucket layout is one file's change.
  *
  * A statement is recorded in one entry: its fingerprint's, or its role's
  * if it has no fingerprint.  A role's totals are its entry's counters plus
@@ -19,17 +23,13 @@
  * session of the role would otherwise write at every statement, is thus
  * only read on the hot path (for the peak of concurrency).
  *
- * Eviction is done without allocating: a first pass over the table builds a
- * small histogram of usage values on the stack, which gives the usage below
- * which the batch lies; a second pass removes those entries and decays the
- * usage of the others.  A role's usage counts its fingerprints'.  That
- * keeps the exclusive-lock stall linear in the table size and makes
- * recording safe inside abort callbacks, where a failed statement is
- * counted.
- *
  * Once a backend has cached a statement's entry, recording it takes the
  * entry's spinlock only, without stats_lock: see the cache below and the
- * locking protocol in shmem.c.
+ * locking protocol in shmem.c.  A statement whose entries are not cached
+ * takes stats_lock shared to find them; only when one must be created, or
+ * its text stored, does it take the lock exclusively and call into
+ * stats_table.c (through stats_int.h).  Those are the only calls this file
+ * makes to another pg_shield file, and no cached statement makes them.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -42,29 +42,21 @@
 
 #include <math.h>
 
-#include "mb/pg_wchar.h"
 #include "port/pg_bitutils.h"
-#include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/float.h"
 #include "utils/hsearch.h"
 
-#include "compat.h"
-#include "guc.h"
 #include "shmem.h"
 #include "stats.h"
+#include "stats_int.h"
 
-/* Usage given to a new entry and added by each statement. */
-#define USAGE_INIT			1.0
+/*
+ * Usage added to an entry by each statement; stats_table.c gives a new
+ * entry its initial usage and decays the usage of the survivors of an
+ * eviction.
+ */
 #define USAGE_PER_CALL		1.0
-/* Usage of surviving entries decays by this factor at each eviction. */
-#define USAGE_DECAY			0.99
-/* Fraction of the table evicted at once, and the minimum batch. */
-#define EVICT_PERCENT		5
-#define EVICT_MIN			10
-/* Usage histogram used to pick eviction victims: one bin per power of 2. */
-#define EVICT_BINS			64
-#define EVICT_BIN_OFFSET	20
 
 /*
  * Upper bounds of the execution time buckets (stats.h), in ms: 1-2.5-5 steps
@@ -77,132 +69,6 @@ const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS] = {
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
 	1000, 2500, 5000, 10000, 30000, 60000, INFINITY
 };
-
-/* What the generic table code needs to know about an entry type. */
-typedef struct ShieldTableShape
-{
-	Size		keysize;
-	Size		entrysize;
-	Size		mutex_offset;
-	Size		usage_offset;
-} ShieldTableShape;
-
-static const ShieldTableShape stats_fp_shape = {
-	sizeof(ShieldFpKey), sizeof(ShieldFpEntry),
-	offsetof(ShieldFpEntry, mutex), offsetof(ShieldFpEntry, usage)
-};
-static const ShieldTableShape stats_role_shape = {
-	sizeof(ShieldRoleKey), sizeof(ShieldRoleEntry),
-	offsetof(ShieldRoleEntry, mutex), offsetof(ShieldRoleEntry, usage)
-};
-
-/*
- * Keys: HASH_BLOBS compares them with memcmp, so they are zeroed first
- * (see stats.h).
- */
-static inline void
-role_key_init(ShieldRoleKey *key, Oid dbid, Oid userid)
-{
-	memset(key, 0, sizeof(*key));
-	key->dbid = dbid;
-	key->userid = userid;
-}
-
-static inline void
-fp_key_init(ShieldFpKey *key, Oid dbid, Oid userid, uint64 queryid)
-{
-	memset(key, 0, sizeof(*key));
-	key->dbid = dbid;
-	key->userid = userid;
-	key->queryid = queryid;
-}
-
-static uint64 evict_batch(HTAB *htab, const ShieldTableShape *shape);
-static char *lookup_or_create(HTAB *htab, const ShieldTableShape *shape,
-							  const void *key, long capacity,
-							  uint64 *evictions);
-
-/*
- * Initialize the spinlock of every element a table will ever use, once, at
- * creation.  The tables are allocated whole (initial size = capacity) and
- * dynahash never frees an element, only recycles it: filling the table
- * with dummy keys reaches every element; emptying it again leaves them on
- * the freelist with their spinlocks ready.  A recycled entry's spinlock is
- * therefore never initialized again, which the lock-free recording path
- * relies on: a backend holding a stale pointer may take it at any time
- * (see pgsh_stats_record).  Dummy keys have dbid InvalidOid, which no real
- * entry has.
- */
-static void
-init_entry_mutexes(HTAB *htab, const ShieldTableShape *shape, long capacity)
-{
-	char		key[sizeof(ShieldFpKey)];
-	long		i;
-
-	Assert(shape->keysize <= sizeof(key));
-	for (i = 0; i < capacity; i++)
-	{
-		char	   *entry;
-		uint32		n = (uint32) i + 1;
-
-		memset(key, 0, sizeof(key));
-		/* the second Oid of both key types: userid */
-		memcpy(key + sizeof(Oid), &n, sizeof(n));
-		entry = hash_search(htab, key, HASH_ENTER_NULL, NULL);
-		if (entry == NULL)
-			break;
-		SpinLockInit((slock_t *) (entry + shape->mutex_offset));
-	}
-	while (--i >= 0)
-	{
-		uint32		n = (uint32) i + 1;
-
-		memset(key, 0, sizeof(key));
-		memcpy(key + sizeof(Oid), &n, sizeof(n));
-		hash_search(htab, key, HASH_REMOVE, NULL);
-	}
-}
-
-Size
-pgsh_stats_shmem_size(void)
-{
-	Size		size;
-
-	size = hash_estimate_size(pgsh_max_fingerprints, sizeof(ShieldFpEntry));
-	size = add_size(size, hash_estimate_size(pgsh_max_roles,
-											 sizeof(ShieldRoleEntry)));
-	return size;
-}
-
-/*
- * Create or attach the tables.  Caller holds AddinShmemInitLock.
- */
-void
-pgsh_stats_shmem_init(void)
-{
-	HASHCTL		info;
-
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ShieldFpKey);
-	info.entrysize = sizeof(ShieldFpEntry);
-	pgsh_fp_hash = ShmemInitHash("pg_shield fingerprints",
-								 pgsh_max_fingerprints, pgsh_max_fingerprints,
-								 &info, HASH_ELEM | HASH_BLOBS);
-
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ShieldRoleKey);
-	info.entrysize = sizeof(ShieldRoleEntry);
-	pgsh_role_hash = ShmemInitHash("pg_shield roles",
-								   pgsh_max_roles, pgsh_max_roles,
-								   &info, HASH_ELEM | HASH_BLOBS);
-
-	/* created here, not attached to (EXEC_BACKEND) */
-	if (!IsUnderPostmaster)
-	{
-		init_entry_mutexes(pgsh_fp_hash, &stats_fp_shape, pgsh_max_fingerprints);
-		init_entry_mutexes(pgsh_role_hash, &stats_role_shape, pgsh_max_roles);
-	}
-}
 
 /*
  * Histogram bucket of a duration.  See stats.h for the bucket layout.
@@ -296,288 +162,6 @@ pgsh_hist_percentile(const uint64 *hist, int64 n, double fraction,
 			est = max_ms;
 		return est;
 	}
-}
-
-/* Usage bin of an entry, for eviction. */
-static inline int
-usage_bin(double usage)
-{
-	int			exp;
-
-	if (!(usage > 0.0))
-		return 0;
-	(void) frexp(usage, &exp);
-	exp += EVICT_BIN_OFFSET;
-	return Max(0, Min(EVICT_BINS - 1, exp));
-}
-
-/*
- * Remove an entry.  Caller holds stats_lock exclusively and has advanced
- * pgsh_state->generation: once the entry's spinlock has been taken here, a
- * backend recording through a cached pointer either has finished with the
- * entry or will see the new generation and not touch its counters.
- */
-static inline void
-remove_entry(HTAB *htab, char *entry, Size mutex_offset)
-{
-	volatile slock_t *mutex = (slock_t *) (entry + mutex_offset);
-
-	SpinLockAcquire(mutex);
-	SpinLockRelease(mutex);
-	/* removing the element just returned by a scan is allowed */
-	hash_search(htab, entry, HASH_REMOVE, NULL);
-}
-
-/*
- * A fingerprint entry about to be removed: add its counters to its role's
- * entry, which keeps the role's totals (see pgsh_stats_roles).  Caller
- * holds stats_lock exclusively and has advanced the generation, so the
- * copy taken under the entry's spinlock is final.
- */
-static void
-fold_into_role(ShieldFpEntry *fp)
-{
-	volatile ShieldFpEntry *f = fp;
-	ShieldRoleKey rkey;
-	ShieldRoleEntry *role;
-	ShieldCounters c;
-
-	role_key_init(&rkey, fp->key.dbid, fp->key.userid);
-	/* the role's entry was evicted before its fingerprint's: again */
-	role = (ShieldRoleEntry *)
-		lookup_or_create(pgsh_role_hash, &stats_role_shape, &rkey, pgsh_max_roles,
-						 &pgsh_state->role_evictions);
-	if (role == NULL)
-		return;
-
-	SpinLockAcquire(&f->mutex);
-	c = *(ShieldCounters *) &f->counters;
-	SpinLockRelease(&f->mutex);
-	{
-		volatile ShieldRoleEntry *r = role;
-
-		SpinLockAcquire(&r->mutex);
-		pgsh_counters_merge((ShieldCounters *) &r->counters, &c);
-		SpinLockRelease(&r->mutex);
-	}
-}
-
-/*
- * A role entry's eviction score: its own usage plus its fingerprints'
- * (statements with a fingerprint are recorded in the fingerprint's entry
- * only).  Computed into evict_score before roles are evicted.  Caller
- * holds stats_lock exclusively.
- */
-static void
-score_roles(void)
-{
-	HASH_SEQ_STATUS hstat;
-	ShieldRoleEntry *role;
-	ShieldFpEntry *fp;
-
-	hash_seq_init(&hstat, pgsh_role_hash);
-	while ((role = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldRoleEntry *r = role;
-
-		SpinLockAcquire(&r->mutex);
-		role->evict_score = r->usage;
-		SpinLockRelease(&r->mutex);
-	}
-	hash_seq_init(&hstat, pgsh_fp_hash);
-	while ((fp = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldFpEntry *f = fp;
-		ShieldRoleKey rkey;
-		double		usage;
-
-		SpinLockAcquire(&f->mutex);
-		usage = f->usage;
-		SpinLockRelease(&f->mutex);
-		role_key_init(&rkey, fp->key.dbid, fp->key.userid);
-		role = hash_search(pgsh_role_hash, &rkey, HASH_FIND, NULL);
-		if (role != NULL)
-			role->evict_score += usage;
-	}
-}
-
-/* Eviction score of an entry; see score_roles. */
-static inline double
-evict_score(HTAB *htab, const ShieldTableShape *shape, char *entry)
-{
-	volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
-	double		usage;
-
-	if (htab == pgsh_role_hash)
-		return ((ShieldRoleEntry *) entry)->evict_score;
-	SpinLockAcquire(mutex);
-	usage = *(volatile double *) (entry + shape->usage_offset);
-	SpinLockRelease(mutex);
-	return usage;
-}
-
-/*
- * Evict a batch of the least used entries of a table.  Caller holds
- * stats_lock exclusively and has advanced the generation.  Usage is read
- * and decayed under the entries' spinlocks: backends recording through
- * cached pointers do not hold stats_lock.  Allocates nothing and cannot
- * fail.  Returns the number of entries removed.
- */
-static uint64
-evict_batch(HTAB *htab, const ShieldTableShape *shape)
-{
-	long		nentries = hash_get_num_entries(htab);
-	long		target;
-	long		bins[EVICT_BINS];
-	long		below = 0;
-	long		cutoff_quota;
-	int			cutoff;
-	uint64		removed = 0;
-	HASH_SEQ_STATUS hstat;
-	char	   *entry;
-
-	if (nentries <= 0)
-		return 0;
-	target = Max(EVICT_MIN, nentries * EVICT_PERCENT / 100);
-
-	if (htab == pgsh_role_hash)
-		score_roles();
-
-	memset(bins, 0, sizeof(bins));
-	hash_seq_init(&hstat, htab);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-		bins[usage_bin(evict_score(htab, shape, entry))]++;
-
-	/* victims: every entry in bins below cutoff, some of bin cutoff */
-	for (cutoff = 0; cutoff < EVICT_BINS - 1; cutoff++)
-	{
-		if (below + bins[cutoff] >= target)
-			break;
-		below += bins[cutoff];
-	}
-	cutoff_quota = target - below;
-
-	hash_seq_init(&hstat, htab);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-	{
-		int			bin = usage_bin(evict_score(htab, shape, entry));
-
-		if (bin < cutoff || (bin == cutoff && cutoff_quota-- > 0))
-		{
-			if (htab == pgsh_fp_hash)
-				fold_into_role((ShieldFpEntry *) entry);
-			remove_entry(htab, entry, shape->mutex_offset);
-			removed++;
-		}
-		else
-		{
-			volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
-			volatile double *usage = (double *) (entry + shape->usage_offset);
-
-			SpinLockAcquire(mutex);
-			*usage *= USAGE_DECAY;
-			SpinLockRelease(mutex);
-		}
-	}
-	return removed;
-}
-
-/*
- * Find or insert an entry.  Caller holds stats_lock exclusively.  A new
- * entry is zeroed past its spinlock and its usage set, under the spinlock:
- * a backend with a stale pointer to the element may hold it (see
- * init_entry_mutexes).  Returns NULL only if shared memory is exhausted,
- * which the capacity estimate makes impossible in practice; callers then
- * skip the entry.
- */
-static char *
-lookup_or_create(HTAB *htab, const ShieldTableShape *shape, const void *key,
-				 long capacity, uint64 *evictions)
-{
-	char	   *entry;
-	bool		found;
-
-	entry = hash_search(htab, key, HASH_FIND, NULL);
-	if (entry != NULL)
-		return entry;
-
-	if (hash_get_num_entries(htab) >= capacity)
-	{
-		/* first: cached pointers may dangle from now on */
-		pg_atomic_fetch_add_u64(&pgsh_state->generation, 1);
-		*evictions += evict_batch(htab, shape);
-	}
-
-	entry = hash_search(htab, key, HASH_ENTER_NULL, &found);
-	if (entry != NULL && !found)
-	{
-		volatile slock_t *mutex = (slock_t *) (entry + shape->mutex_offset);
-		Size		body = shape->mutex_offset + sizeof(slock_t);
-
-		SpinLockAcquire(mutex);
-		memset(entry + body, 0, shape->entrysize - body);
-		*(double *) (entry + shape->usage_offset) = USAGE_INIT;
-		SpinLockRelease(mutex);
-	}
-	return entry;
-}
-
-/*
- * Text of one statement in a possibly multi-statement query string, from
- * the offsets of its parse tree (never trusted beyond the string's end).
- */
-const char *
-pgsh_statement_text(const char *source, int location, int len, int *text_len)
-{
-	const char *text;
-	size_t		source_len;
-
-	*text_len = 0;
-	if (source == NULL)
-		return NULL;
-	source_len = strlen(source);
-	if (location < 0 || (size_t) location > source_len)
-	{
-		location = 0;
-		len = 0;
-	}
-	if (len < 0 || (size_t) location + len > source_len)
-		len = 0;
-	text = CleanQuerytext(source, &location, &len);
-	*text_len = len;
-	return len > 0 ? text : NULL;
-}
-
-/* Copy a statement's text into a new entry.  Caller holds the lock exclusively. */
-static void
-fp_set_text(ShieldFpEntry *entry, const ShieldObservation *obs)
-{
-	const char *text = obs->text;
-	int			len = obs->text_len;
-
-	if (text == NULL && obs->source != NULL)
-	{
-		text = pgsh_statement_text(obs->source, obs->location, obs->len, &len);
-
-		/*
-		 * The statement's own string holds no text for it (empty after
-		 * cleaning): remember that, or every later execution would take
-		 * the exclusive lock to try again.
-		 */
-		if (text == NULL || len <= 0)
-		{
-			entry->query_len = -1;
-			return;
-		}
-	}
-	if (text == NULL || len <= 0)
-		return;
-	if (len >= PGSH_QUERY_TEXT_SIZE)
-		len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
-	memcpy(entry->query, text, len);
-	entry->query[len] = '\0';
-	entry->encoding = GetDatabaseEncoding();
-	entry->query_len = len;
 }
 
 /*
@@ -764,6 +348,10 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
  * so an entry whose generation matches cannot be removed or reused until
  * the spinlock is released.  A stale pointer costs one spinlock round trip
  * and a fall back to the locked path, which caches the entry again.
+ *
+ * pgsh_fp_cache is exported as a hot-path accessor: pgsh_stats_text_known
+ * (stats.h) reads it, without a lock, to tell whether a statement's text
+ * is already stored.  Only this file writes it.
  *----
  */
 ShieldFpCacheSlot pgsh_fp_cache[PGSH_FP_CACHE_SLOTS];
@@ -906,8 +494,8 @@ record_observation(const ShieldObservation *obs, bool plain, int bucket,
 	const ShieldRoleKey *rkey = &rkey_data;
 	const ShieldFpKey *fkey = &fkey_data;
 
-	role_key_init(&rkey_data, obs->dbid, obs->userid);
-	fp_key_init(&fkey_data, obs->dbid, obs->userid, obs->queryid);
+	pgsh_role_key_init(&rkey_data, obs->dbid, obs->userid);
+	pgsh_fp_key_init(&fkey_data, obs->dbid, obs->userid, obs->queryid);
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
 
@@ -935,16 +523,11 @@ record_observation(const ShieldObservation *obs, bool plain, int bucket,
 		 */
 		if (!fp_done)
 		{
-			fp = (ShieldFpEntry *)
-				lookup_or_create(pgsh_fp_hash, &stats_fp_shape, fkey,
-								 pgsh_max_fingerprints,
-								 &pgsh_state->fp_evictions);
+			fp = pgsh_stats_fp_enter_locked(fkey);
 			if (fp != NULL && fp->query_len == 0)
-				fp_set_text(fp, obs);
+				pgsh_stats_fp_set_text_locked(fp, obs);
 		}
-		role = (ShieldRoleEntry *)
-			lookup_or_create(pgsh_role_hash, &stats_role_shape, rkey,
-							 pgsh_max_roles, &pgsh_state->role_evictions);
+		role = pgsh_stats_role_enter_locked(rkey);
 	}
 
 	if (role != NULL)
@@ -1003,8 +586,8 @@ pgsh_stats_record(const ShieldObservation *obs)
 	if (pgsh_state == NULL)
 		return;
 
-	role_key_init(&rkey, obs->dbid, obs->userid);
-	fp_key_init(&fkey, obs->dbid, obs->userid, obs->queryid);
+	pgsh_role_key_init(&rkey, obs->dbid, obs->userid);
+	pgsh_fp_key_init(&fkey, obs->dbid, obs->userid, obs->queryid);
 
 	if (obs->queryid != 0 && role_peak_covered(&rkey, obs->role_active))
 		role_done = true;
@@ -1063,12 +646,12 @@ pgsh_stats_record_completed(Oid userid, uint64 queryid, TimestampTz started,
 	{
 		ShieldRoleKey rkey;
 
-		role_key_init(&rkey, MyDatabaseId, userid);
+		pgsh_role_key_init(&rkey, MyDatabaseId, userid);
 		if (!role_peak_covered(&rkey, role_active))
 			return false;
 	}
 
-	fp_key_init(&fkey, MyDatabaseId, userid, queryid);
+	pgsh_fp_key_init(&fkey, MyDatabaseId, userid, queryid);
 	fp = fp_cached(&fkey, &generation);
 	if (fp != NULL)
 	{
@@ -1106,7 +689,7 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 	if (pgsh_state == NULL || queryid == 0)
 		return;
 
-	fp_key_init(&fkey, dbid, userid, queryid);
+	pgsh_fp_key_init(&fkey, dbid, userid, queryid);
 
 	/* through the cache, as pgsh_stats_record does */
 	fp = fp_cached(&fkey, &generation);
@@ -1135,22 +718,18 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
-		fp = (ShieldFpEntry *)
-			lookup_or_create(pgsh_fp_hash, &stats_fp_shape, &fkey,
-							 pgsh_max_fingerprints, &pgsh_state->fp_evictions);
+		fp = pgsh_stats_fp_enter_locked(&fkey);
 		memset(&obs, 0, sizeof(obs));
 		obs.text = text;
 		obs.text_len = text_len;
 		if (fp != NULL && fp->query_len == 0)
-			fp_set_text(fp, &obs);
+			pgsh_stats_fp_set_text_locked(fp, &obs);
 		/* its role's entry, to receive its counters (see record_observation) */
 		{
 			ShieldRoleKey rkey;
 
-			role_key_init(&rkey, dbid, userid);
-			(void) lookup_or_create(pgsh_role_hash, &stats_role_shape, &rkey,
-									pgsh_max_roles,
-									&pgsh_state->role_evictions);
+			pgsh_role_key_init(&rkey, dbid, userid);
+			(void) pgsh_stats_role_enter_locked(&rkey);
 		}
 	}
 	if (fp != NULL)
@@ -1164,161 +743,4 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 		fp_remember(&fkey, fp);
 	}
 	LWLockRelease(pgsh_state->stats_lock);
-}
-
-/*
- * The totals of every role: its entry's counters plus those of its
- * fingerprints' entries (pgsh_stats_record counts a statement with a
- * fingerprint there only), in one palloc'd array.  A role whose entry was
- * evicted while some of its fingerprints' were not gets a row of its
- * fingerprints' counters.  Copies are taken under stats_lock shared and
- * the entries' spinlocks; the sums are made after the lock is released.
- */
-ShieldRoleEntry *
-pgsh_stats_roles(long *n)
-{
-	ShieldRoleEntry *roles;
-	struct FpCounters
-	{
-		ShieldRoleKey key;
-		ShieldCounters counters;
-	}		   *fps;
-	long		nroles = 0;
-	long		nfps = 0;
-	long		i;
-	long		room;
-	HTAB	   *tables[2];
-	HASH_SEQ_STATUS hstat;
-	ShieldRoleEntry *role;
-	ShieldFpEntry *fp;
-	HTAB	   *index;
-	HASHCTL		info;
-
-	/*
-	 * One allocation, made before the lock is taken (see shmem.c): a row for
-	 * every role and fingerprint entry (at most that many roles), then the
-	 * fingerprints' counters.
-	 */
-	tables[0] = pgsh_role_hash;
-	tables[1] = pgsh_fp_hash;
-	roles = pgsh_copy_room(pgsh_state->stats_lock, tables, 2,
-						   sizeof(ShieldRoleEntry) + sizeof(struct FpCounters),
-						   &room);
-	fps = (struct FpCounters *) (roles + room);
-	hash_seq_init(&hstat, pgsh_role_hash);
-	while ((role = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldRoleEntry *r = role;
-
-		SpinLockAcquire(&r->mutex);
-		roles[nroles++] = *(ShieldRoleEntry *) r;
-		SpinLockRelease(&r->mutex);
-	}
-	hash_seq_init(&hstat, pgsh_fp_hash);
-	while ((fp = hash_seq_search(&hstat)) != NULL)
-	{
-		volatile ShieldFpEntry *f = fp;
-
-		memset(&fps[nfps].key, 0, sizeof(ShieldRoleKey));
-		fps[nfps].key.dbid = fp->key.dbid;
-		fps[nfps].key.userid = fp->key.userid;
-		SpinLockAcquire(&f->mutex);
-		fps[nfps].counters = *(ShieldCounters *) &f->counters;
-		SpinLockRelease(&f->mutex);
-		nfps++;
-	}
-	LWLockRelease(pgsh_state->stats_lock);
-
-	/* role key -> position in roles[] */
-	memset(&info, 0, sizeof(info));
-	info.keysize = sizeof(ShieldRoleKey);
-	info.entrysize = sizeof(ShieldRoleKey) + sizeof(long);
-	info.hcxt = CurrentMemoryContext;
-	index = hash_create("pg_shield role totals", Max(16, nroles), &info,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (i = 0; i < nroles; i++)
-	{
-		char	   *slot = hash_search(index, &roles[i].key, HASH_ENTER, NULL);
-
-		memcpy(slot + sizeof(ShieldRoleKey), &i, sizeof(long));
-	}
-	for (i = 0; i < nfps; i++)
-	{
-		bool		found;
-		char	   *slot = hash_search(index, &fps[i].key, HASH_ENTER, &found);
-		long		pos;
-
-		if (!found)
-		{
-			pos = nroles++;
-			memset(&roles[pos], 0, sizeof(ShieldRoleEntry));
-			roles[pos].key = fps[i].key;
-			memcpy(slot + sizeof(ShieldRoleKey), &pos, sizeof(long));
-		}
-		else
-			memcpy(&pos, slot + sizeof(ShieldRoleKey), sizeof(long));
-		pgsh_counters_merge(&roles[pos].counters, &fps[i].counters);
-	}
-	hash_destroy(index);
-	*n = nroles;
-	return roles;
-}
-
-/*
- * Forget every statistic.  Returns the new reset time.
- */
-TimestampTz
-pgsh_stats_reset(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	HASH_SEQ_STATUS hstat;
-	char	   *entry;
-
-	LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
-
-	/* first: cached pointers may dangle from now on */
-	pg_atomic_fetch_add_u64(&pgsh_state->generation, 1);
-	hash_seq_init(&hstat, pgsh_fp_hash);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-		remove_entry(pgsh_fp_hash, entry, offsetof(ShieldFpEntry, mutex));
-	hash_seq_init(&hstat, pgsh_role_hash);
-	while ((entry = hash_seq_search(&hstat)) != NULL)
-		remove_entry(pgsh_role_hash, entry, offsetof(ShieldRoleEntry, mutex));
-
-	pgsh_state->stats_reset = now;
-	pgsh_state->fp_evictions = 0;
-	pgsh_state->role_evictions = 0;
-
-	LWLockRelease(pgsh_state->stats_lock);
-	return now;
-}
-
-/*
- * The mean execution time of a shape's completed statements, in ms; -1 if
- * it has none.  Admission's retry hints ask it for the statements holding
- * the slots of a full scope, after they released admission_lock.
- */
-double
-pgsh_stats_typical_ms(Oid dbid, Oid userid, uint64 queryid)
-{
-	ShieldFpKey key;
-	ShieldFpEntry *fp;
-	double		result = -1.0;
-
-	if (queryid == 0)
-		return -1.0;
-	fp_key_init(&key, dbid, userid, queryid);
-	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
-	fp = hash_search(pgsh_fp_hash, &key, HASH_FIND, NULL);
-	if (fp != NULL)
-	{
-		volatile ShieldFpEntry *f = fp;
-
-		SpinLockAcquire(&f->mutex);
-		if (f->counters.calls > 0)
-			result = f->counters.total_exec_ms / (double) f->counters.calls;
-		SpinLockRelease(&f->mutex);
-	}
-	LWLockRelease(pgsh_state->stats_lock);
-	return result;
 }

@@ -4,6 +4,11 @@
  *		Cost accounting per (database, role) and per (database, role,
  *		fingerprint) in shared memory.
  *
+ * Implemented by stats.c (recording a statement), stats_table.c (the
+ * tables: creation, entries, eviction, query texts, reset) and
+ * stats_read.c (the role totals and means read by the views and by
+ * admission); they share stats_int.h.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -93,7 +98,7 @@ typedef struct ShieldRoleEntry
 	slock_t		mutex;			/* protects the fields below */
 	double		usage;			/* eviction priority */
 	int32		peak_active;	/* highest concurrency seen (admission) */
-	double		evict_score;	/* scratch of eviction (stats.c) */
+	double		evict_score;	/* scratch of eviction (stats_table.c) */
 	/*
 	 * Statements without a fingerprint, and the fingerprints' entries that
 	 * were evicted; the role's totals add its live fingerprints' entries
