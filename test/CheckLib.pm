@@ -12,9 +12,14 @@ our @EXPORT = qw(check slurp checks_failed);
 
 my $failed = 0;
 
-# Report one check; returns whether it passed.
+# Report one check; returns whether it passed.  Exactly two arguments: a
+# list in the first place (check(grep ..., "...") or check($x =~ /re/,
+# "...") when nothing matches) would shift the description into the
+# result and report "ok".
 sub check
 {
+	die "check() takes a result and a description, got " . scalar(@_) . " arguments\n"
+	  unless @_ == 2;
 	my ($ok, $what) = @_;
 	print(($ok ? "ok" : "not ok") . " - $what\n");
 	$failed = 1 unless $ok;
