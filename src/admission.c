@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * admission.c
- *		Admission control: the entry point (pgsh_admit), cost ceilings, the
- *		fast path to a slot, release, and shield.activity.
+ *		Admission control: where a statement is admitted (pgsh_admit), its
+ *		cost ceiling, breaker and fast path to a slot; the admission
+ *		module's shared memory and locking protocol.
  *
  * A statement is admitted once, when it starts (statement.c decides when
  * that is).  Admission checks, in order: the strictest max_cost of the
@@ -16,24 +17,33 @@
  * in the others, without waiting, since waiting while the session holds
  * slots could wait for itself (see admit_holding).
  *
- * The work is divided between six files, as pgvector divides hnsw*.c:
+ * The work is divided between eight files, as pgvector divides hnsw*.c:
  *
- *	admission.c			this file: pgsh_admit and its fast path, the cost
- *						ceiling, the memo of a session's scopes, the
- *						statements holding slots and their release,
- *						activity rows;
+ *	admission.c			this file, where a statement is admitted: pgsh_admit
+ *						and its fast path, the cost ceiling, the breaker
+ *						check, the memo of a session's scopes; and the
+ *						module's shared memory;
  *	admission_scope.c	the scope table (where slots and buckets are counted);
  *	admission_rate.c	rate limits (the scopes' token buckets);
- *	admission_queue.c	the queue: waiting, dispatch, the overload controller
- *						and load shedding;
+ *	admission_queue.c	where a statement waits: the queue, dispatch, the
+ *						overload controller and load shedding;
  *	admission_deadlock.c
  *						wait-for cycles through the queue: a waiter queued
  *						behind statements that wait for its own
  *						transaction's locks;
+ *	admission_held.c	where a statement is released: the statements of
+ *						the session that hold slots, their release, and
+ *						the backstops at the end of a transaction and at
+ *						exit;
+ *	admission_activity.c
+ *						shield.activity: the activity rows of the backends'
+ *						slots and their reader;
  *	admission_hint.c	the retry hints of the errors that turn statements
  *						away.
  *
  * admission_int.h holds what they share; nothing outside them sees it.
+ * The other files' headers say what they own and point here for the
+ * locking protocol, which is described once, below.
  *
  * Limits come from each statement's resolved policy, so a policy change
  * applies to the next statement; each statement also publishes the limits
@@ -68,13 +78,18 @@
  * manager who blocks whom (ProcArrayLock and every lock manager partition
  * lock).  The only error raised under it (a full scope table, which the
  * sizing rules out) releases it through the abort like any LWLock.
+ * Backend-local state needs no lock: the memo (this file) and the
+ * statements holding slots (admission_held.c).  The activity rows are
+ * written by their own backend only and read without a lock, by their
+ * change counts (admission_activity.c).
  *
- * Release never fails: atomics, the lock and SetLatch only.  It runs when
- * the statement holding the slot ends (statement.c: ExecutorEnd, or the
- * transaction and subtransaction callbacks for failed and abandoned
- * statements), and once more, as a backstop, from a before_shmem_exit
- * callback registered on first use, which also covers FATAL errors and
- * terminations while queued.  A backend crash resets shared memory.
+ * Release (admission_held.c) never fails: atomics, the lock and SetLatch
+ * only.  It runs when the statement holding the slot ends (statement.c:
+ * ExecutorEnd, or the transaction and subtransaction callbacks for failed
+ * and abandoned statements), and once more, as a backstop, from a
+ * before_shmem_exit callback (pgsh_adm_exit) that pgsh_admit registers on
+ * first use, which also covers FATAL errors and terminations while
+ * queued.  A backend crash resets shared memory.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
@@ -99,7 +114,6 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/inval.h"
-#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "admission_int.h"
@@ -110,36 +124,23 @@
 #include "shmem.h"
 #include "stats.h"
 
+/*
+ * The admission module's shared memory, set up by pgsh_admission_shmem_init,
+ * and this backend's slot in it, found by is_governed.  Hot-path
+ * accessors: the admission files use them directly, since every statement
+ * needs them; what protects each field is said at its declaration in
+ * admission_int.h, under the protocol of the LOCKING paragraph above.
+ */
 ShieldAdmissionState *pgsh_adm = NULL;
 ShieldProcSlotPadded *pgsh_adm_procs = NULL;
-
-/* This backend. */
 ShieldProcSlot   *pgsh_adm_me = NULL;
+
 static bool admission_exit_callback_registered = false;
 
-static void memo_unpin(void);
-
 /*
- * The statements of this backend that hold slots, each with the scopes it
- * is counted in.  A session can run a statement while others hold slots
- * (an open cursor, a portal suspended by a row limit): it takes a slot
- * only in the scopes that none of them holds, so that a session counts once
- * in each scope, and gives back, when it ends, only the scopes no other
- * holds.  Kept in TopMemoryContext, grown before slots are taken, so that
- * release never allocates.  The last entry is the one shield.activity
- * shows.
+ * The id of the statement admitted last (ShieldAdmission.slot_id), under
+ * which admission_held.c keeps it; 0 means none.
  */
-typedef struct ShieldHeldStatement
-{
-	uint32		id;				/* ShieldAdmission.slot_id */
-	int			nscopes;
-	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
-	ShieldActivity shown;		/* its shield.activity row */
-} ShieldHeldStatement;
-
-static ShieldHeldStatement *admission_held_stmts = NULL;
-static int	admission_held_allocated = 0;
-static int	admission_held_count = 0;
 static uint32 admission_held_last_id = 0;
 
 Size
@@ -194,70 +195,6 @@ pgsh_admission_shmem_init(void)
 	pgsh_scopes_shmem_init();
 }
 
-/*----
- * What shield.activity shows of this backend
- *----
- */
-static inline void
-activity_begin_write(void)
-{
-	pg_atomic_write_u32(&pgsh_adm_me->changecount,
-						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
-	pg_write_barrier();
-}
-
-static inline void
-activity_end_write(void)
-{
-	pg_write_barrier();
-	pg_atomic_write_u32(&pgsh_adm_me->changecount,
-						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
-}
-
-/*
- * Nothing to show any more.  A single store: readers skip idle slots, and
- * one that read the slot just before still saw a consistent row (the
- * statement was running then), so the changecount is left alone.
- */
-static inline void
-activity_set_idle(void)
-{
-	pgsh_adm_me->state = PGSH_PROC_IDLE;
-}
-
-static pg_attribute_always_inline void
-activity_set(int procstate, const ShieldAdmitRequest *req,
-			 TimestampTz since, TimestampTz deadline_at)
-{
-	activity_begin_write();
-	pgsh_adm_me->state = procstate;
-	pgsh_adm_me->shown.queued = procstate == PGSH_PROC_QUEUED;
-	if (req != NULL)
-	{
-		/* pid and dbid: written when the slot was found (is_governed) */
-		pgsh_adm_me->shown.userid = req->userid;
-		pgsh_adm_me->shown.queryid = req->queryid;
-		pgsh_adm_me->shown.priority = req->policy->priority;
-		pgsh_adm_me->shown.deadline_at = deadline_at;
-	}
-	pgsh_adm_me->shown.since = since;
-	activity_end_write();
-}
-
-/* activity_set and activity_set_idle for the queue */
-void
-pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
-					  TimestampTz since, TimestampTz deadline_at)
-{
-	activity_set(procstate, req, since, deadline_at);
-}
-
-void
-pgsh_adm_activity_set_idle(void)
-{
-	activity_set_idle();
-}
-
 /*
  * pg_shield.max_active changed (its assign hook, in the postmaster and in
  * every backend that applies the setting): publish it in the instance
@@ -273,147 +210,13 @@ pgsh_admission_publish_max_active(int max_active)
 		pgsh_adm->instance.limit = max_active > 0 ? max_active : -1;
 }
 
-/*----
- * Release
- *----
- */
-
-/* Does a statement of this backend other than entry skip hold scope? */
-static inline bool
-scope_held_by_other(const ShieldScope *scope, int skip)
+/* Which priorities are being shed now (see ShieldShedding). */
+ShieldShedding
+pgsh_admission_shedding(void)
 {
-	int			i;
-	int			j;
-
-	for (i = 0; i < admission_held_count; i++)
-	{
-		if (i == skip)
-			continue;
-		for (j = 0; j < admission_held_stmts[i].nscopes; j++)
-		{
-			if (admission_held_stmts[i].scopes[j] == scope)
-				return true;
-		}
-	}
-	return false;
-}
-
-/* Show this statement in shield.activity again. */
-static void
-activity_show(const ShieldActivity *shown)
-{
-	activity_begin_write();
-	pgsh_adm_me->state = PGSH_PROC_RUNNING;
-	pgsh_adm_me->shown = *shown;
-	activity_end_write();
-}
-
-/*
- * Give back the slots of the statement that holds entry slot_id (see
- * ShieldAdmission), in the scopes no other statement of this backend
- * holds.  Never fails.
- */
-void
-pgsh_admission_release(uint32 slot_id)
-{
-	ShieldHeldStatement *stmt = NULL;
-	int			index;
-	int			i;
-
-	for (index = admission_held_count - 1; index >= 0; index--)
-	{
-		if (admission_held_stmts[index].id == slot_id)
-		{
-			stmt = &admission_held_stmts[index];
-			break;
-		}
-	}
-	if (stmt == NULL)
-		return;
-
-	/*
-	 * In the reverse order of taking: the instance scope comes first, so
-	 * a statement that takes the freed instance slot never finds this
-	 * backend still counted in its role scope.
-	 */
-	for (i = stmt->nscopes - 1; i >= 0; i--)
-	{
-		if (!scope_held_by_other(stmt->scopes[i], index))
-			pg_atomic_fetch_sub_u32(&stmt->scopes[i]->active, 1);
-	}
-	/* keep the order of taking: the last entry is the newest, shown */
-	admission_held_count--;
-	if (index != admission_held_count)
-		memmove(&admission_held_stmts[index], &admission_held_stmts[index + 1],
-				(admission_held_count - index) * sizeof(ShieldHeldStatement));
-
-	if (admission_held_count == 0)
-		activity_set_idle();
-	else
-		activity_show(&admission_held_stmts[admission_held_count - 1].shown);
-
-	/* after the fetch-subs (full barriers): see the file header */
-	if (pg_atomic_read_u32(&pgsh_adm->nqueued) > 0)
-	{
-		LWLockAcquire(pgsh_state->admission_lock, LW_EXCLUSIVE);
-		pgsh_queue_dispatch_locked();
-		LWLockRelease(pgsh_state->admission_lock);
-	}
-}
-
-bool
-pgsh_admission_holding(void)
-{
-	return admission_held_count > 0;
-}
-
-/*
- * Backstop: give everything back, whatever state this backend is in.
- * Called at the end of every top-level transaction (after statement.c has
- * finished its statements, so normally there is nothing left) and at exit.
- */
-void
-pgsh_admission_cleanup(void)
-{
-	/* the usual case, at the end of every transaction: nothing to give back */
-	if (pgsh_adm_me == NULL || (admission_held_count == 0 && !pgsh_queue_waiting()))
-		return;
-	pgsh_queue_leave();
-	while (admission_held_count > 0)
-		pgsh_admission_release(admission_held_stmts[admission_held_count - 1].id);
-}
-
-/*
- * Count the statement that is waiting (its activity in *me) as failed:
- * cancelled, timed out by statement_timeout or terminated while queued.
- * Cannot fail.
- */
-void
-pgsh_adm_count_failed_wait(TimestampTz arrived)
-{
-	ShieldObservation obs;
-
-	pgsh_observation_init(&obs, pgsh_adm_me->shown.userid,
-						  pgsh_adm_me->shown.queryid, arrived);
-	obs.failed = true;
-	obs.queued = true;
-	obs.queue_ms = (double) (GetCurrentTimestamp() - pgsh_adm_me->shown.since) / 1000.0;
-	pgsh_stats_record(&obs);
-}
-
-static void
-admission_exit(int code, Datum arg)
-{
-	if (pgsh_state != NULL && LWLockHeldByMe(pgsh_state->admission_lock))
-		LWLockRelease(pgsh_state->admission_lock);
-	memo_unpin();
-
-	/* terminated while it waited (FATAL skips PG_CATCH): count it */
-	pgsh_queue_exit();
-	pgsh_admission_cleanup();
-
-	/* probes are made by admission: give up those still running */
-	pgsh_breaker_backend_exit();
+	if (pgsh_adm == NULL)
+		return PGSH_SHED_NONE;
+	return (ShieldShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
 }
 
 /*----
@@ -488,10 +291,10 @@ is_governed(const ShieldAdmitRequest *req)
 			PGSH_MY_PROCNO >= MaxBackends)
 			return false;
 		pgsh_adm_me = PGSH_PROC(PGSH_MY_PROCNO);
-		activity_begin_write();
+		pgsh_adm_activity_begin_write();
 		pgsh_adm_me->shown.pid = MyProcPid;
 		pgsh_adm_me->shown.dbid = MyDatabaseId;
-		activity_end_write();
+		pgsh_adm_activity_end_write();
 	}
 	if (!pgsh_exempt_superuser)
 		return true;
@@ -681,8 +484,8 @@ memo_matches(const ShieldAdmitRequest *req)
 	return true;
 }
 
-static void
-memo_unpin(void)
+void
+pgsh_adm_memo_unpin(void)
 {
 	int			i;
 
@@ -771,7 +574,7 @@ memo_build(const ShieldAdmitRequest *req)
 		pgsh_scopes_report_evictions();
 	}
 
-	memo_unpin();
+	pgsh_adm_memo_unpin();
 	admission_memo.userid = req->userid;
 	admission_memo.max_active = pgsh_max_active;
 	admission_memo.mode = pgsh_mode;
@@ -943,20 +746,6 @@ monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 }
 
-/* Make room for one more statement holding slots; may fail (no slot taken). */
-static pg_noinline void
-held_grow(void)
-{
-	int			newsize = Max(4, admission_held_allocated * 2);
-
-	if (admission_held_stmts == NULL)
-		admission_held_stmts = MemoryContextAlloc(TopMemoryContext,
-										newsize * sizeof(ShieldHeldStatement));
-	else
-		admission_held_stmts = repalloc(admission_held_stmts, newsize * sizeof(ShieldHeldStatement));
-	admission_held_allocated = newsize;
-}
-
 /*
  * The slots of a statement that starts while other statements of its
  * session hold slots: it takes one in each of its scopes that none of them
@@ -982,7 +771,7 @@ admit_holding(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	{
 		if (!needs[i].slot)
 			continue;
-		if (scope_held_by_other(needs[i].scope, -1))
+		if (pgsh_adm_scope_held_by_other(needs[i].scope, -1))
 		{
 			if (i == admission_memo.role_index)
 				role_active = (int32) pg_atomic_read_u32(&needs[i].scope->active);
@@ -1040,7 +829,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	int			nslots;
 	int			role_slot;
 	int64		queue_timeout_us;
-	bool		holding = admission_held_count > 0;
+	bool		holding = pgsh_adm_held_count > 0;
 	ShieldHeldStatement *stmt;
 	TimestampTz now = 0;
 	ShieldRateOutcome rate = {-1, 0};
@@ -1048,8 +837,8 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 
 	if (!memo_matches(req))
 		memo_build(req);
-	if (unlikely(admission_held_count == admission_held_allocated))
-		held_grow();
+	if (unlikely(pgsh_adm_held_count == pgsh_adm_held_allocated))
+		pgsh_adm_held_grow();
 	n = admission_memo.n;
 	needs = admission_memo.needs;
 	queue_timeout_us = admission_memo.queue_timeout_us;
@@ -1115,7 +904,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	role_active = adm->role_active;
 
 admitted:
-	stmt = &admission_held_stmts[admission_held_count++];
+	stmt = &pgsh_adm_held_stmts[pgsh_adm_held_count++];
 	if (++admission_held_last_id == 0)	/* 0 means none */
 		admission_held_last_id = 1;
 	stmt->id = admission_held_last_id;
@@ -1126,7 +915,7 @@ admitted:
 	adm->role_active = role_active;
 
 	/* running since it was let in: its arrival, unless it waited */
-	activity_set(PGSH_PROC_RUNNING, req, adm->queued ? now : req->arrived,
+	pgsh_adm_activity_set(PGSH_PROC_RUNNING, req, adm->queued ? now : req->arrived,
 				 shown_deadline);
 	stmt->shown = pgsh_adm_me->shown;
 }
@@ -1174,7 +963,7 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 
 	if (unlikely(!admission_exit_callback_registered))
 	{
-		before_shmem_exit(admission_exit, (Datum) 0);
+		before_shmem_exit(pgsh_adm_exit, (Datum) 0);
 		admission_exit_callback_registered = true;
 	}
 
@@ -1202,54 +991,3 @@ pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 	else
 		admit_limits(req, adm, deadline_at, shown_deadline);
 }
-
-/*----
- * Views
- *----
- */
-
-/* Copy the statements now admitted or queued. */
-ShieldActivity *
-pgsh_activity_copy(int *n)
-{
-	ShieldActivity *result = palloc(MaxBackends * sizeof(ShieldActivity));
-	int			count = 0;
-	int			i;
-
-	for (i = 0; i < MaxBackends; i++)
-	{
-		volatile ShieldProcSlot *p = PGSH_PROC(i);
-		ShieldActivity a;
-		int			procstate;
-
-		for (;;)
-		{
-			uint32		before = pg_atomic_read_u32(&PGSH_PROC(i)->changecount);
-			uint32		after;
-
-			pg_read_barrier();
-			procstate = p->state;
-			memcpy(&a, (const ShieldActivity *) &p->shown, sizeof(a));
-			pg_read_barrier();
-			after = pg_atomic_read_u32(&PGSH_PROC(i)->changecount);
-			if (before == after && (before & 1) == 0)
-				break;
-			CHECK_FOR_INTERRUPTS();
-		}
-		if (procstate == PGSH_PROC_IDLE)
-			continue;
-		result[count++] = a;
-	}
-	*n = count;
-	return result;
-}
-
-/* Which priorities are being shed now (see ShieldShedding). */
-ShieldShedding
-pgsh_admission_shedding(void)
-{
-	if (pgsh_adm == NULL)
-		return PGSH_SHED_NONE;
-	return (ShieldShedding) pg_atomic_read_u32(&pgsh_adm->shedding);
-}
-

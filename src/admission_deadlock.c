@@ -35,22 +35,23 @@
  * other waiters of its cycle still wait and have not given up themselves,
  * and marks itself as giving up, so that one victim breaks the cycle.
  *
- * The holders of a scope are found among the activity rows (admission.c),
- * by the scope's key, as the retry hints find them: a running statement
- * of the scope's database, role and fingerprint holds a slot in it.  The
- * search visits each backend at most once, so it ends after at most
- * MaxBackends steps; it allocates in a memory context of its own,
- * deleted when it returns.
+ * The holders of a scope are found among the activity rows
+ * (admission_activity.c), by the scope's key, as the retry hints find
+ * them: a running statement of the scope's database, role and fingerprint
+ * holds a slot in it.  The search visits each backend at most once, so it
+ * ends after at most MaxBackends steps; it allocates in a memory context
+ * of its own, deleted when it returns.
  *
- * Locking: admission_lock is taken briefly, in LW_SHARED mode to copy the
- * queue's entries (which scopes are full for whom) and, when a cycle is
- * found, in LW_EXCLUSIVE mode to confirm it; it is released before the
- * search, which takes ProcArrayLock (BackendPidGetProc) and, through
- * pg_blocking_pids(), every lock manager partition lock.  Those are never
- * taken while admission_lock is held.  The activity rows are
- * read without a lock (their change counts).  Runs in the waiting
- * backend, in its statement, so it may fail like any statement: the wait
- * loop's caller leaves the queue on error.
+ * Locking: the admission module's protocol is described in admission.c's
+ * header; what follows is this file's part in it.  admission_lock is taken
+ * briefly, in LW_SHARED mode to copy the queue's entries (which scopes are
+ * full for whom) and, when a cycle is found, in LW_EXCLUSIVE mode to
+ * confirm it; it is released before the search, which takes ProcArrayLock
+ * (BackendPidGetProc) and, through pg_blocking_pids(), every lock manager
+ * partition lock.  Those are never taken while admission_lock is held.
+ * The activity rows are read without a lock (their change counts).  Runs
+ * in the waiting backend, in its statement, so it may fail like any
+ * statement: the wait loop's caller leaves the queue on error.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -2,10 +2,9 @@
  *
  * admission_int.h
  *		What the admission files share: the scope table, the per-backend
- *		slots and the queue's state.  Only admission.c,
- *		admission_scope.c, admission_rate.c, admission_queue.c and
- *		admission_deadlock.c include it; the rest of pg_shield goes through
- *		admission.h.  The locking
+ *		slots, the queue's state and the statements holding slots.  Only
+ *		the admission files (admission.c and admission_*.c) include it;
+ *		the rest of pg_shield goes through admission.h.  The locking
  *		protocol is in admission.c's header.
  *
  * Copyright (c) 2026, The pg_shield Developers
@@ -26,6 +25,8 @@
 #include "admission.h"
 #include "events.h"
 #include "stats.h"
+
+PGSH_BEGIN_INTERNAL
 
 /* instance, role, fingerprint, fingerprint for the role */
 #define PGSH_MAX_SCOPES 4
@@ -141,6 +142,67 @@ extern ShieldProcSlotPadded *pgsh_adm_procs;
 extern ShieldAdmissionState *pgsh_adm;
 extern ShieldProcSlot *pgsh_adm_me;
 
+/*
+ * What shield.activity shows of this backend (admission_activity.c holds
+ * the reader).  The writers are inline because admission and release run
+ * them for every statement; the queue runs them too.
+ */
+static inline void
+pgsh_adm_activity_begin_write(void)
+{
+	pg_atomic_write_u32(&pgsh_adm_me->changecount,
+						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
+	pg_write_barrier();
+}
+
+static inline void
+pgsh_adm_activity_end_write(void)
+{
+	pg_write_barrier();
+	pg_atomic_write_u32(&pgsh_adm_me->changecount,
+						pg_atomic_read_u32(&pgsh_adm_me->changecount) + 1);
+}
+
+/*
+ * Nothing to show any more.  A single store: readers skip idle slots, and
+ * one that read the slot just before still saw a consistent row (the
+ * statement was running then), so the changecount is left alone.
+ */
+static inline void
+pgsh_adm_activity_set_idle(void)
+{
+	pgsh_adm_me->state = PGSH_PROC_IDLE;
+}
+
+static pg_attribute_always_inline void
+pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
+			 TimestampTz since, TimestampTz deadline_at)
+{
+	pgsh_adm_activity_begin_write();
+	pgsh_adm_me->state = procstate;
+	pgsh_adm_me->shown.queued = procstate == PGSH_PROC_QUEUED;
+	if (req != NULL)
+	{
+		/* pid and dbid: written when the slot was found (is_governed) */
+		pgsh_adm_me->shown.userid = req->userid;
+		pgsh_adm_me->shown.queryid = req->queryid;
+		pgsh_adm_me->shown.priority = req->policy->priority;
+		pgsh_adm_me->shown.deadline_at = deadline_at;
+	}
+	pgsh_adm_me->shown.since = since;
+	pgsh_adm_activity_end_write();
+}
+
+/* Show this statement in shield.activity again. */
+static inline void
+pgsh_adm_activity_show(const ShieldActivity *shown)
+{
+	pgsh_adm_activity_begin_write();
+	pgsh_adm_me->state = PGSH_PROC_RUNNING;
+	pgsh_adm_me->shown = *shown;
+	pgsh_adm_activity_end_write();
+}
+
 /* admission_scope.c: the scope table */
 extern Size pgsh_scopes_shmem_size(void);
 extern void pgsh_scopes_shmem_init(void);
@@ -189,6 +251,52 @@ pgsh_scope_take_slots(int n, ShieldScope *const *scopes, const int32 *limits, in
 			*role_active = (int32) count;
 	}
 	return true;
+}
+
+/*
+ * admission_held.c: the statements of this backend that hold slots, each
+ * with the scopes it is counted in.  A session can run a statement while
+ * others hold slots (an open cursor, a portal suspended by a row limit):
+ * it takes a slot only in the scopes that none of them holds, so that a
+ * session counts once in each scope, and gives back, when it ends, only
+ * the scopes no other holds.  Kept in TopMemoryContext, grown before slots
+ * are taken, so that release never allocates.  The last entry is the one
+ * shield.activity shows.  The array is shared with admission.c's fast path
+ * (see pgsh_adm_held_stmts in admission_held.c).
+ */
+typedef struct ShieldHeldStatement
+{
+	uint32		id;				/* ShieldAdmission.slot_id */
+	int			nscopes;
+	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
+	ShieldActivity shown;		/* its shield.activity row */
+} ShieldHeldStatement;
+
+extern ShieldHeldStatement *pgsh_adm_held_stmts;
+extern int	pgsh_adm_held_allocated;
+extern int	pgsh_adm_held_count;
+
+extern void pgsh_adm_held_grow(void);
+extern void pgsh_adm_exit(int code, Datum arg);
+
+/* Does a statement of this backend other than entry skip hold scope? */
+static inline bool
+pgsh_adm_scope_held_by_other(const ShieldScope *scope, int skip)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < pgsh_adm_held_count; i++)
+	{
+		if (i == skip)
+			continue;
+		for (j = 0; j < pgsh_adm_held_stmts[i].nscopes; j++)
+		{
+			if (pgsh_adm_held_stmts[i].scopes[j] == scope)
+				return true;
+		}
+	}
+	return false;
 }
 
 /* admission_queue.c: waiting for a slot */
@@ -260,7 +368,7 @@ extern void pgsh_adm_report_rate(const ShieldAdmitRequest *req,
 								 const ShieldScopeNeed *need, bool enforced,
 								 int retry_ms);
 
-/* admission.c: what the queue and the rate limits need of the rest */
+/* admission.c: what the other admission files need of it */
 extern void pgsh_adm_describe_scope(char *buf, size_t size,
 									const ShieldScopeNeed *need, bool capital);
 extern bool pgsh_adm_publish_limits_locked(void);
@@ -272,9 +380,8 @@ extern void pgsh_adm_note_rejection(const ShieldAdmitRequest *req,
 									ShieldRejection why, bool enforced,
 									bool queued, double queue_ms,
 									ShieldAction action, const char *detail);
-extern void pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
-								  TimestampTz since, TimestampTz deadline_at);
-extern void pgsh_adm_activity_set_idle(void);
-extern void pgsh_adm_count_failed_wait(TimestampTz arrived);
+extern void pgsh_adm_memo_unpin(void);
+
+PGSH_END_INTERNAL
 
 #endif							/* PGSH_ADMISSION_INT_H */

@@ -458,6 +458,24 @@ reject_cannot_queue(const ShieldAdmitRequest *req, const ShieldScopeNeed *needs,
 }
 
 /*
+ * Count the statement that is waiting (its activity in *me) as failed:
+ * cancelled, timed out by statement_timeout or terminated while queued.
+ * Cannot fail.
+ */
+static void
+count_failed_wait(TimestampTz arrived)
+{
+	ShieldObservation obs;
+
+	pgsh_observation_init(&obs, pgsh_adm_me->shown.userid,
+						  pgsh_adm_me->shown.queryid, arrived);
+	obs.failed = true;
+	obs.queued = true;
+	obs.queue_ms = (double) (GetCurrentTimestamp() - pgsh_adm_me->shown.since) / 1000.0;
+	pgsh_stats_record(&obs);
+}
+
+/*
  * Leave the queue.  If a slot was granted meanwhile: keep it if keep,
  * otherwise pass it on.  Returns whether the slot is now held.  Never
  * fails.
@@ -651,7 +669,7 @@ wait_in_queue(TimestampTz wait_until, const ShieldOverloadChange *change,
 	}
 	PG_CATCH();
 	{
-		pgsh_adm_count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
+		count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
 		(void) leave_queue(false);
 		PG_RE_THROW();
 	}
@@ -900,9 +918,7 @@ pgsh_queue_exit(void)
 {
 	if (!admission_queue_waiting)
 		return;
-	pgsh_adm_count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving
-														 * clears the
-														 * activity */
+	count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
 	(void) leave_queue(false);
 }
 
