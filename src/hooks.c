@@ -8,7 +8,7 @@
  * an error cannot leave it raised, except around a unit's own executor
  * calls, which the abort callback repairs: see pgsh_unit_call_begin), time
  * what needs timing, chain to the previous hook or the standard function,
- * and call into statement.c for everything else.
+ * and call into statement.h for everything else.
  *
  * Every hook chains, whether or not pg_shield is enabled.  Parallel
  * workers run only the executor hooks; they never start a unit (see
@@ -517,7 +517,7 @@ nested_process_utility(PlannedStmt *pstmt, const char *queryString,
 
 /*
  * ProcessUtility: a top-level utility statement opens a frame (see
- * statement.c); anything else runs nested.
+ * statement_utility.c); anything else runs nested.
  *
  * The statement's identifier is read here, before chaining: when
  * pg_stat_statements.track_utility is on, pg_stat_statements zeroes it in

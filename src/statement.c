@@ -21,12 +21,20 @@
  *
  * Statements run by functions, triggers, SPI or the planner are nested:
  * pgsh_nesting_level counts the planner, executor and nested utility calls
- * now running, and only level 0 can start a unit.  Cursor and
- * prepared-statement plumbing (FETCH, MOVE, CLOSE, PREPARE, DEALLOCATE) is
- * not accounted: its work belongs to the cursor or prepared statement;
- * but a FETCH or MOVE from a cursor that a function opened (a refcursor,
- * which no statement of its own admitted) is a statement of the cursor's
- * query.
+ * now running, and only level 0 can start a unit.
+ *
+ * The statement module is split by responsibility, as pgvector splits
+ * hnsw*.c around hnsw.h: the rest of pg_shield calls it through
+ * statement.h, and its files share statement_int.h.
+ *
+ *	- statement.c, this file: the life cycle of executor units (which
+ *	  executor run is one; its start, its suspension and resumption between
+ *	  the queries of a statement that rules rewrote; its end; its failure,
+ *	  found by the transaction and subtransaction abort callbacks), and the
+ *	  failures noted in PG_CATCH that those callbacks count;
+ *	- statement_utility.c: how each utility statement is treated, and the
+ *	  frame that follows a top-level one while it runs;
+ *	- statement_planning.c: the planning of the top-level statement.
  *
  * Several executor units can be open at once (a cursor stays open while
  * other statements run), so they are kept in a small backend-local array.
@@ -42,6 +50,12 @@
  * counting happens once, outside the error path, with the same no-fail
  * recording code.  Callbacks never raise errors and never allocate.
  *
+ * It calls admission, deadlines, breakers, policy resolution, events and
+ * the statistics; they keep their shared state under their own locks (see
+ * shmem.c).  Its own state is backend-local: no shared state, no lock.  It
+ * reads the frame (pgsh_statement_frame) on the hot path, and writes into
+ * it what the unit a frame delegates to has become.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -53,7 +67,6 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "commands/prepare.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -69,9 +82,9 @@
 #include "events.h"
 #include "guc.h"
 #include "policy.h"
-#include "shape.h"
 #include "shmem.h"
 #include "statement.h"
+#include "statement_int.h"
 #include "stats.h"
 
 int			pgsh_nesting_level = 0;
@@ -123,58 +136,6 @@ static int	statement_units_used = 0;		/* slots [0, statement_units_used) may be 
 static QueryDesc statement_units_suspended_marker;
 static int	statement_units_suspended = 0;
 
-/*
- * How the executor run a delegating utility statement delegates to is told
- * from the runs that functions start inside it at level 0 (the parameters
- * of EXECUTE, event triggers): by what core gives it, never by comparing
- * texts, which a function can repeat.
- */
-typedef enum ShieldDelegatedRun
-{
-	PGSH_RUN_SAME_STRING,		/* its query string is the utility's own (the
-								 * same pointer): CREATE TABLE AS, EXPLAIN
-								 * ANALYZE, COPY, REFRESH; EXPLAIN ANALYZE
-								 * EXECUTE passes the prepared statement's */
-	PGSH_RUN_CURSOR_PORTAL,		/* DECLARE: in the portal of the cursor */
-	PGSH_RUN_HIDDEN_PORTAL		/* EXECUTE, CREATE TABLE AS EXECUTE: in the
-								 * hidden portal ExecuteQuery creates, after
-								 * the parameters are computed */
-} ShieldDelegatedRun;
-
-/* The top-level utility statement now running, if any. */
-static struct
-{
-	bool		active;
-	bool		delegate;		/* accounted by the executor run it starts */
-	bool		delegated;		/* that executor run has started */
-	bool		error_noted;	/* planning inside it noted a failure */
-	bool		own_text;		/* its executor run shows the frame's text */
-	Oid			userid;
-	uint64		queryid;
-	SubTransactionId subid;
-	const char *source;			/* query string, valid while active */
-	int			stmt_location;
-	int			stmt_len;
-	const char *expect_source;	/* query string of the query it delegates
-								 * to, as the planner gets it; NULL if none
-								 * can match */
-	ShieldDelegatedRun expect_run;	/* how its executor run is told */
-	Portal		outer_portal;	/* the portal running the utility */
-	const char *cursor_name;	/* DECLARE: the cursor it opens */
-	bool		admit;			/* CALL, DO, or FETCH or MOVE of a cursor
-								 * without a unit: admitted as a statement */
-	double		cost;			/* for admission: the plan's, or -1 */
-	bool		admitted;		/* and admission let it run */
-	ShieldAdmission adm;		/* what admission decided for it */
-	ShieldDeadline deadline;	/* its deadline, once admitted */
-	ShieldEffectivePolicy policy;
-	uint64		policy_tag;		/* see ShieldUnit */
-	QueryDesc  *delegated_qd;	/* that executor run */
-	bool		stashed;		/* it ended: its outcome waits in stash */
-	ShieldObservation stash;
-	char		stash_text[PGSH_QUERY_TEXT_SIZE];
-} statement_frame;
-
 /* A failure noted in PG_CATCH, counted by the abort callback. */
 static struct
 {
@@ -219,21 +180,6 @@ pgsh_client_backend_decide(void)
 }
 
 /*
- * Would a statement starting now be a unit of its own?  True at nesting
- * level 0 outside any utility frame, or inside a delegating frame whose
- * executor run has not started yet.
- */
-static inline bool
-at_top_level(void)
-{
-	if (pgsh_nesting_level != 0)
-		return false;
-	if (!statement_frame.active)
-		return true;
-	return statement_frame.delegate && !statement_frame.delegated;
-}
-
-/*
  * Is this the query string of the message the client sent, as postgres.c
  * gives it (debug_query_string)?  The same string for the simple protocol;
  * for the extended protocol's Bind and Execute, the portal's copy of it.
@@ -254,9 +200,10 @@ sent_by_client(const char *source)
 
 /*
  * Is this executor run a unit of its own?  Besides the planner's rule
- * (at_top_level), it must run the client's query in a portal: a loop of a
- * deferred trigger fired at commit runs at level 0 in a portal of its own,
- * and belongs to the statement that queued the trigger.  Inside a
+ * (pgsh_statement_at_top_level), it must run the client's query in a
+ * portal: a loop of a deferred trigger fired at commit runs at level 0 in
+ * a portal of its own, and belongs to the statement that queued the
+ * trigger.  Inside a
  * delegating utility, only the run of the utility's own query is the unit
  * (functions that evaluate EXECUTE's parameters run first, at level 0
  * too); and a statement that rules rewrote into several queries is
@@ -268,23 +215,25 @@ unit_should_begin(QueryDesc *queryDesc)
 {
 	Portal		portal = ActivePortal;
 
-	if (!at_top_level() || portal == NULL)
+	if (!pgsh_statement_at_top_level() || portal == NULL)
 		return false;
 
-	if (statement_frame.active)
+	if (pgsh_statement_frame.active)
 	{
 		/* a delegating frame not yet delegated: is this its query? */
-		if (statement_frame.expect_source == NULL)
+		if (pgsh_statement_frame.expect_source == NULL)
 			return false;
-		switch (statement_frame.expect_run)
+		switch (pgsh_statement_frame.expect_run)
 		{
 			case PGSH_RUN_SAME_STRING:
-				return queryDesc->sourceText == statement_frame.expect_source;
+				return queryDesc->sourceText ==
+					pgsh_statement_frame.expect_source;
 			case PGSH_RUN_CURSOR_PORTAL:
-				return portal != statement_frame.outer_portal &&
-					strcmp(portal->name, statement_frame.cursor_name) == 0;
+				return portal != pgsh_statement_frame.outer_portal &&
+					strcmp(portal->name, pgsh_statement_frame.cursor_name) == 0;
 			case PGSH_RUN_HIDDEN_PORTAL:
-				return portal != statement_frame.outer_portal && !portal->visible;
+				return portal != pgsh_statement_frame.outer_portal &&
+					!portal->visible;
 		}
 		return false;
 	}
@@ -314,9 +263,9 @@ unit_should_begin(QueryDesc *queryDesc)
 
 
 /* Copy a failing statement's text; no allocation, cannot fail. */
-static void
-note_failure_text(Oid userid, uint64 queryid, const char *source,
-				  int location, int len)
+void
+pgsh_statement_note_failure_text(Oid userid, uint64 queryid,
+								 const char *source, int location, int len)
 {
 	const char *text = pgsh_statement_text(source, location, len, &len);
 
@@ -365,8 +314,8 @@ count_pending_error(void)
  * Note a failure, to be counted by the next abort callback.  If an earlier
  * one was never counted (no abort followed it), count it first.
  */
-static void
-note_pending_error(Oid userid, uint64 queryid)
+void
+pgsh_statement_note_pending_error(Oid userid, uint64 queryid)
 {
 	if (statement_pending_error.active)
 		count_pending_error();
@@ -376,98 +325,19 @@ note_pending_error(Oid userid, uint64 queryid)
 	statement_pending_error.subid = GetCurrentSubTransactionId();
 	statement_pending_error.started = GetCurrentStatementStartTimestamp();
 	statement_pending_error.deadline_cancelled = false;
-	if (statement_frame.active)
-		statement_frame.error_noted = true;
-}
-
-/*----
- * Planner
- *----
- */
-
-/*
- * Is this planning the top-level statement's?  The planner gets the very
- * query string the client sent (see sent_by_client: the simple protocol
- * plans its string, Bind the prepared statement's, which is
- * debug_query_string then).  Inside a delegating frame, only the planning
- * of the utility's own query is (functions computing EXECUTE's parameters
- * are planned at level 0 too): it gets the very query string the utility
- * holds (the prepared statement's, for EXECUTE).
- */
-bool
-pgsh_planning_top_level(const char *query_string)
-{
-	if (!at_top_level())
-		return false;
-	if (!statement_frame.active)
-		return query_string != NULL && query_string == debug_query_string;
-	return statement_frame.expect_source != NULL && query_string == statement_frame.expect_source;
+	if (pgsh_statement_frame.active)
+		pgsh_statement_frame.error_noted = true;
 }
 
 /*
- * Fingerprint of the top-level statement being planned, as its unit will
- * have it: up to PostgreSQL 17, the query inside CREATE TABLE AS and
- * DECLARE CURSOR has none of its own, and takes the utility's (see
- * pgsh_unit_begin).
+ * Say whether the failure just noted is the cancel of an admitted utility
+ * (CALL, DO, FETCH) by its deadline, which statement_utility.c knows and
+ * the statistics count as such.
  */
-uint64
-pgsh_planning_queryid(Query *parse)
-{
-	uint64		queryid = PGSH_QUERYID(parse->queryId);
-
-	if (queryid == 0 && statement_frame.active && statement_frame.delegate)
-		queryid = statement_frame.queryid;
-	return queryid;
-}
-
-/*
- * Position of the statement being planned in its query string.  The inner
- * query of a delegating utility (EXPLAIN, CREATE TABLE AS, ...) has none of
- * its own: use the utility's, as pgsh_unit_begin does.
- */
-static void
-planned_text_position(Query *parse, const char *query_string,
-					  int *location, int *len)
-{
-	if (statement_frame.active && statement_frame.delegate && statement_frame.own_text &&
-		query_string == statement_frame.source)
-	{
-		*location = statement_frame.stmt_location;
-		*len = statement_frame.stmt_len;
-	}
-	else
-	{
-		*location = parse->stmt_location;
-		*len = parse->stmt_len;
-	}
-}
-
 void
-pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
+pgsh_statement_note_deadline_cancelled(bool cancelled)
 {
-	const char *text;
-	int			text_len;
-	int			location;
-	int			len;
-
-	planned_text_position(parse, query_string, &location, &len);
-	text = pgsh_statement_text(query_string, location, len, &text_len);
-	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
-						   PGSH_QUERYID(parse->queryId), plan_ms,
-						   text, text_len);
-}
-
-/* Called in PG_CATCH: only notes the failure. */
-void
-pgsh_planning_failed(Query *parse, const char *query_string)
-{
-	int			location;
-	int			len;
-
-	planned_text_position(parse, query_string, &location, &len);
-	note_failure_text(GetUserId(), PGSH_QUERYID(parse->queryId),
-					  query_string, location, len);
-	note_pending_error(GetUserId(), PGSH_QUERYID(parse->queryId));
+	statement_pending_error.deadline_cancelled = cancelled;
 }
 
 /*----
@@ -534,7 +404,7 @@ unit_to_resume(void)
 {
 	int			i;
 
-	if (!at_top_level() || ActivePortal == NULL)
+	if (!pgsh_statement_at_top_level() || ActivePortal == NULL)
 		return -1;
 	for (i = 0; i < statement_units_used; i++)
 	{
@@ -622,20 +492,20 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	unit->would_cancel = false;
 	unit->fail_code = 0;
 	unit->multi_portal = NULL;
-	if (!statement_frame.active && list_length(ActivePortal->stmts) > 1)
+	if (!pgsh_statement_frame.active && list_length(ActivePortal->stmts) > 1)
 		unit->multi_portal = ActivePortal;
 
-	if (statement_frame.active && statement_frame.delegate)
+	if (pgsh_statement_frame.active && pgsh_statement_frame.delegate)
 	{
-		statement_frame.delegated = true;
-		statement_frame.delegated_qd = queryDesc;
+		pgsh_statement_frame.delegated = true;
+		pgsh_statement_frame.delegated_qd = queryDesc;
 
 		/*
 		 * Up to PostgreSQL 17, the query inside CREATE TABLE AS and DECLARE
 		 * CURSOR has no identifier of its own: use the utility's.
 		 */
 		if (unit->req.queryid == 0)
-			unit->req.queryid = statement_frame.queryid;
+			unit->req.queryid = pgsh_statement_frame.queryid;
 
 		/*
 		 * The inner query of EXPLAIN, CREATE TABLE AS, DECLARE, COPY has no
@@ -645,10 +515,10 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 		 * frame's offsets apply.  EXECUTE runs the prepared statement's own
 		 * text, which keeps its offsets.
 		 */
-		if (statement_frame.own_text)
+		if (pgsh_statement_frame.own_text)
 		{
-			unit->stmt_location = statement_frame.stmt_location;
-			unit->stmt_len = statement_frame.stmt_len;
+			unit->stmt_location = pgsh_statement_frame.stmt_location;
+			unit->stmt_len = pgsh_statement_frame.stmt_len;
 		}
 	}
 
@@ -665,8 +535,8 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	 * which admission counts itself; the delegating utility must not count
 	 * it again as a failure.
 	 */
-	if (statement_frame.active)
-		statement_frame.error_noted = true;
+	if (pgsh_statement_frame.active)
+		pgsh_statement_frame.error_noted = true;
 	pgsh_admit(&unit->req, &unit->adm);
 
 	if (unlikely(unit->policy.deadline_from >= 0) && unit->adm.governed)
@@ -794,10 +664,11 @@ pgsh_unit_guard_end(int unit)
  * breaker: disarm its deadline (in monitor mode, note whether it outlived
  * it), and move its breaker.  Runs in abort callbacks: cannot fail.
  */
-static void
-statement_ended(ShieldDeadline *deadline, const ShieldBreakerTicket *breaker,
-				Oid userid, uint64 queryid, ShieldBreakerOutcome outcome,
-				bool *would_cancel)
+void
+pgsh_statement_ended(ShieldDeadline *deadline,
+					 const ShieldBreakerTicket *breaker,
+					 Oid userid, uint64 queryid, ShieldBreakerOutcome outcome,
+					 bool *would_cancel)
 {
 	if (deadline->at != 0)
 	{
@@ -824,17 +695,6 @@ statement_ended(ShieldDeadline *deadline, const ShieldBreakerTicket *breaker,
 		pgsh_breaker_outcome(breaker, userid, queryid, outcome);
 }
 
-/* Admission's part of a unit's observation. */
-static void
-observe_admission(ShieldObservation *obs, const ShieldAdmission *adm)
-{
-	obs->admitted = adm->governed;
-	obs->queued = adm->queued;
-	obs->queue_ms = adm->queue_ms;
-	obs->would_reject = adm->would_reject;
-	obs->would_queue = adm->would_queue;
-	obs->role_active = adm->role_active;
-}
 
 /*
  * Give back the admission slots a unit holds: those of its scopes that no
@@ -885,9 +745,11 @@ pgsh_unit_failing(QueryDesc *queryDesc)
 		return;
 	statement_units[i].failed = true;
 	statement_units[i].fail_code = geterrcode();
-	note_failure_text(statement_units[i].req.userid, statement_units[i].req.queryid,
-						  queryDesc->sourceText,
-						  statement_units[i].stmt_location, statement_units[i].stmt_len);
+	pgsh_statement_note_failure_text(statement_units[i].req.userid,
+									 statement_units[i].req.queryid,
+									 queryDesc->sourceText,
+									 statement_units[i].stmt_location,
+									 statement_units[i].stmt_len);
 
 	/* the cancel its deadline requested: replaced by pg_shield's error */
 	if (unlikely(statement_units[i].deadline.enforce))
@@ -919,7 +781,7 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	obs.location = unit->stmt_location;
 	obs.len = unit->stmt_len;
 	obs.would_cancel = unit->would_cancel;
-	observe_admission(&obs, &unit->adm);
+	pgsh_statement_observe_admission(&obs, &unit->adm);
 	unit_free(i);
 
 	/*
@@ -927,27 +789,28 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	 * MATERIALIZED VIEW CONCURRENTLY, ...), the statement is not over: the
 	 * utility can still fail.  Its outcome is recorded when the utility ends.
 	 */
-	if (statement_frame.active && statement_frame.delegated_qd == queryDesc)
+	if (pgsh_statement_frame.active &&
+		pgsh_statement_frame.delegated_qd == queryDesc)
 	{
 		const char *text = pgsh_statement_text(obs.source, obs.location,
 											   obs.len, &obs.text_len);
 
-		statement_frame.stash = obs;
-		statement_frame.stash.source = NULL;
-		statement_frame.stash.text = NULL;
-		statement_frame.stash.text_len = 0;
+		pgsh_statement_frame.stash = obs;
+		pgsh_statement_frame.stash.source = NULL;
+		pgsh_statement_frame.stash.text = NULL;
+		pgsh_statement_frame.stash.text_len = 0;
 		if (text != NULL)
 		{
 			int			len = obs.text_len;
 
 			if (len >= PGSH_QUERY_TEXT_SIZE)
 				len = pg_mbcliplen(text, len, PGSH_QUERY_TEXT_SIZE - 1);
-			memcpy(statement_frame.stash_text, text, len);
-			statement_frame.stash_text[len] = '\0';
-			statement_frame.stash.text = statement_frame.stash_text;
-			statement_frame.stash.text_len = len;
+			memcpy(pgsh_statement_frame.stash_text, text, len);
+			pgsh_statement_frame.stash_text[len] = '\0';
+			pgsh_statement_frame.stash.text = pgsh_statement_frame.stash_text;
+			pgsh_statement_frame.stash.text_len = len;
 		}
-		statement_frame.stashed = true;
+		pgsh_statement_frame.stashed = true;
 		return;
 	}
 	pgsh_stats_record(&obs);
@@ -968,9 +831,9 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	unit_release(unit);
 	if (unlikely(unit->ends_with_work))
 	{
-		statement_ended(&unit->deadline, &unit->adm.breaker,
-						unit->req.userid, unit->req.queryid,
-						PGSH_OUTCOME_SUCCESS, &unit->would_cancel);
+		pgsh_statement_ended(&unit->deadline, &unit->adm.breaker,
+							 unit->req.userid, unit->req.queryid,
+							 PGSH_OUTCOME_SUCCESS, &unit->would_cancel);
 		if (unit->would_cancel)
 		{
 			unit_end_observed(i, queryDesc);
@@ -979,7 +842,8 @@ pgsh_unit_end(QueryDesc *queryDesc)
 	}
 
 	/* the usual statement, recorded without an observation */
-	if (!(statement_frame.active && statement_frame.delegated_qd == queryDesc) &&
+	if (!(pgsh_statement_frame.active &&
+		  pgsh_statement_frame.delegated_qd == queryDesc) &&
 		!unit->adm.queued && !unit->adm.would_reject &&
 		!unit->adm.would_queue &&
 		pgsh_stats_record_completed(unit->req.userid, unit->req.queryid,
@@ -1030,12 +894,12 @@ finish_units(SubTransactionId floor_subid)
 		 * exits.
 		 */
 		if (unit->ends_with_work)
-			statement_ended(&unit->deadline, &unit->adm.breaker,
-							unit->req.userid, unit->req.queryid,
-							unit->failed ?
-							pgsh_breaker_outcome_of(unit->fail_code) :
-							PGSH_OUTCOME_ABANDONED,
-							&unit->would_cancel);
+			pgsh_statement_ended(&unit->deadline, &unit->adm.breaker,
+								 unit->req.userid, unit->req.queryid,
+								 unit->failed ?
+								 pgsh_breaker_outcome_of(unit->fail_code) :
+								 PGSH_OUTCOME_ABANDONED,
+								 &unit->would_cancel);
 
 		pgsh_observation_init(&obs, unit->req.userid, unit->req.queryid,
 							  unit->req.arrived);
@@ -1048,7 +912,7 @@ finish_units(SubTransactionId floor_subid)
 		obs.cost = unit->req.cost;
 		if (unit->failed)
 			attach_failure_text(&obs);
-		observe_admission(&obs, &unit->adm);
+		pgsh_statement_observe_admission(&obs, &unit->adm);
 		unit_free(i);
 		pgsh_stats_record(&obs);
 	}
@@ -1063,8 +927,8 @@ finish_units(SubTransactionId floor_subid)
  * aborts transactions while it runs, and runs no unit).  Must run before
  * finish_units.  Cannot fail.
  */
-static void
-fail_unwound_call(SubTransactionId aborting)
+void
+pgsh_statement_fail_unwound_call(SubTransactionId aborting)
 {
 	int			i;
 
@@ -1080,8 +944,8 @@ fail_unwound_call(SubTransactionId aborting)
 	pgsh_nesting_level = 0;
 }
 
-static void
-finish_pending_error(SubTransactionId floor_subid)
+void
+pgsh_statement_finish_pending_error(SubTransactionId floor_subid)
 {
 	if (!statement_pending_error.active)
 		return;
@@ -1090,383 +954,6 @@ finish_pending_error(SubTransactionId floor_subid)
 		return;
 
 	count_pending_error();
-}
-
-/*----
- * Utility statements
- *----
- */
-
-/*
- * Classify a utility statement about to run.  Only a statement the client
- * sent (core runs it as PROCESS_UTILITY_TOPLEVEL) opens a frame, at nesting
- * level 0 and outside any frame: one that a function runs at level 0
- * (computing EXECUTE's parameters, or a deferred trigger at commit) is not
- * the client's statement.
- */
-ShieldUtilityKind
-pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-
-	if (pgsh_nesting_level != 0 || statement_frame.active ||
-		context != PROCESS_UTILITY_TOPLEVEL)
-		return PGSH_UTILITY_NESTED;
-
-	switch (nodeTag(stmt))
-	{
-		case T_FetchStmt:		/* FETCH and MOVE */
-			{
-				/*
-				 * A cursor opened by a function (a refcursor) has no unit:
-				 * its FETCH is then the statement that does the work.  A
-				 * held cursor was run to completion, and accounted, at
-				 * commit; its FETCH only reads the stored rows.
-				 */
-				Portal		portal = GetPortalByName(((FetchStmt *) stmt)->portalname);
-
-				if (!PortalIsValid(portal) || portal->holdStore != NULL ||
-					(portal->queryDesc != NULL &&
-					 pgsh_unit_lookup(portal->queryDesc) >= 0))
-					return PGSH_UTILITY_PASS;
-				return PGSH_UTILITY_SELF;
-			}
-
-		case T_ClosePortalStmt:
-		case T_PrepareStmt:
-		case T_DeallocateStmt:
-			return PGSH_UTILITY_PASS;
-
-		case T_ExplainStmt:
-		case T_CreateTableAsStmt:
-		case T_DeclareCursorStmt:
-		case T_RefreshMatViewStmt:
-		case T_ExecuteStmt:
-			return PGSH_UTILITY_DELEGATE;
-
-		case T_CopyStmt:
-			/* only COPY (query) TO runs the executor */
-			return ((CopyStmt *) stmt)->query != NULL ?
-				PGSH_UTILITY_DELEGATE : PGSH_UTILITY_SELF;
-
-		default:
-			return PGSH_UTILITY_SELF;
-	}
-}
-
-/*
- * How a delegating utility's executor run will be told (see
- * ShieldDelegatedRun): sets statement_frame.expect_source, the query string its query
- * is planned with (the prepared statement's for EXECUTE, also under EXPLAIN
- * and CREATE TABLE AS; the utility's own otherwise; NULL if EXECUTE names
- * no prepared statement, and will fail), and statement_frame.expect_run.
- */
-static void
-expect_delegated_run(PlannedStmt *pstmt, const char *queryString)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-	ExecuteStmt *execute = NULL;
-
-	statement_frame.expect_source = queryString;
-	statement_frame.expect_run = PGSH_RUN_SAME_STRING;
-	statement_frame.cursor_name = NULL;
-
-	if (IsA(stmt, DeclareCursorStmt))
-	{
-		statement_frame.expect_run = PGSH_RUN_CURSOR_PORTAL;
-		statement_frame.cursor_name = ((DeclareCursorStmt *) stmt)->portalname;
-		return;
-	}
-
-	/* EXECUTE, also under EXPLAIN and CREATE TABLE AS, runs the prepared text */
-	if (IsA(stmt, ExecuteStmt))
-	{
-		execute = (ExecuteStmt *) stmt;
-		statement_frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
-	}
-	else if (IsA(stmt, CreateTableAsStmt) || IsA(stmt, ExplainStmt))
-	{
-		Node	   *query = IsA(stmt, ExplainStmt) ?
-			((ExplainStmt *) stmt)->query : ((CreateTableAsStmt *) stmt)->query;
-
-		if (IsA(query, Query) && ((Query *) query)->utilityStmt != NULL &&
-			IsA(((Query *) query)->utilityStmt, ExecuteStmt))
-		{
-			execute = (ExecuteStmt *) ((Query *) query)->utilityStmt;
-			/* EXPLAIN runs the cached plan itself; CREATE TABLE AS, EXECUTE */
-			if (IsA(stmt, CreateTableAsStmt))
-				statement_frame.expect_run = PGSH_RUN_HIDDEN_PORTAL;
-		}
-	}
-	if (execute != NULL)
-	{
-		PreparedStatement *prepared = FetchPreparedStatement(execute->name,
-															 false);
-
-		statement_frame.expect_source = prepared ? prepared->plansource->query_string : NULL;
-	}
-}
-
-/*
- * Give the query inside DECLARE CURSOR or CREATE TABLE AS its own
- * fingerprint, as PostgreSQL 18 does (see compat.h), before it is planned:
- * the planner, the executor and the views then see the inner query's
- * fingerprint, on every version.  The Query may belong to a cached plan:
- * writing its queryId there is harmless, since jumbling always computes the
- * same value for it.  Core's post-parse-analysis hook, through which
- * pg_shield remembers a statement's shape (see shape.c), is not called for
- * it before 18: its shape is noted here.
- */
-static void
-jumble_inner_query(PlannedStmt *pstmt, const char *queryString)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-	Node	   *inner = NULL;
-	Query	   *query;
-
-	if (PGSH_CORE_JUMBLES_INNER_QUERY || !IsQueryIdEnabled())
-		return;
-	if (IsA(stmt, DeclareCursorStmt))
-		inner = ((DeclareCursorStmt *) stmt)->query;
-	else if (IsA(stmt, CreateTableAsStmt))
-		inner = ((CreateTableAsStmt *) stmt)->query;
-	if (inner == NULL || !IsA(inner, Query))
-		return;
-	query = (Query *) inner;
-	if (query->commandType == CMD_UTILITY)
-		return;
-	if (query->queryId == 0)
-		(void) PGSH_JUMBLE_QUERY(query, queryString);
-	pgsh_shape_note(query);
-}
-
-/*
- * A FETCH or MOVE that opens a frame reads a cursor that no statement of
- * its own admitted: one a function opened and returned (a refcursor), whose
- * query ran nested in that function's statement and starts its work here.
- * Each such FETCH is a statement of the cursor's query: admitted, given a
- * deadline and accounted as that query (its fingerprint, its plan's cost,
- * its text), so that the query's policies apply however it is run.
- */
-static void
-fetch_frame_begin(FetchStmt *fetch)
-{
-	Portal		portal = GetPortalByName(fetch->portalname);
-	PlannedStmt *cursor;
-
-	if (!PortalIsValid(portal) || portal->queryDesc == NULL)
-		return;				/* it fails, or reads nothing */
-	cursor = portal->queryDesc->plannedstmt;
-	statement_frame.admit = true;
-	statement_frame.queryid = PGSH_QUERYID(cursor->queryId);
-	statement_frame.cost = cursor->planTree ? cursor->planTree->total_cost : -1.0;
-	statement_frame.source = portal->sourceText;
-	statement_frame.stmt_location = cursor->stmt_location;
-	statement_frame.stmt_len = cursor->stmt_len;
-}
-
-void
-pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
-{
-	/* a failure that no abort callback counted must not be lost */
-	finish_pending_error(InvalidSubTransactionId);
-
-	statement_frame.active = true;
-	statement_frame.delegate = delegate;
-	statement_frame.delegated = false;
-	statement_frame.error_noted = false;
-	statement_frame.userid = GetUserId();
-	statement_frame.queryid = PGSH_QUERYID(pstmt->queryId);
-	statement_frame.subid = GetCurrentSubTransactionId();
-	statement_frame.source = queryString;
-	statement_frame.stmt_location = pstmt->stmt_location;
-	statement_frame.stmt_len = pstmt->stmt_len;
-	statement_frame.outer_portal = ActivePortal;
-	statement_frame.expect_source = NULL;
-	if (delegate)
-	{
-		expect_delegated_run(pstmt, queryString);
-		jumble_inner_query(pstmt, queryString);
-	}
-	statement_frame.delegated_qd = NULL;
-	statement_frame.stashed = false;
-	statement_frame.own_text = statement_frame.expect_source == queryString;
-
-	/*
-	 * CALL and DO run no executor of their own, and the statements they run
-	 * are nested: they are admitted as one statement, so that a procedure
-	 * cannot escape the limits of its caller.
-	 */
-	statement_frame.admit = !delegate &&
-		(IsA(pstmt->utilityStmt, CallStmt) || IsA(pstmt->utilityStmt, DoStmt));
-	statement_frame.cost = -1.0;
-	if (IsA(pstmt->utilityStmt, FetchStmt))
-		fetch_frame_begin((FetchStmt *) pstmt->utilityStmt);
-	statement_frame.admitted = false;
-	memset(&statement_frame.adm, 0, sizeof(statement_frame.adm));
-	statement_frame.deadline.at = 0;
-	statement_frame.deadline.enforce = false;
-}
-
-/*
- * Admit a CALL, a DO or a FETCH of a cursor without a unit (see
- * pgsh_frame_begin); called inside the utility's PG_TRY, so that a
- * rejection ends the frame.  Admission counts a
- * rejection itself: it must not be counted again as a failure.
- */
-void
-pgsh_frame_admit(void)
-{
-	ShieldAdmitRequest req;
-
-	if (!statement_frame.active || !statement_frame.admit)
-		return;
-	(void) pgsh_policy_resolve_tagged(statement_frame.userid, statement_frame.queryid,
-									  &statement_frame.policy, &statement_frame.policy_tag);
-	req.userid = statement_frame.userid;
-	req.queryid = statement_frame.queryid;
-	req.cost = statement_frame.cost;
-	req.arrived = GetCurrentStatementStartTimestamp();
-	req.policy = &statement_frame.policy;
-	req.policy_tag = statement_frame.policy_tag;
-	statement_frame.error_noted = true;
-	pgsh_admit(&req, &statement_frame.adm);
-	statement_frame.error_noted = false;
-	statement_frame.admitted = true;
-
-	/* its deadline may cancel it while it runs: the whole utility */
-	if (statement_frame.policy.deadline_from >= 0 && statement_frame.adm.governed)
-	{
-		pgsh_deadline_set(&statement_frame.deadline, &statement_frame.policy, statement_frame.userid,
-						  statement_frame.queryid, req.arrived, statement_frame.adm.queue_ms);
-		pgsh_deadline_call_begin(&statement_frame.deadline);
-	}
-}
-
-/*
- * An admitted utility ends, with this outcome for its breaker.  Cannot
- * fail.  Returns whether it outlived a monitored deadline.
- */
-static bool
-frame_ended(ShieldBreakerOutcome outcome)
-{
-	bool		would_cancel = false;
-
-	if (!statement_frame.admitted)
-		return false;
-	statement_frame.admitted = false;
-	pgsh_deadline_call_end(&statement_frame.deadline);
-	statement_ended(&statement_frame.deadline, &statement_frame.adm.breaker, statement_frame.userid,
-					statement_frame.queryid, outcome, &would_cancel);
-	return would_cancel;
-}
-
-/* Give back the slot of an admitted utility.  Cannot fail. */
-static inline void
-frame_release(void)
-{
-	uint32		slot_id = statement_frame.adm.slot_id;
-
-	if (slot_id != 0)
-	{
-		statement_frame.adm.slot_id = 0;
-		pgsh_admission_release(slot_id);
-	}
-}
-
-/* Normal end of a top-level utility statement. */
-/*
- * A frame opens at level 0 only (pgsh_utility_kind), and so ends there:
- * put the level back, should an error escaping a call that code inside the
- * frame caught (an exception block of a DO, say) have left it raised.  A
- * unit call still in progress here was unwound by the error the frame is
- * failing with (EXECUTE, EXPLAIN ANALYZE, ... whose query failed): fail
- * its unit now, before the level and the call are forgotten.
- */
-static inline void
-frame_level_reset(void)
-{
-	if (pgsh_unit_in_call != NULL)
-		fail_unwound_call(InvalidSubTransactionId);
-	pgsh_nesting_level = 0;
-}
-
-void
-pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
-{
-	ShieldObservation obs;
-	bool		would_cancel;
-
-	statement_frame.active = false;
-	frame_level_reset();
-	frame_release();
-	would_cancel = frame_ended(PGSH_OUTCOME_SUCCESS);
-	if (statement_frame.delegated)
-	{
-		/* its executor run is the statement; recorded now if it ended */
-		if (statement_frame.stashed)
-		{
-			statement_frame.stashed = false;
-			pgsh_stats_record(&statement_frame.stash);
-		}
-		return;
-	}
-
-	pgsh_observation_init(&obs, statement_frame.userid, statement_frame.queryid,
-						  GetCurrentStatementStartTimestamp());
-	obs.exec_ms = elapsed_ms;
-	obs.rows = qc ? qc->nprocessed : 0;
-	obs.source = statement_frame.source;
-	obs.location = statement_frame.stmt_location;
-	obs.len = statement_frame.stmt_len;
-	obs.would_cancel = would_cancel;
-	observe_admission(&obs, &statement_frame.adm);
-	statement_frame.source = NULL;
-	pgsh_stats_record(&obs);
-}
-
-/*
- * Called in PG_CATCH of a top-level utility statement.  If the statement
- * delegated to an executor run, that unit is failed by the abort callback;
- * if planning already noted the failure, keep that (it names the planned
- * statement); otherwise note the utility's own failure.
- */
-void
-pgsh_frame_failed(void)
-{
-	ShieldDeadlineError deadline = PGSH_DEADLINE_NONE;
-
-	statement_frame.active = false;
-	frame_level_reset();
-	frame_release();
-	if (statement_frame.admitted)
-	{
-		/* before frame_ended, which releases the deadline */
-		deadline = pgsh_deadline_error(&statement_frame.deadline);
-		(void) frame_ended(deadline != PGSH_DEADLINE_NONE ?
-						   PGSH_OUTCOME_FAILURE :
-						   pgsh_breaker_outcome_of(geterrcode()));
-	}
-	if (statement_frame.stashed)
-	{
-		/* its executor run completed, then the utility failed */
-		statement_frame.stashed = false;
-		note_failure_text(statement_frame.stash.userid, statement_frame.stash.queryid,
-						  statement_frame.stash.text, 0, statement_frame.stash.text_len);
-		note_pending_error(statement_frame.stash.userid, statement_frame.stash.queryid);
-	}
-	else if (!statement_frame.delegated && !statement_frame.error_noted)
-	{
-		note_failure_text(statement_frame.userid, statement_frame.queryid, statement_frame.source,
-						  statement_frame.stmt_location, statement_frame.stmt_len);
-		note_pending_error(statement_frame.userid, statement_frame.queryid);
-		statement_pending_error.deadline_cancelled = deadline != PGSH_DEADLINE_NONE;
-	}
-	statement_frame.source = NULL;
-
-	/* the cancel its deadline requested: replaced by pg_shield's error */
-	if (deadline == PGSH_DEADLINE_CANCEL)
-		pgsh_deadline_raise(&statement_frame.deadline, true);
 }
 
 /*----
@@ -1482,7 +969,7 @@ pgsh_frame_failed(void)
 static inline bool
 frame_holds_slot(void)
 {
-	return statement_frame.active && statement_frame.adm.slot_id != 0;
+	return pgsh_statement_frame.active && pgsh_statement_frame.adm.slot_id != 0;
 }
 static void
 pgsh_xact_callback(XactEvent event, void *arg)
@@ -1501,11 +988,11 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * before the calls only skip what would do nothing.
 			 */
 			if (pgsh_unit_in_call != NULL)
-				fail_unwound_call(InvalidSubTransactionId);
+				pgsh_statement_fail_unwound_call(InvalidSubTransactionId);
 			if (statement_units_used > 0)
 				finish_units(InvalidSubTransactionId);
 			if (statement_pending_error.active)
-				finish_pending_error(InvalidSubTransactionId);
+				pgsh_statement_finish_pending_error(InvalidSubTransactionId);
 			if (!frame_holds_slot())
 				pgsh_admission_cleanup();
 
@@ -1516,7 +1003,7 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			 * repairs what an error escaping an unguarded read-only
 			 * ExecutorFinish may have left (see hooks.c).
 			 */
-			if (!statement_frame.active)
+			if (!pgsh_statement_frame.active)
 			{
 				pgsh_nesting_level = 0;
 				pgsh_deadline_xact_end();
@@ -1541,9 +1028,9 @@ pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
 			if (pgsh_unit_in_call != NULL)
-				fail_unwound_call(mySubid);
+				pgsh_statement_fail_unwound_call(mySubid);
 			finish_units(mySubid);
-			finish_pending_error(mySubid);
+			pgsh_statement_finish_pending_error(mySubid);
 			pgsh_deadline_subxact_aborted();
 			break;
 		default:

@@ -3,6 +3,9 @@
  * statement.h
  *		Which statements pg_shield governs, and their life cycle.
  *
+ * Implemented by statement.c (the units' life cycle), statement_planning.c
+ * and statement_utility.c, which share statement_int.h among themselves.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION
@@ -106,7 +109,7 @@ pgsh_tracking_enabled(void)
 	return pgsh_is_client_backend() && pgsh_mode != PGSH_MODE_OFF;
 }
 
-/* planner */
+/* planner: statement_planning.c */
 extern bool pgsh_planning_top_level(const char *query_string);
 extern uint64 pgsh_planning_queryid(Query *parse);
 extern void pgsh_planning_done(Query *parse, const char *query_string,
@@ -156,7 +159,7 @@ extern void pgsh_unit_guard_begin(int unit);
 extern void pgsh_unit_guard_end(int unit);
 extern void pgsh_unit_end(QueryDesc *queryDesc);
 
-/* utility statements */
+/* utility statements: statement_utility.c */
 extern ShieldUtilityKind pgsh_utility_kind(PlannedStmt *pstmt,
 										 ProcessUtilityContext context);
 extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
