@@ -133,7 +133,7 @@
  */
 ShieldAdmissionState *pgsh_adm = NULL;
 ShieldProcSlotPadded *pgsh_adm_procs = NULL;
-ShieldProcSlot   *pgsh_adm_me = NULL;
+ShieldProcSlot *pgsh_adm_me = NULL;
 
 static bool admission_exit_callback_registered = false;
 
@@ -163,8 +163,8 @@ pgsh_admission_shmem_init(void)
 	int			i;
 
 	pgsh_adm = ShmemInitStruct("pg_shield admission",
-							offsetof(ShieldAdmissionState, queue) +
-							(MaxBackends + 1) * sizeof(int), &found);
+							   offsetof(ShieldAdmissionState, queue) +
+							   (MaxBackends + 1) * sizeof(int), &found);
 	if (!found)
 	{
 		memset(&pgsh_adm->instance.key, 0, sizeof(ShieldScopeKey));
@@ -181,7 +181,7 @@ pgsh_admission_shmem_init(void)
 	}
 
 	pgsh_adm_procs = ShmemInitStruct("pg_shield backends",
-							MaxBackends * sizeof(ShieldProcSlotPadded), &found);
+									 MaxBackends * sizeof(ShieldProcSlotPadded), &found);
 	if (!found)
 	{
 		for (i = 0; i < MaxBackends; i++)
@@ -239,8 +239,8 @@ pgsh_adm_describe_scope(char *buf, size_t size, const ShieldScopeNeed *need, boo
 /* Count a rejection, or a would-be rejection in monitor mode, and log it. */
 void
 pgsh_adm_note_rejection(const ShieldAdmitRequest *req, ShieldRejection why,
-			   bool enforced, bool queued, double queue_ms,
-			   ShieldAction action, const char *detail)
+						bool enforced, bool queued, double queue_ms,
+						ShieldAction action, const char *detail)
 {
 	if (enforced)
 	{
@@ -329,7 +329,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
 	const ShieldPolicy *p = &policy->scopes[policy->max_cost_from];
-	ShieldScopeNeed	need;
+	ShieldScopeNeed need;
 	char		scope[NAMEDATALEN + 96];
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 	bool		enforced;
@@ -345,7 +345,7 @@ reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 			 scope, p->max_cost, req->cost);
 	enforced = pgsh_mode == PGSH_MODE_ENFORCE && !p->monitor;
 	pgsh_adm_note_rejection(req, PGSH_REJECT_COST, enforced, false, 0.0,
-				   PGSH_ACTION_COST_LIMIT, detail);
+							PGSH_ACTION_COST_LIMIT, detail);
 	if (!enforced)
 	{
 		adm->would_reject = true;
@@ -442,21 +442,21 @@ static struct
 	uint64		policy_version;
 	int			nscopes;
 	int64		policy_ids[3];
-	uint64		policy_tag;		/* the resolution they come from, 0 if
-								 * unknown */
+	uint64		policy_tag;		/* the resolution they come from, 0 if unknown */
 	int			n;
 	int			role_index;
 	int64		queue_timeout_us;
-	ShieldScopeNeed	needs[PGSH_MAX_SCOPES];
+	ShieldScopeNeed needs[PGSH_MAX_SCOPES];
 	/* derived from needs[], so that pgsh_admit need not rebuild them */
 	bool		any_rate;		/* some scope has max_rate */
 	bool		limited;		/* some slot scope has an enforced limit */
 	bool		monitor_limit;	/* some slot scope has a monitored limit */
 	int			nslots;			/* scopes that take a slot */
 	int			role_slot;		/* the role's index in slot_scopes, or -1 */
-	ShieldScope	   *slot_scopes[PGSH_MAX_SCOPES];
+	ShieldScope *slot_scopes[PGSH_MAX_SCOPES];
 	int32		slot_limits[PGSH_MAX_SCOPES];	/* enforced; -1: counted only */
-	bool		slot_monitor[PGSH_MAX_SCOPES];	/* monitored: its limit is not published */
+	bool		slot_monitor[PGSH_MAX_SCOPES];	/* monitored: its limit is not
+												 * published */
 }			admission_memo;
 
 static pg_attribute_always_inline bool
@@ -517,7 +517,7 @@ publish_memo_limits(bool lock_held)
 
 	for (i = 0; i < admission_memo.nslots; i++)
 	{
-		ShieldScope	   *scope = admission_memo.slot_scopes[i];
+		ShieldScope *scope = admission_memo.slot_scopes[i];
 
 		if (!admission_memo.slot_monitor[i] && scope->limit != admission_memo.slot_limits[i])
 		{
@@ -551,7 +551,7 @@ static pg_noinline void
 memo_build(const ShieldAdmitRequest *req)
 {
 	const ShieldEffectivePolicy *policy = req->policy;
-	ShieldScopeNeed	needs[PGSH_MAX_SCOPES];
+	ShieldScopeNeed needs[PGSH_MAX_SCOPES];
 	int			role_index;
 	int64		queue_timeout_us;
 	int			n;
@@ -684,7 +684,7 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		return;
 	enforced = !adm->breaker.monitor;
 	pgsh_adm_note_rejection(req, PGSH_REJECT_BREAKER, enforced, false, 0.0,
-				   PGSH_ACTION_BREAKER_OPEN, verdict.detail);
+							PGSH_ACTION_BREAKER_OPEN, verdict.detail);
 	if (!enforced)
 	{
 		adm->would_reject = true;
@@ -759,8 +759,8 @@ static pg_noinline int32
 admit_holding(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			  const ShieldScopeNeed *needs, int n)
 {
-	ShieldScopeNeed	unheld[PGSH_MAX_SCOPES];
-	ShieldScope	   *take[PGSH_MAX_SCOPES];
+	ShieldScopeNeed unheld[PGSH_MAX_SCOPES];
+	ShieldScope *take[PGSH_MAX_SCOPES];
 	int32		limits[PGSH_MAX_SCOPES];
 	int			nunheld = 0;
 	int			role_take = -1;
@@ -820,8 +820,8 @@ static pg_attribute_always_inline void
 admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 			 TimestampTz deadline_at, TimestampTz shown_deadline)
 {
-	ShieldScopeNeed  *needs;
-	ShieldScope	   *const *scopes;
+	ShieldScopeNeed *needs;
+	ShieldScope *const *scopes;
 	const int32 *limits;
 	int32		role_active = 0;
 	uint32		nqueued;
@@ -846,8 +846,8 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	/*
 	 * Overload: while the controller sheds, or while the instance holds
 	 * statements back (it may be time to start), a statement that needs a
-	 * slot may be shed (not one that runs under its session's instance
-	 * slot).  Before the rate limits: a shed statement takes no token.
+	 * slot may be shed (not one that runs under its session's instance slot).
+	 * Before the rate limits: a shed statement takes no token.
 	 */
 	if (unlikely(!holding && pgsh_max_active > 0 &&
 				 (pg_atomic_read_u32(&pgsh_adm->shedding) != PGSH_SHED_NONE ||
@@ -859,8 +859,8 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		rate = pgsh_adm_take_rate_tokens(req, needs, n);
 
 	/*
-	 * A monitored rate limit that had no token: report it now, before a
-	 * slot is taken, since reporting can fail (an event, a log line).
+	 * A monitored rate limit that had no token: report it now, before a slot
+	 * is taken, since reporting can fail (an event, a log line).
 	 */
 	if (rate.would_index >= 0)
 	{
@@ -885,11 +885,11 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 		monitor_concurrency(req, adm, needs, n);
 
 	/*
-	 * While statements wait, the limits they are dispatched by matter.
-	 * Fast path: every scope has room and nobody waits (or nothing limits
-	 * this statement, so it can take nothing from a waiter).  Seeing the
-	 * queue as it was before publish_limits() let waiters in only sends
-	 * this statement down the slow path, which looks again.
+	 * While statements wait, the limits they are dispatched by matter. Fast
+	 * path: every scope has room and nobody waits (or nothing limits this
+	 * statement, so it can take nothing from a waiter).  Seeing the queue as
+	 * it was before publish_limits() let waiters in only sends this statement
+	 * down the slow path, which looks again.
 	 */
 	nqueued = pg_atomic_read_u32(&pgsh_adm->nqueued);
 	if (nqueued > 0)
@@ -900,7 +900,7 @@ admit_limits(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 
 	/* slow path: queue up, and let the dispatcher decide */
 	now = pgsh_queue_admit(req, adm, needs, n, scopes, limits, nslots,
-						role_slot, queue_timeout_us, deadline_at);
+						   role_slot, queue_timeout_us, deadline_at);
 	role_active = adm->role_active;
 
 admitted:
@@ -916,7 +916,7 @@ admitted:
 
 	/* running since it was let in: its arrival, unless it waited */
 	pgsh_adm_activity_set(PGSH_PROC_RUNNING, req, adm->queued ? now : req->arrived,
-				 shown_deadline);
+						  shown_deadline);
 	stmt->shown = pgsh_adm_me->shown;
 }
 

@@ -43,10 +43,9 @@ typedef struct ShieldAdmission
 								 * pgsh_admission_release), 0: none */
 	bool		queued;			/* it waited in the queue */
 	double		queue_ms;
-	bool		would_reject;	/* monitor mode: enforce would have
-								 * rejected it */
-	bool		would_queue;	/* monitor mode: enforce would have queued
+	bool		would_reject;	/* monitor mode: enforce would have rejected
 								 * it */
+	bool		would_queue;	/* monitor mode: enforce would have queued it */
 	int32		role_active;	/* its role's running statements, itself
 								 * included, once admitted */
 	ShieldBreakerTicket breaker;	/* its fingerprint's breaker, if any */

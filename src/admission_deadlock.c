@@ -79,15 +79,15 @@ typedef struct ShieldQueuedWaiter
 {
 	int			pid;
 	int			nfull;			/* scopes full for it */
-	ShieldScopeKey	full[PGSH_MAX_SCOPES];
+	ShieldScopeKey full[PGSH_MAX_SCOPES];
 } ShieldQueuedWaiter;
 
 /* How the search reached a backend from the one before it. */
 typedef enum ShieldWaitEdge
 {
-	PGSH_EDGE_START,					/* the searching waiter itself */
-	PGSH_EDGE_QUEUE,					/* it holds a slot the one before waits for */
-	PGSH_EDGE_LOCK					/* it blocks the lock the one before waits for */
+	PGSH_EDGE_START,			/* the searching waiter itself */
+	PGSH_EDGE_QUEUE,			/* it holds a slot the one before waits for */
+	PGSH_EDGE_LOCK				/* it blocks the lock the one before waits for */
 } ShieldWaitEdge;
 
 /* A backend the search reached. */
@@ -95,9 +95,9 @@ typedef struct ShieldWaitNode
 {
 	int			pid;
 	int			parent;			/* index of the node it was reached from */
-	ShieldWaitEdge	edge;
-	int			key_index;		/* PGSH_EDGE_QUEUE from the start: which of its
-								 * full scopes */
+	ShieldWaitEdge edge;
+	int			key_index;		/* PGSH_EDGE_QUEUE from the start: which of
+								 * its full scopes */
 } ShieldWaitNode;
 
 typedef struct ShieldWaitSearch
@@ -106,7 +106,7 @@ typedef struct ShieldWaitSearch
 	int			nwaiters;
 	ShieldActivity *rows;
 	int			nrows;
-	ShieldWaitNode   *nodes;
+	ShieldWaitNode *nodes;
 	int			nnodes;
 	int			max_nodes;
 } ShieldWaitSearch;
@@ -131,7 +131,7 @@ full_scopes_locked(const ShieldProcSlot *w, ShieldScopeKey *keys)
 
 	for (i = 0; i < w->nscopes; i++)
 	{
-		ShieldScope	   *scope = w->scopes[i];
+		ShieldScope *scope = w->scopes[i];
 		int32		limit = pgsh_adm_waiter_limit_locked(w, i);
 
 		if (limit < 0 || pg_atomic_read_u32(&scope->active) < (uint32) limit)
@@ -226,7 +226,7 @@ static bool
 reach(ShieldWaitSearch *s, int pid, int parent, ShieldWaitEdge edge, int key_index,
 	  ShieldWaitNode *closing)
 {
-	ShieldWaitNode   *node;
+	ShieldWaitNode *node;
 
 	if (pid == 0)
 		return false;			/* a prepared transaction waits for nobody */
@@ -436,8 +436,8 @@ pgsh_deadlock_find(const ShieldScopeNeed *needs, int n, char *detail, size_t siz
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
-	ShieldWaitSearch	s;
-	ShieldWaitNode	closing;
+	ShieldWaitSearch s;
+	ShieldWaitNode closing;
 	bool		found = false;
 	int			next;
 

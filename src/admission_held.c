@@ -71,7 +71,7 @@ pgsh_adm_held_grow(void)
 
 	if (pgsh_adm_held_stmts == NULL)
 		pgsh_adm_held_stmts = MemoryContextAlloc(TopMemoryContext,
-										newsize * sizeof(ShieldHeldStatement));
+												 newsize * sizeof(ShieldHeldStatement));
 	else
 		pgsh_adm_held_stmts = repalloc(pgsh_adm_held_stmts, newsize * sizeof(ShieldHeldStatement));
 	pgsh_adm_held_allocated = newsize;
@@ -101,9 +101,9 @@ pgsh_admission_release(uint32 slot_id)
 		return;
 
 	/*
-	 * In the reverse order of taking: the instance scope comes first, so
-	 * a statement that takes the freed instance slot never finds this
-	 * backend still counted in its role scope.
+	 * In the reverse order of taking: the instance scope comes first, so a
+	 * statement that takes the freed instance slot never finds this backend
+	 * still counted in its role scope.
 	 */
 	for (i = stmt->nscopes - 1; i >= 0; i--)
 	{

@@ -57,7 +57,7 @@ pgsh_hint_shed_ms(TimestampTz now)
 	int64		until_next = (int64) pg_atomic_read_u64(&pgsh_adm->interval_end) - now;
 
 	return pgsh_hint_jitter_ms((double) Max(until_next, 0) / 1000.0 +
-							 pgsh_adm->standing_delay_ms);
+							   pgsh_adm->standing_delay_ms);
 }
 
 static int
@@ -108,8 +108,8 @@ pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n)
 										   rows[i].queryid);
 
 		/*
-		 * A statement runs for its shape's mean time; one past it, or of
-		 * a shape never seen to complete, as long again as it has run.
+		 * A statement runs for its shape's mean time; one past it, or of a
+		 * shape never seen to complete, as long again as it has run.
 		 */
 		remaining[count] = Max(typical_ms, 2.0 * age_ms) - age_ms;
 		typical_sum += Max(typical_ms, age_ms);

@@ -41,7 +41,7 @@ typedef struct ShieldScopeKey
 
 typedef struct ShieldScope
 {
-	ShieldScopeKey	key;			/* hash key; must be first */
+	ShieldScopeKey key;			/* hash key; must be first */
 	pg_atomic_uint32 active;	/* slots held */
 	pg_atomic_uint32 pins;		/* backends whose memo points to it */
 	volatile int32 limit;		/* max_concurrent last enforced in it, -1:
@@ -51,8 +51,8 @@ typedef struct ShieldScope
 	slock_t		mutex;			/* protects the rate bucket */
 	double		tokens;
 	TimestampTz refilled_at;	/* 0: never used, the bucket is full */
-	double		rate;			/* max_rate it was last refilled at, < 0:
-								 * none (see scope_bucket_full_at) */
+	double		rate;			/* max_rate it was last refilled at, < 0: none
+								 * (see scope_bucket_full_at) */
 } ShieldScope;
 
 typedef enum ShieldProcState
@@ -67,8 +67,8 @@ typedef struct ShieldProcSlot
 {
 	/*
 	 * What shield.activity shows.  Written by the backend itself only,
-	 * bracketed by changecount (odd while writing); readers retry until
-	 * they see the same even value before and after copying.
+	 * bracketed by changecount (odd while writing); readers retry until they
+	 * see the same even value before and after copying.
 	 */
 	pg_atomic_uint32 changecount;
 	int			state;			/* ShieldProcState */
@@ -85,20 +85,20 @@ typedef struct ShieldProcSlot
 	int			nscopes;
 	int			role_index;		/* index of the role scope, -1 if none */
 	int32		role_active;	/* set with granted */
-	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
-	int32		limits[PGSH_MAX_SCOPES]; /* -1: counted, not limited */
+	ShieldScope *scopes[PGSH_MAX_SCOPES];
+	int32		limits[PGSH_MAX_SCOPES];	/* -1: counted, not limited */
 } ShieldProcSlot;
 
 typedef struct ShieldAdmissionState
 {
-	ShieldScope		instance;		/* pg_shield.max_active */
-	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the
-								 * lock, read without it */
+	ShieldScope instance;		/* pg_shield.max_active */
+	pg_atomic_uint32 nqueued;	/* length of queue[]; changed under the lock,
+								 * read without it */
 
 	/* The overload controller (admission_queue.c); admission_lock. */
 	pg_atomic_uint32 shedding;	/* ShieldShedding; read without the lock */
-	pg_atomic_uint64 interval_end;	/* when the controller looks next;
-									 * read without the lock */
+	pg_atomic_uint64 interval_end;	/* when the controller looks next; read
+									 * without the lock */
 	int			instance_waiters;	/* waiters with instance_bound */
 	int64		interval_min_us;	/* least wait seen in this interval;
 									 * PG_INT64_MAX: none yet */
@@ -112,8 +112,8 @@ typedef struct ShieldAdmissionState
 /* A scope a statement is subject to (backend-local). */
 typedef struct ShieldScopeNeed
 {
-	ShieldScopeKey	key;
-	ShieldScope	   *scope;
+	ShieldScopeKey key;
+	ShieldScope *scope;
 	int32		limit;			/* max_concurrent, -1: none */
 	bool		monitor;		/* its limits are only observed */
 	double		rate;			/* max_rate, < 0: none */
@@ -127,7 +127,7 @@ typedef struct ShieldScopeNeed
  */
 typedef union ShieldProcSlotPadded
 {
-	ShieldProcSlot	slot;
+	ShieldProcSlot slot;
 	char		pad[2 * PG_CACHE_LINE_SIZE];
 } ShieldProcSlotPadded;
 
@@ -176,7 +176,7 @@ pgsh_adm_activity_set_idle(void)
 
 static pg_attribute_always_inline void
 pgsh_adm_activity_set(int procstate, const ShieldAdmitRequest *req,
-			 TimestampTz since, TimestampTz deadline_at)
+					  TimestampTz since, TimestampTz deadline_at)
 {
 	pgsh_adm_activity_begin_write();
 	pgsh_adm_me->state = procstate;
@@ -219,7 +219,7 @@ extern void pgsh_scopes_report_evictions(void);
  */
 static pg_attribute_always_inline bool
 pgsh_scope_take_slots(int n, ShieldScope *const *scopes, const int32 *limits, int role_index,
-		   int32 *role_active)
+					  int32 *role_active)
 {
 	int			i;
 
@@ -268,7 +268,7 @@ typedef struct ShieldHeldStatement
 {
 	uint32		id;				/* ShieldAdmission.slot_id */
 	int			nscopes;
-	ShieldScope	   *scopes[PGSH_MAX_SCOPES];
+	ShieldScope *scopes[PGSH_MAX_SCOPES];
 	ShieldActivity shown;		/* its shield.activity row */
 } ShieldHeldStatement;
 
@@ -313,6 +313,7 @@ extern void pgsh_queue_leave(void);
 extern void pgsh_queue_exit(void);
 extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 								  ShieldAdmission *adm);
+
 /*
  * The limit the dispatcher applies to scope i of waiter w: none if the
  * waiter's own policies did not limit it; otherwise the limit last
@@ -363,7 +364,7 @@ typedef struct ShieldRateOutcome
 } ShieldRateOutcome;
 
 extern ShieldRateOutcome pgsh_adm_take_rate_tokens(const ShieldAdmitRequest *req,
-											 ShieldScopeNeed *needs, int n);
+												   ShieldScopeNeed *needs, int n);
 extern void pgsh_adm_report_rate(const ShieldAdmitRequest *req,
 								 const ShieldScopeNeed *need, bool enforced,
 								 int retry_ms);

@@ -81,8 +81,8 @@ typedef enum ShieldWaitOutcome
 {
 	PGSH_WAIT_GRANTED,
 	PGSH_WAIT_TIMED_OUT,
-	PGSH_WAIT_SHED,					/* displaced by a statement of a better rank */
-	PGSH_WAIT_DEADLOCK				/* it waits for itself (admission_deadlock.c) */
+	PGSH_WAIT_SHED,				/* displaced by a statement of a better rank */
+	PGSH_WAIT_DEADLOCK			/* it waits for itself (admission_deadlock.c) */
 } ShieldWaitOutcome;
 
 /* What the error of a deadlock says: a DETAIL. */
@@ -90,9 +90,9 @@ typedef enum ShieldWaitOutcome
 
 /* This backend: enqueued, not yet admitted or gone. */
 static bool admission_queue_waiting = false;
-static TimestampTz admission_queue_waiting_arrived;	/* arrival of the statement
-											 * waiting; the rest is in
-											 * pgsh_adm_me */
+static TimestampTz admission_queue_waiting_arrived; /* arrival of the
+													 * statement waiting; the
+													 * rest is in pgsh_adm_me */
 
 /*----
  * The queue (admission_lock held exclusively)
@@ -113,7 +113,7 @@ queue_length(void)
 static void
 queue_remove_at(int pos)
 {
-	ShieldProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
+	ShieldProcSlot *w = PGSH_PROC(pgsh_adm->queue[pos]);
 	int			i;
 
 	for (i = 0; i < w->nscopes; i++)
@@ -136,7 +136,7 @@ queue_remove_at(int pos)
 static void
 queue_insert(int procno)
 {
-	ShieldProcSlot   *w = PGSH_PROC(procno);
+	ShieldProcSlot *w = PGSH_PROC(procno);
 	int			pos;
 	int			i;
 
@@ -182,20 +182,20 @@ pgsh_queue_dispatch_locked(void)
 	while (pos < queue_length())
 	{
 		int			procno = pgsh_adm->queue[pos];
-		ShieldProcSlot   *w = PGSH_PROC(procno);
+		ShieldProcSlot *w = PGSH_PROC(procno);
 		int32		limits[PGSH_MAX_SCOPES];
 		int			i;
 
 		/*
-		 * The limits in force now, as the latest statement of each scope
-		 * saw them (a policy change or a reload may have moved them); the
+		 * The limits in force now, as the latest statement of each scope saw
+		 * them (a policy change or a reload may have moved them); the
 		 * instance's is this backend's pg_shield.max_active.
 		 */
 		for (i = 0; i < w->nscopes; i++)
 			limits[i] = pgsh_adm_waiter_limit_locked(w, i);
 		w->role_active = 0;
 		if (!pgsh_scope_take_slots(w->nscopes, w->scopes, limits, w->role_index,
-						&w->role_active))
+								   &w->role_active))
 		{
 			pos++;
 			continue;
@@ -216,7 +216,7 @@ pgsh_queue_dispatch_locked(void)
 typedef struct ShieldOverloadChange
 {
 	bool		changed;
-	ShieldAction	action;
+	ShieldAction action;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 } ShieldOverloadChange;
 
@@ -246,7 +246,7 @@ oldest_instance_wait_locked(TimestampTz now)
 
 	for (pos = 0; pos < queue_length(); pos++)
 	{
-		ShieldProcSlot   *w = PGSH_PROC(pgsh_adm->queue[pos]);
+		ShieldProcSlot *w = PGSH_PROC(pgsh_adm->queue[pos]);
 
 		if (w->instance_bound)
 			oldest = Max(oldest, now - w->enqueued);
@@ -602,9 +602,9 @@ wait_for_grant(TimestampTz wait_until, const ShieldScopeNeed *needs, int n,
 
 		/*
 		 * A reload that raised pg_shield.max_active (published in the
-		 * instance scope by the postmaster, whose SIGHUP set this latch)
-		 * lets in the waiters it makes room for at once, rather than when
-		 * some other statement comes by.
+		 * instance scope by the postmaster, whose SIGHUP set this latch) lets
+		 * in the waiters it makes room for at once, rather than when some
+		 * other statement comes by.
 		 */
 		if (((volatile ShieldScope *) &pgsh_adm->instance)->limit != instance_limit)
 		{
@@ -642,7 +642,7 @@ reject_deadline(const ShieldAdmitRequest *req, const ShieldScopeNeed *needs, int
 				 deadline, p->id, limit);
 	pgsh_adm_refund_tokens(needs, n);
 	pgsh_adm_note_rejection(req, PGSH_REJECT_DEADLINE, true, queued, queue_ms,
-				   PGSH_ACTION_DEADLINE, detail);
+							PGSH_ACTION_DEADLINE, detail);
 	ereport(ERROR,
 			(errcode(PGSH_ERRCODE_DEADLINE),
 			 errmsg("canceling statement due to pg_shield deadline"),
@@ -669,7 +669,8 @@ wait_in_queue(TimestampTz wait_until, const ShieldOverloadChange *change,
 	}
 	PG_CATCH();
 	{
-		count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
+		count_failed_wait(admission_queue_waiting_arrived); /* first: leaving clears
+															 * the activity */
 		(void) leave_queue(false);
 		PG_RE_THROW();
 	}
@@ -739,9 +740,9 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (granted)
 	{
 		/*
-		 * Not a word about overload here: it holds slots that admission.c
-		 * has not recorded as held yet, and reporting can fail.  It did not
-		 * wait either, so it has nothing to tell the controller.
+		 * Not a word about overload here: it holds slots that admission.c has
+		 * not recorded as held yet, and reporting can fail.  It did not wait
+		 * either, so it has nothing to tell the controller.
 		 */
 		pgsh_adm_me->granted = false;
 		admission_queue_waiting = false;
@@ -777,8 +778,8 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	}
 
 	/*
-	 * It waits.  If the instance scope is what holds it back, its wait
-	 * tells the overload controller about the instance.
+	 * It waits.  If the instance scope is what holds it back, its wait tells
+	 * the overload controller about the instance.
 	 */
 	if (nslots > 0 && scopes[0] == &pgsh_adm->instance && limits[0] >= 0 &&
 		pg_atomic_read_u32(&pgsh_adm->instance.active) >= (uint32) limits[0])
@@ -795,7 +796,8 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	if (outcome == PGSH_WAIT_GRANTED)
 	{
 		granted = true;
-		admission_queue_waiting = false;	/* out of the queue: nobody writes me now */
+		admission_queue_waiting = false;	/* out of the queue: nobody writes
+											 * me now */
 	}
 	else
 	{
@@ -835,9 +837,9 @@ pgsh_queue_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm,
 	{
 		/*
 		 * It waits for a slot held by a statement that waits, directly or
-		 * not, for a lock its transaction holds: only its own error can
-		 * end the wait before the queue timeout, and, as for a deadlock
-		 * between locks, the transaction has to be retried.
+		 * not, for a lock its transaction holds: only its own error can end
+		 * the wait before the queue timeout, and, as for a deadlock between
+		 * locks, the transaction has to be retried.
 		 */
 		pgsh_adm_refund_tokens(needs, n);
 		pgsh_adm_note_rejection(req, PGSH_REJECT_DEADLOCK, true, true,
@@ -918,7 +920,8 @@ pgsh_queue_exit(void)
 {
 	if (!admission_queue_waiting)
 		return;
-	count_failed_wait(admission_queue_waiting_arrived);	/* first: leaving clears the activity */
+	count_failed_wait(admission_queue_waiting_arrived); /* first: leaving clears
+														 * the activity */
 	(void) leave_queue(false);
 }
 

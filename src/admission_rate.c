@@ -108,7 +108,7 @@ take_tokens(ShieldScopeNeed *needs, int n, TimestampTz now, int *retry_ms,
 /* Count and record a rate limit refusal; raise it if enforced. */
 void
 pgsh_adm_report_rate(const ShieldAdmitRequest *req, const ShieldScopeNeed *need,
-			bool enforced, int retry_ms)
+					 bool enforced, int retry_ms)
 {
 	char		scope[NAMEDATALEN + 96];
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
@@ -118,7 +118,7 @@ pgsh_adm_report_rate(const ShieldAdmitRequest *req, const ShieldScopeNeed *need,
 			 "%s allows %g statements per second, in bursts of at most %g; none is left.",
 			 scope, need->rate, Max(1.0, need->rate));
 	pgsh_adm_note_rejection(req, PGSH_REJECT_RATE, enforced, false, 0.0,
-				   PGSH_ACTION_RATE_LIMIT, detail);
+							PGSH_ACTION_RATE_LIMIT, detail);
 	if (enforced)
 		ereport(ERROR,
 				(errcode(PGSH_ERRCODE_RATE_LIMIT),

@@ -82,9 +82,9 @@ pgsh_scopes_shmem_init(void)
 	info.keysize = sizeof(ShieldScopeKey);
 	info.entrysize = sizeof(ShieldScope);
 	admission_scope_hash = ShmemInitHash("pg_shield scopes",
-									scope_capacity(), scope_capacity(),
-									&info,
-									HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+										 scope_capacity(), scope_capacity(),
+										 &info,
+										 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
 /*----
@@ -139,7 +139,7 @@ evict_idle_scopes(void)
 	for (pass = 0; pass < (int) lengthof(horizons_s); pass++)
 	{
 		HASH_SEQ_STATUS hstat;
-		ShieldScope	   *scope;
+		ShieldScope *scope;
 
 		if (pass > 0 &&
 			hash_get_num_entries(admission_scope_hash) + SCOPE_ROOM <= scope_capacity())
@@ -191,7 +191,7 @@ pgsh_scopes_report_evictions(void)
 static ShieldScope *
 scope_lookup(const ShieldScopeKey *key, bool create)
 {
-	ShieldScope	   *scope;
+	ShieldScope *scope;
 	bool		found;
 
 	if (key->dbid == InvalidOid)
@@ -230,10 +230,10 @@ pgsh_scopes_resolve(ShieldScopeNeed *needs, int n, LWLockMode *mode)
 	}
 
 	/*
-	 * Make room first, then look every scope up again: evicting in the
-	 * middle could remove one found a moment ago (it is not pinned yet).
-	 * The table is sized so that evicting the idle scopes always leaves
-	 * room for a statement's scopes.
+	 * Make room first, then look every scope up again: evicting in the middle
+	 * could remove one found a moment ago (it is not pinned yet). The table
+	 * is sized so that evicting the idle scopes always leaves room for a
+	 * statement's scopes.
 	 */
 	if (hash_get_num_entries(admission_scope_hash) + SCOPE_ROOM > scope_capacity())
 		evict_idle_scopes();
@@ -253,7 +253,7 @@ ShieldScopeUsage *
 pgsh_scopes_usage(int *n)
 {
 	HASH_SEQ_STATUS hstat;
-	ShieldScope	   *scope;
+	ShieldScope *scope;
 	ShieldScopeUsage *result;
 	TimestampTz now = GetCurrentTimestamp();
 	int			count = 0;

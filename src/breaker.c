@@ -88,7 +88,7 @@ typedef struct ShieldBreakerKey
 
 typedef struct ShieldBreaker
 {
-	ShieldBreakerKey	key;			/* hash key; must be first */
+	ShieldBreakerKey key;		/* hash key; must be first */
 	ShieldBreakerState state;
 	int32		failures;		/* consecutive failures */
 	int32		threshold;		/* the setting it opened with */
@@ -120,7 +120,7 @@ static int	breaker_probes_running = 0;
 typedef struct ShieldBreakerEvent
 {
 	bool		pending;
-	ShieldAction	action;
+	ShieldAction action;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 } ShieldBreakerEvent;
 
@@ -310,7 +310,7 @@ void
 pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 				   ShieldBreakerVerdict *verdict)
 {
-	ShieldBreakerKey	key;
+	ShieldBreakerKey key;
 	ShieldBreaker *b;
 	TimestampTz now = 0;
 	LWLockMode	mode = LW_SHARED;
@@ -345,8 +345,8 @@ pgsh_breaker_check(ShieldBreakerTicket *t, Oid userid, uint64 queryid,
 			int64		running = now - b->probe_since;
 
 			/*
-			 * Nobody knows when the probe ends: as long as it has run so
-			 * far, at least 10 ms, at most the cooldown.
+			 * Nobody knows when the probe ends: as long as it has run so far,
+			 * at least 10 ms, at most the cooldown.
 			 */
 			verdict->reject = true;
 			verdict->retry_ms = ceil_ms(Max(Min(running, b->cooldown_us),
@@ -413,7 +413,7 @@ void
 pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 				  uint64 queryid, ShieldBreakerOutcome outcome)
 {
-	ShieldBreakerKey	key;
+	ShieldBreakerKey key;
 	ShieldBreaker *b;
 	ShieldBreakerEvent event;
 	bool		mine;
@@ -527,7 +527,7 @@ pgsh_breaker_move(const ShieldBreakerTicket *t, Oid userid,
 bool
 pgsh_breaker_reset(Oid dbid, uint64 queryid)
 {
-	ShieldBreakerKey	key;
+	ShieldBreakerKey key;
 	ShieldBreaker *b;
 	ShieldBreakerState was = PGSH_BREAKER_CLOSED;
 	char		detail[PGSH_EVENT_DETAIL_SIZE];

@@ -206,9 +206,9 @@ pgsh_deadline_arm(const ShieldDeadline *d)
 		pgsh_deadline_raise(d, false);
 
 	/*
-	 * A deadline already past is armed too: the timer then fires at once,
-	 * and the call is canceled at its first CHECK_FOR_INTERRUPTS, as it
-	 * would be a moment later.
+	 * A deadline already past is armed too: the timer then fires at once, and
+	 * the call is canceled at its first CHECK_FOR_INTERRUPTS, as it would be
+	 * a moment later.
 	 */
 	if (deadline_timeout == MAX_TIMEOUTS)
 		deadline_timeout = RegisterTimeout(USER_TIMEOUT,

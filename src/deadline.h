@@ -115,6 +115,7 @@ pgsh_deadline_end(const ShieldDeadline *d)
 	if (d->enforce && pgsh_deadline_armed_token == d->token)
 		pgsh_deadline_release();
 }
+
 /* Monitor mode: did the statement, now ending, outlive its deadline? */
 static inline bool
 pgsh_deadline_overran(const ShieldDeadline *d)

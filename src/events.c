@@ -61,12 +61,12 @@ typedef struct ShieldSuppressedReports
 
 typedef struct ShieldEventRing
 {
-	uint64		recorded;		/* events ever recorded; next slot is
-								 * recorded % pgsh_max_events */
+	uint64		recorded;		/* events ever recorded; next slot is recorded
+								 * % pgsh_max_events */
 	TimestampTz log_window_start;	/* start of the current second */
 	int			log_window_lines;	/* lines written in it */
-	uint64		log_suppressed_pending; /* action lines not yet reported
-										 * in a line */
+	uint64		log_suppressed_pending; /* action lines not yet reported in a
+										 * line */
 	uint64		log_suppressed_total;	/* action lines and reports */
 
 	/* rejection reports suppressed since the last summary */
@@ -133,7 +133,7 @@ pgsh_events_shmem_init(void)
 	bool		found;
 
 	events_ring = ShmemInitStruct("pg_shield events", pgsh_events_shmem_size(),
-						   &found);
+								  &found);
 	if (!found)
 		memset(events_ring, 0, offsetof(ShieldEventRing, events));
 }
@@ -309,9 +309,9 @@ pgsh_event_record(ShieldAction action, bool enforced, Oid userid,
 			}
 
 			/*
-			 * The first rejection reported in a second summarizes the
-			 * reports kept out before it (names are looked up in its
-			 * statement's transaction: never in a commit callback).
+			 * The first rejection reported in a second summarizes the reports
+			 * kept out before it (names are looked up in its statement's
+			 * transaction: never in a commit callback).
 			 */
 			if (error_code != 0 &&
 				(events_ring->nreports > 0 || events_ring->reports_other > 0))

@@ -148,8 +148,8 @@ pgsh_guc_init(void)
 							 NULL, NULL, NULL);
 
 	/*
-	 * The admission queue lives in a fixed array of one entry per backend,
-	 * so neither setting needs a restart.
+	 * The admission queue lives in a fixed array of one entry per backend, so
+	 * neither setting needs a restart.
 	 */
 	DefineCustomIntVariable("pg_shield.max_active",
 							"Sets the maximum number of governed statements executing at once, instance-wide.",
@@ -185,9 +185,9 @@ pgsh_guc_init(void)
 							NULL, NULL, NULL);
 
 	/*
-	 * The overload controller (admission_queue.c).  Instance-wide, and
-	 * only meaningful with pg_shield.max_active > 0: it watches the wait
-	 * for an instance slot.
+	 * The overload controller (admission_queue.c).  Instance-wide, and only
+	 * meaningful with pg_shield.max_active > 0: it watches the wait for an
+	 * instance slot.
 	 */
 	DefineCustomIntVariable("pg_shield.target_queue_delay",
 							"Sets the wait for an instance slot above which the instance is overloaded.",

@@ -58,17 +58,17 @@ pgsh_parallel_cap_resolve(Query *parse)
 		return -1;
 
 	/*
-	 * A session's first statement, in an instance where no backend has
-	 * loaded an enforced cap since startup (the first one to load one
-	 * raises the hint): the policy cache is left to admission to load,
-	 * after planning, and the statement is not capped.  Loading it here,
-	 * in the middle of the planner's allocations, was measured to leave
-	 * the backend's heap laid out so that every later statement spent
-	 * about 400 more instructions in malloc (test/bench/instructions.sh).
-	 * The price: after a restart, the statements planned before any
-	 * backend has run one in a database with a cap (the first statement
-	 * of the first session, usually) plan with every worker.  Under
-	 * overload the priority is needed, so the cache is loaded all the same.
+	 * A session's first statement, in an instance where no backend has loaded
+	 * an enforced cap since startup (the first one to load one raises the
+	 * hint): the policy cache is left to admission to load, after planning,
+	 * and the statement is not capped.  Loading it here, in the middle of the
+	 * planner's allocations, was measured to leave the backend's heap laid
+	 * out so that every later statement spent about 400 more instructions in
+	 * malloc (test/bench/instructions.sh). The price: after a restart, the
+	 * statements planned before any backend has run one in a database with a
+	 * cap (the first statement of the first session, usually) plan with every
+	 * worker.  Under overload the priority is needed, so the cache is loaded
+	 * all the same.
 	 */
 	if (pgsh_policy_cold_without_caps() &&
 		pgsh_admission_shedding() == PGSH_SHED_NONE)
@@ -84,8 +84,8 @@ pgsh_parallel_cap_resolve(Query *parse)
 		cap = parallel_planned_policy.scopes[parallel_planned_policy.parallel_from].max_parallel_workers;
 
 	/*
-	 * Overloaded: whatever may be shed plans without workers.  Only
-	 * critical statements keep theirs; they are never shed either.
+	 * Overloaded: whatever may be shed plans without workers.  Only critical
+	 * statements keep theirs; they are never shed either.
 	 */
 	if (cap != 0 && parallel_planned_policy.priority != PGSH_PRIORITY_CRITICAL &&
 		pgsh_admission_shedding() != PGSH_SHED_NONE)

@@ -125,7 +125,7 @@ typedef struct ShieldPolicyKey
 
 typedef struct ShieldPolicyEntry
 {
-	ShieldPolicyKey	key;			/* hash key; must be first */
+	ShieldPolicyKey key;		/* hash key; must be first */
 	ShieldPolicy policy;
 	const char *rolname;		/* the role's name when loaded (in
 								 * policy_cxt), for messages */
@@ -141,8 +141,9 @@ static uint64 policy_loaded_at = 0;
 /* Bumped at every load: a policy id names the same limits until it moves. */
 uint64		pgsh_policy_cache_version = 0;
 static int	policy_n_role = 0;
-static int	policy_n_query = 0;	/* every role */
+static int	policy_n_query = 0; /* every role */
 static int	policy_n_query_role = 0;
+
 /* distinct shapes of query policies: for every role, for one role */
 static int	policy_n_shape_query = 0;
 static int	policy_n_shape_query_role = 0;
@@ -187,7 +188,8 @@ static bool policy_memo_valid = false;
 static Oid	policy_memo_userid;
 static uint64 policy_memo_queryid;
 static ShieldEffectivePolicy policy_memo_result;
-static uint64 policy_memo_tag = 0;		/* names policy_memo_result; never 0 once valid */
+static uint64 policy_memo_tag = 0;	/* names policy_memo_result; never 0 once
+									 * valid */
 static uint64 policy_memo_tag_counter = 0;
 
 /*
@@ -499,7 +501,7 @@ policy_cache_load(void)
 			Datum		values[Natts_policy];
 			bool		nulls[Natts_policy];
 			ShieldPolicy p;
-			ShieldPolicyKey	key;
+			ShieldPolicyKey key;
 			ShieldPolicyEntry *entry;
 			char	   *rolename;
 			bool		seen;
@@ -509,8 +511,8 @@ policy_cache_load(void)
 
 			/*
 			 * The policy of a role that does not exist (dropped, or not
-			 * created in the cluster a dump was restored into) is kept,
-			 * by name, but applies to nobody until the role exists.
+			 * created in the cluster a dump was restored into) is kept, by
+			 * name, but applies to nobody until the role exists.
 			 */
 			if (!nulls[Anum_policy_role - 1] && p.role == InvalidOid)
 				continue;
@@ -586,10 +588,10 @@ policy_cache_load(void)
 	 * The first query policy with a shape: the statements this backend
 	 * prepared while there was none (PREPARE, the extended protocol,
 	 * PL/pgSQL) were analyzed without noting their shape, and would be
-	 * matched by fingerprint only.  Marking the cached plans invalid has
-	 * each analyzed again, and its shape noted, before its next execution;
-	 * it costs each one new parse analysis and plan, as DDL on its tables
-	 * would.  The statement being resolved runs as it was planned.
+	 * matched by fingerprint only.  Marking the cached plans invalid has each
+	 * analyzed again, and its shape noted, before its next execution; it
+	 * costs each one new parse analysis and plan, as DDL on its tables would.
+	 * The statement being resolved runs as it was planned.
 	 */
 	if (policy_n_shape_query + policy_n_shape_query_role > 0)
 	{
@@ -616,7 +618,7 @@ policy_cache_load(void)
 static const char *
 cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 {
-	ShieldPolicyKey	key;
+	ShieldPolicyKey key;
 	ShieldPolicyEntry *entry;
 
 	if (!policy_cache_loaded || policy_cache == NULL)
@@ -633,7 +635,7 @@ cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 static const ShieldPolicy *
 policy_lookup(Oid role, uint64 queryid, bool by_shape)
 {
-	ShieldPolicyKey	key;
+	ShieldPolicyKey key;
 	ShieldPolicyEntry *entry;
 
 	memset(&key, 0, sizeof(key));
@@ -777,8 +779,8 @@ policy_cache_ensure(void)
 	 * Inside a transaction block, or a pipeline of extended-protocol
 	 * statements, a statement that opens no relation would not process
 	 * invalidations: do it here, so that a change committed meanwhile
-	 * applies.  The first statement of a transaction has just processed
-	 * them at transaction start.
+	 * applies.  The first statement of a transaction has just processed them
+	 * at transaction start.
 	 */
 	if (IsTransactionBlock() ||
 		GetCurrentStatementStartTimestamp() != GetCurrentTransactionStartTimestamp())

@@ -299,9 +299,9 @@ check_role(FunctionCallInfo fcinfo, int argno, bool required,
 	}
 
 	/*
-	 * regrole's input checks a name, but a role given as an OID (a cast
-	 * from oid, '-', a dropped role's) reaches here unchecked: a policy
-	 * on it would be stored with no name and never apply.
+	 * regrole's input checks a name, but a role given as an OID (a cast from
+	 * oid, '-', a dropped role's) reaches here unchecked: a policy on it
+	 * would be stored with no name and never apply.
 	 */
 	if (!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(argno)))
 		ereport(ERROR,
@@ -339,7 +339,7 @@ check_common_limits(FunctionCallInfo fcinfo, int first_arg, ShieldDeclaredPolicy
 typedef struct ShieldPendingEvent
 {
 	struct ShieldPendingEvent *next;	/* newer events first */
-	ShieldAction	action;
+	ShieldAction action;
 	Oid			userid;
 	uint64		queryid;
 	SubTransactionId subid;

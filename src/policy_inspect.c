@@ -334,9 +334,10 @@ pg_shield_effective_policy(PG_FUNCTION_ARGS)
 		put_limit(rsinfo, &eff, queryid, "deadline",
 				  duration_text(eff.scopes[eff.deadline_from].deadline_us),
 				  &eff.scopes[eff.deadline_from]);
+
 	/*
-	 * Breakers are per fingerprint: the most specific query policy that
-	 * sets breaker_failures, else the instance's defaults.
+	 * Breakers are per fingerprint: the most specific query policy that sets
+	 * breaker_failures, else the instance's defaults.
 	 */
 	if (eff.breaker_from >= 0)
 	{

@@ -26,7 +26,7 @@ PGSH_BEGIN_INTERNAL
 
 /* Called with the result of a statement while SPI is still connected. */
 typedef void (*ShieldResultCallback) (SPITupleTable *tuptable, uint64 nrows,
-								void *arg);
+									  void *arg);
 
 /* policy_funcs.c: writing shield.policy */
 extern const char *pgsh_policy_table_name(void);

@@ -160,10 +160,10 @@ rebind_failure_is_the_policys(int sqlerrcode)
 {
 	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
 	{
-		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:	/* 42 */
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION: /* 42 */
 		case ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION:	/* 23 */
 		case ERRCODE_DATA_EXCEPTION:	/* 22 */
-		case ERRCODE_FEATURE_NOT_SUPPORTED:	/* 0A */
+		case ERRCODE_FEATURE_NOT_SUPPORTED: /* 0A */
 			return true;
 		default:
 			return false;
@@ -184,7 +184,7 @@ rebind_failure_is_the_policys(int sqlerrcode)
 static int
 rebind_policies(bool after_ddl)
 {
-	ShieldRebindList	list;
+	ShieldRebindList list;
 	const char *table;
 	char	   *update_sql;
 	char	   *error_sql;
@@ -212,8 +212,8 @@ rebind_policies(bool after_ddl)
 
 		/*
 		 * A policy declared by fingerprint has no text to recompute it from:
-		 * if another major version computed the fingerprint, it is stale
-		 * for good, and only declaring it again helps.
+		 * if another major version computed the fingerprint, it is stale for
+		 * good, and only declaring it again helps.
 		 */
 		if (c->query == NULL)
 		{
@@ -271,10 +271,10 @@ rebind_policies(bool after_ddl)
 			continue;
 
 		/*
-		 * Only what the text's analysis can say about it (a dropped table,
-		 * a fingerprint another policy has) is the policy's failure; a
-		 * cancel, a timeout or a serialization failure is the statement's,
-		 * and goes on as an error.
+		 * Only what the text's analysis can say about it (a dropped table, a
+		 * fingerprint another policy has) is the policy's failure; a cancel,
+		 * a timeout or a serialization failure is the statement's, and goes
+		 * on as an error.
 		 */
 		if (!rebind_failure_is_the_policys(failure->sqlerrcode))
 			ReThrowError(failure);

@@ -325,7 +325,7 @@ typedef struct ShieldShapeSlot
 
 static ShieldShapeSlot *shape_map_new = NULL;
 static ShieldShapeSlot *shape_map_old = NULL;
-static int	shape_map_used = 0;	/* entries in shape_map_new */
+static int	shape_map_used = 0; /* entries in shape_map_new */
 
 /* The slot of queryid in map, or the free slot where it would go. */
 static inline ShieldShapeSlot *
@@ -342,14 +342,14 @@ shape_map_probe(ShieldShapeSlot *map, uint64 queryid)
 static void
 shape_map_put(uint64 queryid, uint64 shape)
 {
-	ShieldShapeSlot  *slot;
+	ShieldShapeSlot *slot;
 
 	if (shape_map_new == NULL)
 		shape_map_new = MemoryContextAllocZero(TopMemoryContext,
 											   SHAPE_MAP_SLOTS * sizeof(ShieldShapeSlot));
 	else if (shape_map_used >= SHAPE_MAP_FILL)
 	{
-		ShieldShapeSlot  *recycled = shape_map_old;
+		ShieldShapeSlot *recycled = shape_map_old;
 
 		if (recycled == NULL)
 			recycled = MemoryContextAlloc(TopMemoryContext,
@@ -371,7 +371,7 @@ shape_map_put(uint64 queryid, uint64 shape)
 uint64
 pgsh_shape_of(uint64 queryid)
 {
-	ShieldShapeSlot  *slot;
+	ShieldShapeSlot *slot;
 	uint64		shape;
 
 	if (shape_map_new == NULL || queryid == 0)

@@ -32,18 +32,16 @@ typedef struct ShieldSharedState
 	LWLock	   *stats_lock;		/* guards both statistics tables and the
 								 * fields below */
 	LWLock	   *events_lock;	/* guards the events ring (events.c) */
-	LWLock	   *admission_lock; /* guards scopes and the queue
-								 * (admission.c) */
-	LWLock	   *breaker_lock;	/* guards the circuit breakers
-								 * (breaker.c) */
+	LWLock	   *admission_lock; /* guards scopes and the queue (admission.c) */
+	LWLock	   *breaker_lock;	/* guards the circuit breakers (breaker.c) */
 	TimestampTz stats_reset;	/* when statistics were last reset */
 	uint64		fp_evictions;	/* fingerprint entries evicted since reset */
 	uint64		role_evictions; /* role entries evicted since reset */
-	pg_atomic_uint64 generation;	/* advanced before entries are removed,
-									 * so that backends may cache entry
-									 * pointers (see shmem.c) */
-	pg_atomic_uint64 stale_logged_at;	/* when stale query policies were
-										 * last reported (policy.c) */
+	pg_atomic_uint64 generation;	/* advanced before entries are removed, so
+									 * that backends may cache entry pointers
+									 * (see shmem.c) */
+	pg_atomic_uint64 stale_logged_at;	/* when stale query policies were last
+										 * reported (policy.c) */
 	pg_atomic_uint32 parallel_caps_seen;	/* a backend loaded an enforced
 											 * max_parallel_workers since
 											 * startup (policy.c) */

@@ -100,8 +100,8 @@ typedef struct ShieldUnit
 
 	/*
 	 * Who runs what: the current user at the start, the fingerprint, the
-	 * plan's estimated total cost, the statement's start (arrived), and
-	 * the policies that apply (policy, policy_tag).  Also what admission is
+	 * plan's estimated total cost, the statement's start (arrived), and the
+	 * policies that apply (policy, policy_tag).  Also what admission is
 	 * asked, so kept here rather than copied onto the hot path's stack.
 	 */
 	ShieldAdmitRequest req;
@@ -127,7 +127,8 @@ typedef struct ShieldUnit
 
 static ShieldUnit *statement_units = NULL;
 static int	statement_units_allocated = 0;
-static int	statement_units_used = 0;		/* slots [0, statement_units_used) may be in use */
+static int	statement_units_used = 0;	/* slots [0, statement_units_used) may
+										 * be in use */
 
 /*
  * The queryDesc of a unit between two queries of its statement (see
@@ -144,9 +145,9 @@ static struct
 	uint64		queryid;
 	SubTransactionId subid;
 	TimestampTz started;
-	bool		deadline_cancelled;	/* an admitted utility (CALL, DO, FETCH)
+	bool		deadline_cancelled; /* an admitted utility (CALL, DO, FETCH)
 									 * canceled by its deadline */
-} statement_pending_error;
+}			statement_pending_error;
 
 /*
  * Text of the statement that failed last, copied in PG_CATCH (while the
@@ -159,8 +160,8 @@ static struct
 	Oid			userid;
 	uint64		queryid;
 	int			len;			/* 0 if none */
-	char		text[PGSH_QUERY_TEXT_SIZE];
-} statement_failure_text;
+	char text[	PGSH_QUERY_TEXT_SIZE];
+}			statement_failure_text;
 
 static void pgsh_xact_callback(XactEvent event, void *arg);
 static void pgsh_subxact_callback(SubXactEvent event,
@@ -466,7 +467,7 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 
 			if (statement_units == NULL)
 				statement_units = MemoryContextAlloc(TopMemoryContext,
-										   newsize * sizeof(ShieldUnit));
+													 newsize * sizeof(ShieldUnit));
 			else
 				statement_units = repalloc(statement_units, newsize * sizeof(ShieldUnit));
 			for (i = statement_units_allocated; i < newsize; i++)
@@ -523,17 +524,17 @@ pgsh_unit_begin(QueryDesc *queryDesc)
 	}
 
 	/*
-	 * The policies that govern it, merged once here, at admission; the
-	 * cache makes this a few local lookups.
+	 * The policies that govern it, merged once here, at admission; the cache
+	 * makes this a few local lookups.
 	 */
 	(void) pgsh_policy_resolve_tagged(unit->req.userid, unit->req.queryid,
 									  &unit->policy, &unit->req.policy_tag);
 	unit->req.policy = &unit->policy;
 
 	/*
-	 * Admission: may wait, and may reject the statement with an error,
-	 * which admission counts itself; the delegating utility must not count
-	 * it again as a failure.
+	 * Admission: may wait, and may reject the statement with an error, which
+	 * admission counts itself; the delegating utility must not count it again
+	 * as a failure.
 	 */
 	if (pgsh_statement_frame.active)
 		pgsh_statement_frame.error_noted = true;
@@ -631,9 +632,9 @@ pgsh_unit_add_call(int unit, QueryDesc *queryDesc, double ms, bool run)
 		return;
 
 	/*
-	 * Holding a scrollable cursor at commit rewinds it and runs it again
-	 * from the start into the hold store: that run's count is the total.
-	 * A NO SCROLL cursor only stores the rows not fetched yet: they add up.
+	 * Holding a scrollable cursor at commit rewinds it and runs it again from
+	 * the start into the hold store: that run's count is the total. A NO
+	 * SCROLL cursor only stores the rows not fetched yet: they add up.
 	 */
 	if (ActivePortal != NULL && ActivePortal->holdStore != NULL &&
 		ActivePortal->queryDesc == queryDesc &&
@@ -785,9 +786,9 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 	unit_free(i);
 
 	/*
-	 * Inside the utility that ran it (EXPLAIN ANALYZE, REFRESH
-	 * MATERIALIZED VIEW CONCURRENTLY, ...), the statement is not over: the
-	 * utility can still fail.  Its outcome is recorded when the utility ends.
+	 * Inside the utility that ran it (EXPLAIN ANALYZE, REFRESH MATERIALIZED
+	 * VIEW CONCURRENTLY, ...), the statement is not over: the utility can
+	 * still fail.  Its outcome is recorded when the utility ends.
 	 */
 	if (pgsh_statement_frame.active &&
 		pgsh_statement_frame.delegated_qd == queryDesc)
@@ -799,7 +800,7 @@ unit_end_observed(int i, QueryDesc *queryDesc)
 		pgsh_statement_frame.stash.source = NULL;
 		pgsh_statement_frame.stash.text = NULL;
 		pgsh_statement_frame.stash.text_len = 0;
-		if (text != NULL)
+		if (text !=NULL)
 		{
 			int			len = obs.text_len;
 
@@ -889,9 +890,8 @@ finish_units(SubTransactionId floor_subid)
 
 		/*
 		 * A unit that failed has its SQLSTATE if its calls were guarded,
-		 * which they are when it has a breaker.  One that did not fail
-		 * never finished: its transaction rolled back, or the backend
-		 * exits.
+		 * which they are when it has a breaker.  One that did not fail never
+		 * finished: its transaction rolled back, or the backend exits.
 		 */
 		if (unit->ends_with_work)
 			pgsh_statement_ended(&unit->deadline, &unit->adm.breaker,
@@ -983,9 +983,9 @@ pgsh_xact_callback(XactEvent event, void *arg)
 			/*
 			 * Abort: finish the failed and abandoned units.  Commit: portals
 			 * are closed before commit, so normally no unit is left; account
-			 * any leftover as completed rather than lose it.  Then every
-			 * unit has ended: nothing may be held or queued.  The checks
-			 * before the calls only skip what would do nothing.
+			 * any leftover as completed rather than lose it.  Then every unit
+			 * has ended: nothing may be held or queued.  The checks before
+			 * the calls only skip what would do nothing.
 			 */
 			if (pgsh_unit_in_call != NULL)
 				pgsh_statement_fail_unwound_call(InvalidSubTransactionId);
@@ -997,11 +997,11 @@ pgsh_xact_callback(XactEvent event, void *arg)
 				pgsh_admission_cleanup();
 
 			/*
-			 * Between transactions, outside a CALL (whose procedure's
-			 * COMMIT and ROLLBACK end transactions while it runs), no
-			 * pg_shield call is on the stack: the level is 0.  Setting it
-			 * repairs what an error escaping an unguarded read-only
-			 * ExecutorFinish may have left (see hooks.c).
+			 * Between transactions, outside a CALL (whose procedure's COMMIT
+			 * and ROLLBACK end transactions while it runs), no pg_shield call
+			 * is on the stack: the level is 0.  Setting it repairs what an
+			 * error escaping an unguarded read-only ExecutorFinish may have
+			 * left (see hooks.c).
 			 */
 			if (!pgsh_statement_frame.active)
 			{

@@ -85,6 +85,7 @@ typedef enum ShieldUtilityKind
 } ShieldUtilityKind;
 
 extern void pgsh_statement_init(void);
+
 /* Is this a client backend (1), or not (0); -1 until first asked. */
 extern int	pgsh_client_backend;
 extern void pgsh_client_backend_decide(void);
@@ -127,6 +128,7 @@ typedef enum ShieldUnitCalls
 
 extern ShieldUnitCalls pgsh_unit_begin(QueryDesc *queryDesc);
 extern int	pgsh_unit_lookup(QueryDesc *queryDesc);
+
 /* A unit found by its executor run: its index (-1: none), its calls. */
 typedef struct ShieldUnitRef
 {
@@ -161,7 +163,7 @@ extern void pgsh_unit_end(QueryDesc *queryDesc);
 
 /* utility statements: statement_utility.c */
 extern ShieldUtilityKind pgsh_utility_kind(PlannedStmt *pstmt,
-										 ProcessUtilityContext context);
+										   ProcessUtilityContext context);
 extern void pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString,
 							 bool delegate);
 extern void pgsh_frame_admit(void);

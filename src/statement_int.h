@@ -64,9 +64,9 @@ typedef struct ShieldUtilityFrame
 	const char *source;			/* query string, valid while active */
 	int			stmt_location;
 	int			stmt_len;
-	const char *expect_source;	/* query string of the query it delegates
-								 * to, as the planner gets it; NULL if none
-								 * can match */
+	const char *expect_source;	/* query string of the query it delegates to,
+								 * as the planner gets it; NULL if none can
+								 * match */
 	ShieldDelegatedRun expect_run;	/* how its executor run is told */
 	Portal		outer_portal;	/* the portal running the utility */
 	const char *cursor_name;	/* DECLARE: the cursor it opens */

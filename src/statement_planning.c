@@ -104,6 +104,7 @@ pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 
 	planned_text_position(parse, query_string, &location, &len);
 	text = pgsh_statement_text(query_string, location, len, &text_len);
+
 	pgsh_stats_record_plan(MyDatabaseId, GetUserId(),
 						   PGSH_QUERYID(parse->queryId), plan_ms,
 						   text, text_len);

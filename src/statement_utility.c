@@ -86,9 +86,9 @@ pgsh_utility_kind(PlannedStmt *pstmt, ProcessUtilityContext context)
 			{
 				/*
 				 * A cursor opened by a function (a refcursor) has no unit:
-				 * its FETCH is then the statement that does the work.  A
-				 * held cursor was run to completion, and accounted, at
-				 * commit; its FETCH only reads the stored rows.
+				 * its FETCH is then the statement that does the work.  A held
+				 * cursor was run to completion, and accounted, at commit; its
+				 * FETCH only reads the stored rows.
 				 */
 				Portal		portal = GetPortalByName(((FetchStmt *) stmt)->portalname);
 
@@ -225,7 +225,7 @@ fetch_frame_begin(FetchStmt *fetch)
 	PlannedStmt *cursor;
 
 	if (!PortalIsValid(portal) || portal->queryDesc == NULL)
-		return;				/* it fails, or reads nothing */
+		return;					/* it fails, or reads nothing */
 	cursor = portal->queryDesc->plannedstmt;
 	pgsh_statement_frame.admit = true;
 	pgsh_statement_frame.queryid = PGSH_QUERYID(cursor->queryId);

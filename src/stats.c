@@ -485,7 +485,7 @@ role_update(volatile ShieldRoleEntry *r, const ShieldObservation *obs,
  */
 static pg_noinline void
 record_observation(const ShieldObservation *obs, bool plain, int bucket,
-			  int exec_bucket, bool role_done, bool fp_done)
+				   int exec_bucket, bool role_done, bool fp_done)
 {
 	ShieldRoleEntry *role = NULL;
 	ShieldFpEntry *fp = NULL;
@@ -504,22 +504,22 @@ record_observation(const ShieldObservation *obs, bool plain, int bucket,
 		fp = hash_search(pgsh_fp_hash, fkey, HASH_FIND, NULL);
 
 	/*
-	 * An entry is missing, or the fingerprint has no text yet (it was
-	 * created by a failed statement).  query_len only changes under the
-	 * exclusive lock, so reading it here is safe.
+	 * An entry is missing, or the fingerprint has no text yet (it was created
+	 * by a failed statement).  query_len only changes under the exclusive
+	 * lock, so reading it here is safe.
 	 */
 	if (role == NULL ||
 		(!fp_done &&
 		 (fp == NULL ||
-		  (fp->query_len == 0 && (obs->text != NULL || obs->source != NULL)))))
+		  (fp->query_len == 0 && (obs->text !=NULL || obs->source != NULL)))))
 	{
 		LWLockRelease(pgsh_state->stats_lock);
 		LWLockAcquire(pgsh_state->stats_lock, LW_EXCLUSIVE);
 
 		/*
-		 * The fingerprint's entry first: making room for it may evict
-		 * roles (fold_into_role), while making room for a role never
-		 * evicts fingerprints.
+		 * The fingerprint's entry first: making room for it may evict roles
+		 * (fold_into_role), while making room for a role never evicts
+		 * fingerprints.
 		 */
 		if (!fp_done)
 		{
@@ -572,9 +572,11 @@ pgsh_stats_record(const ShieldObservation *obs)
 	ShieldRoleEntry *role;
 	ShieldFpEntry *fp;
 	uint64		generation;
+
 	/* only completed statements have a latency: not failed or rejected ones */
 	int			bucket = (obs->failed || obs->rejected != PGSH_REJECT_NONE) ?
 		-1 : hist_bucket(obs->exec_ms);
+
 	/* used only if it completed; found before any spinlock is taken */
 	int			exec_bucket = exec_bucket_of(obs->exec_ms);
 	bool		plain = !obs->failed && obs->rejected == PGSH_REJECT_NONE &&
@@ -712,7 +714,7 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 
 	LWLockAcquire(pgsh_state->stats_lock, LW_SHARED);
 	fp = hash_search(pgsh_fp_hash, &fkey, HASH_FIND, NULL);
-	if (fp == NULL || (fp->query_len == 0 && text != NULL))
+	if (fp == NULL || (fp->query_len == 0 && text !=NULL))
 	{
 		ShieldObservation obs;
 
@@ -721,6 +723,7 @@ pgsh_stats_record_plan(Oid dbid, Oid userid, uint64 queryid, double plan_ms,
 		fp = pgsh_stats_fp_enter_locked(&fkey);
 		memset(&obs, 0, sizeof(obs));
 		obs.text = text;
+
 		obs.text_len = text_len;
 		if (fp != NULL && fp->query_len == 0)
 			pgsh_stats_fp_set_text_locked(fp, &obs);

@@ -99,6 +99,7 @@ typedef struct ShieldRoleEntry
 	double		usage;			/* eviction priority */
 	int32		peak_active;	/* highest concurrency seen (admission) */
 	double		evict_score;	/* scratch of eviction (stats_table.c) */
+
 	/*
 	 * Statements without a fingerprint, and the fingerprints' entries that
 	 * were evicted; the role's totals add its live fingerprints' entries
@@ -127,8 +128,8 @@ typedef struct ShieldFpEntry
 	uint64		hist[PGSH_HIST_BUCKETS];	/* completed calls per latency
 											 * bucket */
 	int			encoding;		/* server encoding of query */
-	int			query_len;		/* bytes in query, 0 while unknown, -1 if
-								 * the statement has no text */
+	int			query_len;		/* bytes in query, 0 while unknown, -1 if the
+								 * statement has no text */
 	char		query[PGSH_QUERY_TEXT_SIZE];
 } ShieldFpEntry;
 
@@ -154,7 +155,7 @@ typedef struct ShieldObservation
 	Oid			userid;
 	uint64		queryid;		/* 0: account the role only */
 	bool		failed;
-	ShieldRejection rejected;		/* turned away: neither a call nor an error */
+	ShieldRejection rejected;	/* turned away: neither a call nor an error */
 	/* admission (admission.c) */
 	bool		admitted;
 	bool		queued;			/* waited in the admission queue */
@@ -168,6 +169,7 @@ typedef struct ShieldObservation
 	uint64		rows;
 	double		cost;			/* estimated total cost, < 0 if none */
 	TimestampTz started;
+
 	/*
 	 * Statement text, only read when a fingerprint entry needs it: either
 	 * ready (text, text_len), or a statement in a query string (source,

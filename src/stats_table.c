@@ -442,6 +442,7 @@ pgsh_statement_text(const char *source, int location, int len, int *text_len)
 	if (len < 0 || (size_t) location + len > source_len)
 		len = 0;
 	text = CleanQuerytext(source, &location, &len);
+
 	*text_len = len;
 	return len > 0 ? text : NULL;
 }
@@ -463,8 +464,8 @@ pgsh_stats_fp_set_text_locked(ShieldFpEntry *entry,
 
 		/*
 		 * The statement's own string holds no text for it (empty after
-		 * cleaning): remember that, or every later execution would take
-		 * the exclusive lock to try again.
+		 * cleaning): remember that, or every later execution would take the
+		 * exclusive lock to try again.
 		 */
 		if (text == NULL || len <= 0)
 		{
