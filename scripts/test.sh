@@ -212,9 +212,10 @@ run_pgtap() {
 }
 
 # The reference page must stay well-formed DocBook XML and describe every
-# setting, SQLSTATE, function and view column, and the packaging (control
-# file, META.json, Makefile, scripts) must agree.  Independent of
-# the server: run once, with the first one.
+# setting, SQLSTATE, function and view column, and name nothing the code
+# lacks; the packaging (control file, META.json, Makefile, scripts) must
+# agree; and src/ must be as pgindent leaves it.  Independent of the
+# server: run once, with the first one.
 run_docs() {
     echo "== docs and packaging"
     if xmllint --noout "$src/contrib-docs/pg_shield.sgml" 2>"$slog/xmllint.log"; then
@@ -226,6 +227,7 @@ run_docs() {
     fi
     run_check docs
     run_check packaging
+    run_check style
 }
 
 # One of the checks of test/: each prints "ok - ..." or "not ok - ..." per

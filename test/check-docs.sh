@@ -38,8 +38,8 @@
 #    function, of the same type;
 #  - every signature in a GRANT has the arity of a function of the install
 #    script;
-#  - the README's retry loop is the text of the example that the TAP tests
-#    run (examples/python/retry_psycopg3.py).
+#  - the retry loop the README and the reference show is the text of the
+#    example that the TAP tests run (examples/python/retry_psycopg3.py).
 #
 # The names are read from the code, the install script and the page, not
 # listed here, so that a new one without documentation, or documentation of
@@ -602,6 +602,15 @@ my $example = slurp("examples/python/retry_psycopg3.py")
 my ($shown) = $readme =~ /```python\n(.*?)```/s;
 check(defined $shown && index($example, $shown) >= 0,
 	  "the retry loop of the README is the text of examples/python/retry_psycopg3.py");
+my ($listed) = $sgml =~ /<programlisting>\n(RETRYABLE = .*?)<\/programlisting>/s;
+if (defined $listed)
+{
+	$listed =~ s/&lt;/</g;
+	$listed =~ s/&gt;/>/g;
+	$listed =~ s/&amp;/&/g;
+}
+check(defined $listed && index($example, $listed) >= 0,
+	  "the retry loop of the reference is the text of examples/python/retry_psycopg3.py");
 
 exit checks_failed();
 '
