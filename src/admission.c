@@ -91,6 +91,13 @@
  * first use, which also covers FATAL errors and terminations while
  * queued.  A backend crash resets shared memory.
  *
+ * Owns: pgsh_admit and its fast path, the cost ceiling, the breaker check,
+ *		  the session's scope memo, and the module's shared memory.
+ * Calls: admission_scope.c, admission_rate.c, admission_queue.c,
+ *		  admission_held.c, breaker.c (pgsh_breaker_check), policy.c (scope
+ *		  names), stats.c (recording), events.c.
+ * Locking: admission_lock, atomics and spinlocks, as in LOCKING above.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

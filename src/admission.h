@@ -4,6 +4,9 @@
  *		Admission control: cost ceilings, rate limits, and concurrency
  *		slots with a bounded priority queue.
  *
+ * Implemented by admission.c (pgsh_admit) and the admission_*.c files its
+ * header lists, which share admission_int.h.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

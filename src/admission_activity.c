@@ -20,8 +20,11 @@
  * the rows through it; the latter two find a scope's holders among them
  * (pgsh_activity_in_scope).
  *
- * Locking: none; the rows are read by their change counts.  The admission
- * module's locking protocol is described in admission.c's header.
+ * Owns: the reader of the activity rows (pgsh_activity_copy); the rows
+ *		  and their inline writers are in admission_int.h.
+ * Calls: nothing of pg_shield's.
+ * Locking: none; the rows are read by their change counts (see
+ *		  admission.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -42,7 +42,7 @@
  * ends after at most MaxBackends steps; it allocates in a memory context
  * of its own, deleted when it returns.
  *
- * Locking: the admission module's protocol is described in admission.c's
+ * LOCKING.  The admission module's protocol is described in admission.c's
  * header; what follows is this file's part in it.  admission_lock is taken
  * briefly, in LW_SHARED mode to copy the queue's entries (which scopes are
  * full for whom) and, when a cycle is found, in LW_EXCLUSIVE mode to
@@ -52,6 +52,13 @@
  * The activity rows are read without a lock (their change counts).  Runs
  * in the waiting backend, in its statement, so it may fail like any
  * statement: the wait loop's caller leaves the queue on error.
+ *
+ * Owns: the search for wait-for cycles through the queue
+ *		  (pgsh_deadlock_find), in a memory context of its own.
+ * Calls: admission_activity.c (the activity rows), admission.c (scope
+ *		  names).
+ * Locking: admission_lock, briefly; the lock manager's locks only once
+ *		  it is released (LOCKING above, and admission.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

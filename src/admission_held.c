@@ -26,13 +26,20 @@
  * the inline writers of admission_int.h (admission_activity.c describes
  * the row).
  *
- * Locking: the admission module's protocol is described once, in
+ * LOCKING.  The admission module's protocol is described once, in
  * admission.c's header.  The array is backend-local and needs no lock.
  * Release decrements the scopes' slot counts (atomics) without a lock and
  * takes admission_lock exclusively only to dispatch, after the decrements,
  * which is what closes the lost-wakeup race with a new waiter.  Release
  * never fails: the array is grown before slots are taken, so that release
  * never allocates.
+ *
+ * Owns: the session's statements holding slots (pgsh_adm_held_stmts),
+ *		  their release, and the backstops at transaction end and exit.
+ * Calls: admission_queue.c (dispatch, leaving the queue), admission.c
+ *		  (pgsh_adm_memo_unpin), breaker.c (pgsh_breaker_backend_exit).
+ * Locking: backend-local array; atomics, and admission_lock to dispatch
+ *		  (LOCKING above, and admission.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

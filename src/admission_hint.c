@@ -17,9 +17,13 @@
  * PGSH_RETRY_FLOOR_MS.  The hints are computed after admission_lock is
  * released: they read the activity rows and the statistics.
  *
- * Locking: none of its own; see admission.c.  It reads the activity rows
- * (without a lock, by their change counts), a scope's waiter count (a
- * plain read: a hint may be a little off) and the statistics.
+ * Owns: the retry hints (pgsh_hint_scope_ms, pgsh_hint_shed_ms); no
+ *		  state.
+ * Calls: admission_activity.c (the activity rows), admission.c
+ *		  (pgsh_adm_full_scope), stats_read.c (pgsh_stats_typical_ms).
+ * Locking: none of its own (see admission.c); the activity rows and a
+ *		  scope's waiter count are read without a lock (a hint may be a
+ *		  little off).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

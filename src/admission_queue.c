@@ -47,9 +47,12 @@
  * queue stands or while shedding, and by shield.status; its transitions
  * are events (overloaded, overload_cleared) and log lines.
  *
- * Locking: see admission.c.  The controller's fields in ShieldAdmissionState
- * are protected by admission_lock, except shedding and interval_end,
- * which are atomics written under it and read without it.
+ * Owns: the queue, where a statement waits (pgsh_queue_admit), its
+ *		  dispatcher, load shedding and the overload controller.
+ * Calls: admission.c, admission_rate.c, admission_deadlock.c,
+ *		  admission_hint.c, stats.c (recording), events.c, policy.c (names).
+ * Locking: admission_lock (see admission.c); the controller's shedding
+ *		  and interval_end are atomics written under it, read without it.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -10,7 +10,12 @@
  * statement that concurrency then turns away gets its tokens back: it did
  * not run.  An evicted scope's bucket would start full again, so the
  * scope table evicts a bucket only once it has refilled (see
- * admission_scope.c).  Locking: see admission.c.
+ * admission_scope.c).
+ *
+ * Owns: the scopes' token buckets: taking, refunding, and the 53S04
+ *		  rejection.
+ * Calls: admission.c (scope names, counting a rejection).
+ * Locking: each bucket under its scope's spinlock; see admission.c.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -10,8 +10,13 @@
  * when idle: nobody holds a slot in it, waits for it or pins it (a
  * backend's memo of its last statement's scopes).  The table holds
  * 3 * PGSH_MAX_SCOPES * MaxBackends + pg_shield.max_roles entries (see
- * scope_capacity), so evicting the idle ones always makes room.  Locking:
- * see admission.c; the hash's structure is protected by admission_lock.
+ * scope_capacity), so evicting the idle ones always makes room.
+ *
+ * Owns: the shared scope table (admission_scope_hash), where slots are
+ *		  counted, and its usage rows (pgsh_scopes_usage).
+ * Calls: nothing of pg_shield's.
+ * Locking: admission_lock for the hash's structure, each scope's spinlock
+ *		  for its bucket; see admission.c.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -58,6 +58,11 @@
  * abort callbacks too: it takes the lock, never raises an error
  * (HASH_ENTER_NULL), and allocates nothing.
  *
+ * Owns: the circuit breakers (breaker_hash, the filter), their probes,
+ *		  and the check admission makes (pgsh_breaker_check).
+ * Calls: events.c (transitions), shmem.c (pgsh_copy_room).
+ * Locking: breaker_lock and the filter's atomics, as in LOCKING above.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

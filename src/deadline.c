@@ -56,8 +56,12 @@
  * statement_timeout; the deadline's message replaces it only if the
  * deadline was due first.
  *
- * All state is backend-local; nothing here takes a lock or allocates
- * (pgsh_deadline_raise aside, which raises an error).
+ * Owns: the deadline timer (a USER_TIMEOUT), its handler, and the
+ *		  deadline the timer is armed for.
+ * Calls: events.c (the deadline event), policy.c (names, durations).
+ * Locking: backend-local state only, no lock; nothing allocates but
+ *		  pgsh_deadline_raise, which records its event (events_lock) and
+ *		  raises the error.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

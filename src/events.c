@@ -27,6 +27,11 @@
  * database and role, exactly, and summarized in one line before the next
  * report that is logged.
  *
+ * Owns: the ring of recent actions in shared memory, its log rate
+ *		  limiter, and the filter of log reports (pgsh_events_filter_report).
+ * Calls: nothing of pg_shield's.
+ * Locking: events_lock; see shmem.c.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

@@ -9,6 +9,11 @@
  * cannot SET itself out of its limits; sizing settings are PGC_POSTMASTER
  * because they size shared memory.
  *
+ * Owns: every pg_shield.* setting, its C variable and its hooks.
+ * Calls: admission.c (pgsh_admission_publish_max_active, from
+ *		  max_active's assign hook).
+ * Locking: none; the assign hook publishes with one aligned store.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

@@ -1,18 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * hooks.c
- *		The parse analysis, planner, executor and ProcessUtility hooks of
- *		pg_shield.
+ *		The parse analysis, planner, executor, ProcessUtility and emit_log
+ *		hooks of pg_shield.
  *
  * Hook bodies stay thin: they keep pgsh_nesting_level exact (PG_TRY, so
  * an error cannot leave it raised, except around a unit's own executor
  * calls, which the abort callback repairs: see pgsh_unit_call_begin), time
  * what needs timing, chain to the previous hook or the standard function,
- * and call into statement.h for everything else.
+ * and call into statement.h for everything else but a statement's shape,
+ * the planner's parallel cap and the log filter (see Calls below).
  *
  * Every hook chains, whether or not pg_shield is enabled.  Parallel
  * workers run only the executor hooks; they never start a unit (see
  * pgsh_tracking_enabled), since their leader's unit covers them.
+ *
+ * Owns: the hooks above, their predecessors, and the timing of a unit's
+ *		  executor calls.
+ * Calls: statement.c, statement_planning.c and statement_utility.c
+ *		  (through statement.h), shape.c (pgsh_shape_note), parallel.c
+ *		  (through parallel.h), events.c (pgsh_events_filter_report).
+ * Locking: backend-local state only, no lock.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

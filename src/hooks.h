@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hooks.h
- *		Planner, executor and utility hooks.
+ *		The installation of pg_shield's hooks (pgsh_hooks_install): parse
+ *		analysis, planner, executor, ProcessUtility and emit_log.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -17,6 +17,12 @@
  * cached earlier (a prepared statement's generic plan) keeps the workers it
  * was planned with.
  *
+ * Owns: the parallel cap (pgsh_parallel_cap_resolve) and the planner's
+ *		  copy of the last policy resolution.
+ * Calls: policy.c (resolution), statement_planning.c
+ *		  (pgsh_planning_queryid), admission.c (pgsh_admission_shedding).
+ * Locking: backend-local state only, no lock; shedding is an atomic.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

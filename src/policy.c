@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * policy.c
- *		Where policies are stored.
+ *		Where policies are stored, and the backend-local cache that
+ *		resolves a statement's effective policy.
  *
  * Policies live in the extension table shield.policy of each database, so
  * pg_dump includes them and physical standbys receive them through WAL.
@@ -24,6 +25,12 @@
  * other session's statements: they keep the policies read last, and the
  * next statement tries again (policy_cache_load).  Writers are the policy
  * functions, which lock the table normally.
+ *
+ * Owns: the reading of shield.policy, the backend-local policy cache with
+ *		  its relcache and role callbacks, and policy resolution.
+ * Calls: shape.c (pgsh_shape_of).
+ * Locking: backend-local cache, no LWLock; shield.policy's
+ *		  AccessShareLock only if free (LOCKING above).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -22,15 +22,12 @@
  * (pgsh_policy_run_as_owner) is shared with policy_rebind.c, which stores
  * the fingerprints it recomputes the same way.
  *
- * It calls policy_inspect.c to fingerprint a sample text and to warn about
- * stale policies, policy.c for the table and its owner, and events.c to
- * record a change at commit.
- *
- * Locking: no shared state of its own.  It writes shield.policy with
- * ordinary SQL, which takes the table's usual locks, and the cache learns
- * of a change through the relcache invalidation the trigger sends (see
- * policy.c).  The pending events are backend-local, in
- * TopTransactionContext.
+ * Owns: the functions above, the policy_changed trigger, and the
+ *		  transaction's pending events (in TopTransactionContext).
+ * Calls: policy_inspect.c (fingerprints, stale warning), policy.c (the
+ *		  table, its owner), events.c (at commit), shmem.c.
+ * Locking: no shared state of its own; shield.policy's usual locks, and
+ *		  the trigger's relcache invalidation reaches the caches (policy.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -15,11 +15,11 @@
  * shared with policy_funcs.c and policy_rebind.c through policy_int.h.
  * Nothing here writes to the database.
  *
- * It calls policy.c to resolve a statement's policy and to count stale
- * policies, and shape.c to compute a shape.
- *
- * Locking: no shared state.  It reads the backend-local policy cache (see
- * policy.c) and the settings.
+ * Owns: the functions above, and the fingerprinting and stale warning
+ *		  that policy_int.h shares.
+ * Calls: policy.c (resolution, stale count), shape.c
+ *		  (pgsh_shape_compute), shmem.c (pgsh_check_loaded).
+ * Locking: no shared state; it reads the backend-local policy cache.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -14,13 +14,12 @@
  * that broke it, since the DDL of a migration must not fail because of a
  * policy.
  *
- * It calls policy_inspect.c to fingerprint a text, policy_funcs.c to read
- * and write shield.policy as its owner, and policy.c for the table, its
- * owner and whether the database has any query policy.
- *
- * Locking: no shared state of its own.  It writes shield.policy through
- * SPI, as the policy functions do, and the cache learns of the result
- * through the table's trigger (see policy.c).
+ * Owns: the two functions above; no state.
+ * Calls: policy_inspect.c (fingerprints), policy_funcs.c (shield.policy
+ *		  as its owner), policy.c (the table, its owner, query policies),
+ *		  shmem.c (pgsh_check_loaded).
+ * Locking: no shared state; shield.policy is written through SPI, and
+ *		  its trigger tells the caches (policy.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -38,6 +38,11 @@
  * shape by its fingerprint with one probe, and a statement that was seen
  * before costs one probe at parse time and no computation.
  *
+ * Owns: the computation of shapes and the backend-local map from
+ *		  fingerprint to shape.
+ * Calls: policy.c (pgsh_policy_shape_noted).
+ * Locking: backend-local state only, no lock.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

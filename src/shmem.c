@@ -59,6 +59,12 @@
  * lock is held (pgsh_copy_room), not under the lock as pg_stat_statements
  * does.
  *
+ * Owns: the shmem request and startup hooks, ShieldSharedState with its
+ *		  locks, pgsh_check_loaded and pgsh_copy_room.
+ * Calls: stats_table.c, events.c, admission.c and breaker.c (each
+ *		  module's shared memory size and initialization).
+ * Locking: this header, for every module; AddinShmemInitLock at startup.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

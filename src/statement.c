@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * statement.c
- *		The unit pg_shield accounts (and later admits): a top-level
- *		statement, followed from its start to its end on every path.
+ *		The unit pg_shield admits and accounts: a top-level statement,
+ *		followed from its start to its end on every path.
  *
  * A statement is governed once, at the outermost level (the reference,
  * "Accounted Statements").  Three shapes reach the hooks:
@@ -50,11 +50,16 @@
  * counting happens once, outside the error path, with the same no-fail
  * recording code.  Callbacks never raise errors and never allocate.
  *
- * It calls admission, deadlines, breakers, policy resolution, events and
- * the statistics; they keep their shared state under their own locks (see
- * shmem.c).  Its own state is backend-local: no shared state, no lock.  It
- * reads the frame (pgsh_statement_frame) on the hot path, and writes into
- * it what the unit a frame delegates to has become.
+ * It reads the frame (pgsh_statement_frame) on the hot path, and writes
+ * into it what the unit a frame delegates to has become.
+ *
+ * Owns: the executor units, pgsh_nesting_level, and the transaction and
+ *		  subtransaction callbacks that end failed units.
+ * Calls: admission.c (pgsh_admit), admission_held.c (release), deadline.c,
+ *		  breaker.c, policy.c, stats.c (recording), stats_table.c (texts),
+ *		  events.c.
+ * Locking: backend-local state only, no lock; the modules it calls take
+ *		  their own (see shmem.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -11,10 +11,11 @@
  * is noted as a pending error, which statement.c's abort callbacks count;
  * one that succeeds is recorded at once.
  *
- * It calls the statistics, which keep their shared state under their own
- * locks (see shmem.c), and statement.c through statement_int.h.  It has no
- * state of its own; it reads the frame of the utility statement running
- * (statement_utility.c).
+ * Owns: the top-level planning (pgsh_planning_*); no state of its own.
+ * Calls: stats.c (pgsh_stats_record_plan), stats_table.c
+ *		  (pgsh_statement_text), statement.c (through statement_int.h).
+ * Locking: backend-local only, no lock; it reads the frame
+ *		  (statement_utility.c); the statistics take their own (see shmem.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -22,10 +22,12 @@
  * it carries their deadline and breaker ticket.  A utility that fails is
  * noted as a pending error, which statement.c's abort callbacks count.
  *
- * It calls admission, deadlines, breakers, policy resolution, shapes and
- * the statistics, which keep their shared state under their own locks (see
- * shmem.c), and statement.c through statement_int.h.  The frame is
- * backend-local: no shared state, no lock.
+ * Owns: the frame of the top-level utility statement
+ *		  (pgsh_statement_frame), and pgsh_utility_kind.
+ * Calls: admission.c, admission_held.c, deadline.c, breaker.c, policy.c,
+ *		  shape.c, stats.c, statement.c (through statement_int.h).
+ * Locking: backend-local frame, no lock; the modules it calls take their
+ *		  own (see shmem.c).
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

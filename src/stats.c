@@ -31,6 +31,12 @@
  * stats_table.c (through stats_int.h).  Those are the only calls this file
  * makes to another pg_shield file, and no cached statement makes them.
  *
+ * Owns: recording (pgsh_stats_record*), the backend's entry cache, and
+ *		  the arithmetic of the counters and the latency histogram.
+ * Calls: stats_table.c (creating entries, storing texts).
+ * Locking: the entries' spinlocks, and stats_lock when not cached; see
+ *		  shmem.c.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

@@ -14,8 +14,12 @@
  * spinlock while it copies, and does its arithmetic once the lock is
  * released; what it copies into is allocated before the lock is taken
  * (pgsh_copy_room, shmem.c), since nothing may raise an error while
- * stats_lock is held.  It calls pgsh_counters_merge (stats.c) to add
- * counters up.  See shmem.c for the locking protocol.
+ * stats_lock is held.
+ *
+ * Owns: the role totals (pgsh_stats_roles) and a fingerprint's mean
+ *		  execution time (pgsh_stats_typical_ms); no state.
+ * Calls: stats.c (pgsh_counters_merge), shmem.c (pgsh_copy_room).
+ * Locking: stats_lock shared and the entries' spinlocks; see shmem.c.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *

@@ -35,6 +35,12 @@
  * removed, so that backends stop using their cached pointers: see shmem.c
  * for the protocol, and stats.c for the cache.
  *
+ * Owns: the statistics tables' shared memory, entries, eviction, query
+ *		  texts and reset (pgsh_stats_reset).
+ * Calls: stats.c (pgsh_counters_merge).
+ * Locking: stats_lock, exclusive to insert or remove, and the entries'
+ *		  spinlocks; see shmem.c.
+ *
  * Copyright (c) 2026, The pg_shield Developers
  *
  * IDENTIFICATION

@@ -1,16 +1,25 @@
 /*-------------------------------------------------------------------------
  *
  * views.c
- *		SQL-callable functions behind the shield.* views, and reset().
+ *		SQL-callable functions behind the shield.* views, shield.reset()
+ *		and shield.reset_breaker().
  *
- * Each function copies what it needs out of shared memory under the
- * shared stats_lock and the entries' spinlocks, releases the lock, and
- * only then looks up names and builds tuples, so that readers hold the
- * lock as briefly as possible.
+ * Each function copies what it needs out of shared memory, releases the
+ * lock, and only then looks up names and builds tuples, so that readers
+ * hold locks as briefly as possible.  The statistics are copied here,
+ * under the shared stats_lock and the entries' spinlocks; the rest through
+ * the copy functions of the modules that own it, under their own locks.
  *
  * Query text and fingerprints of other roles are shown only to superusers,
  * members of pg_read_all_stats and the statement's own role, as
  * pg_stat_statements does.
+ *
+ * Owns: the functions above; no state.
+ * Calls: stats.c, stats_read.c, stats_table.c, admission_activity.c,
+ *		  admission_queue.c, admission_scope.c, breaker.c, events.c, policy.c
+ *		  and guc.c (names), shmem.c (pgsh_check_loaded, pgsh_copy_room).
+ * Locking: stats_lock shared and the entries' spinlocks; the copies of
+ *		  the other modules take their own locks.
  *
  * Copyright (c) 2026, The pg_shield Developers
  *
