@@ -150,6 +150,10 @@ static bool admission_exit_callback_registered = false;
  */
 static uint32 admission_held_last_id = 0;
 
+/*
+ * The admission module's shared memory: its state with the queue (a place
+ * for every backend), the backends' slots, and the scope table.
+ */
 Size
 pgsh_admission_shmem_size(void)
 {
@@ -288,6 +292,14 @@ pgsh_admission_init(void)
 	CacheRegisterSyscacheCallback(AUTHOID, roles_changed, (Datum) 0);
 }
 
+/*
+ * Whether admission governs this statement.  Not before this backend has
+ * its slot in the module's shared memory (found here once, when its
+ * activity row gets its pid and database; a process beyond MaxBackends has
+ * none), nor, while pg_shield.exempt_superuser is on, for a superuser.
+ * The last role's superuser status is kept, as superuser_arg keeps it, to
+ * save the call on every statement; roles_changed forgets it.
+ */
 static bool
 is_governed(const ShieldAdmitRequest *req)
 {
@@ -321,6 +333,10 @@ is_governed(const ShieldAdmitRequest *req)
 static pg_noinline void reject_cost(const ShieldAdmitRequest *req,
 									ShieldAdmission *adm);
 
+/*
+ * Check the plan's estimated cost against the cost ceiling.  Inline, since
+ * every statement passes here; what a plan over it needs is reject_cost.
+ */
 static inline void
 check_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
@@ -331,6 +347,11 @@ check_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 		reject_cost(req, adm);
 }
 
+/*
+ * The plan is over the cost ceiling: count and record the rejection, then
+ * raise it (54001), or in monitor mode only note that it would have.  The
+ * hint says retrying will not help, since the same plan costs the same.
+ */
 static pg_noinline void
 reject_cost(const ShieldAdmitRequest *req, ShieldAdmission *adm)
 {
@@ -466,6 +487,12 @@ static struct
 												 * published */
 }			admission_memo;
 
+/*
+ * Whether the memo still holds this statement's scopes: the same role, the
+ * same settings that decide the scopes, the same policy cache version, the
+ * same policies (by the resolution's tag when it has one, else by ids).
+ * Runs on every statement, so it compares without looking anything up.
+ */
 static pg_attribute_always_inline bool
 memo_matches(const ShieldAdmitRequest *req)
 {
@@ -491,6 +518,12 @@ memo_matches(const ShieldAdmitRequest *req)
 	return true;
 }
 
+/*
+ * Forget the memo and drop its pins, so that its scopes can be evicted
+ * again.  Needs no lock: unpinning only makes a scope evictable, and
+ * eviction reads the pins under admission_lock held exclusively.  Called
+ * when the memo is rebuilt and at exit; never fails.
+ */
 void
 pgsh_adm_memo_unpin(void)
 {
@@ -548,12 +581,23 @@ pgsh_adm_publish_limits_locked(void)
 	return publish_memo_limits(true);
 }
 
+/*
+ * publish_memo_limits for admission's fast path, where admission_lock is
+ * not held.
+ */
 static inline void
 publish_limits(void)
 {
 	(void) publish_memo_limits(false);
 }
 
+/*
+ * Memoize this statement's scopes: resolve them (creating missing ones),
+ * pin the new scopes before unpinning the old ones, so that a scope both
+ * share is never left unpinned and evictable, and derive what pgsh_admit
+ * reads on its fast path.  Refilling buckets that eviction forgot are
+ * logged only once the lock is released, since logging can fail.
+ */
 static pg_noinline void
 memo_build(const ShieldAdmitRequest *req)
 {

@@ -118,6 +118,9 @@ typedef struct ShieldWaitSearch
 	int			max_nodes;
 } ShieldWaitSearch;
 
+/*
+ * Whether two scope keys name the same scope.
+ */
 static bool
 same_key(const ShieldScopeKey *a, const ShieldScopeKey *b)
 {
@@ -212,6 +215,10 @@ is_me(int pid)
 	return pid == MyProcPid || (leader != NULL && pid == leader->pid);
 }
 
+/*
+ * Whether the search has reached pid already: a linear scan of the nodes,
+ * of which there are at most MaxBackends + 1.
+ */
 static bool
 visited(const ShieldWaitSearch *s, int pid)
 {

@@ -137,6 +137,11 @@ pgsh_admission_release(uint32 slot_id)
 	}
 }
 
+/*
+ * Whether this session holds slots for statements still running (an open
+ * cursor, say), for callers outside the admission files, which do not see
+ * pgsh_adm_held_count.
+ */
 bool
 pgsh_admission_holding(void)
 {

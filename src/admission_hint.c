@@ -64,6 +64,9 @@ pgsh_hint_shed_ms(TimestampTz now)
 							   pgsh_adm->standing_delay_ms);
 }
 
+/*
+ * qsort comparator of doubles, in ascending order.
+ */
 static int
 compare_double(const void *a, const void *b)
 {

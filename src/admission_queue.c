@@ -136,6 +136,13 @@ queue_remove_at(int pos)
 	pg_atomic_fetch_sub_u32(&pgsh_adm->nqueued, 1);
 }
 
+/*
+ * Put the waiter procno in the queue, behind every waiter of the same or a
+ * better rank, and count it in its scopes' waiters.  The queue has a place
+ * for every backend and a backend waits at most once, so it cannot
+ * overflow.  nqueued is raised last, by a full barrier, so that a releaser
+ * that decrements a scope afterwards sees the waiter (see admission.c).
+ */
 static void
 queue_insert(int procno)
 {
@@ -158,6 +165,10 @@ queue_insert(int procno)
 	pg_atomic_fetch_add_u32(&pgsh_adm->nqueued, 1);
 }
 
+/*
+ * Take the waiter procno out of the queue, if it is still there: a waiter
+ * that was shed meanwhile was removed by the one that displaced it.
+ */
 static void
 queue_remove(int procno)
 {
@@ -192,7 +203,7 @@ pgsh_queue_dispatch_locked(void)
 		/*
 		 * The limits in force now, as the latest statement of each scope saw
 		 * them (a policy change or a reload may have moved them); the
-		 * instance's is this backend's pg_shield.max_active.
+		 * instance's is pg_shield.max_active as last published.
 		 */
 		for (i = 0; i < w->nscopes; i++)
 			limits[i] = pgsh_adm_waiter_limit_locked(w, i);
@@ -223,6 +234,9 @@ typedef struct ShieldOverloadChange
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 } ShieldOverloadChange;
 
+/*
+ * The name of a shedding level, as shield.status shows it.
+ */
 const char *
 pgsh_shedding_name(ShieldShedding level)
 {

@@ -35,11 +35,14 @@
 #include "errors.h"
 
 /*
- * Rate limits: a token from the bucket of every scope with max_rate.
- * Caller holds the lock (either mode); scopes are resolved.  Returns the
- * index of the scope that has no token, or -1; *retry_ms is the time
- * until it has one.  Tokens of monitored scopes are taken too (so that
- * monitor mode counts what enforcement would reject) but never refuse.
+ * Rate limits: a token from the bucket of every scope with max_rate, all
+ * or none.  Needs no admission_lock: the scopes are the memo's, pinned
+ * against eviction, and each bucket is changed under its scope's spinlock.
+ * Returns the index of the first enforced scope that has no token, or -1;
+ * *retry_ms is the time until it has one.  Tokens of monitored scopes are
+ * taken too (so that monitor mode counts what enforcement would reject)
+ * but never refuse: *monitor_index is the last monitored scope that had
+ * none, or -1.
  */
 static int
 take_tokens(ShieldScopeNeed *needs, int n, TimestampTz now, int *retry_ms,

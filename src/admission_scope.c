@@ -58,12 +58,20 @@ scope_capacity(void)
 /* Scopes a backend may need to create at once: all of a statement's. */
 #define SCOPE_ROOM PGSH_MAX_SCOPES
 
+/*
+ * Shared memory of the scope table, at its fixed capacity.
+ */
 Size
 pgsh_scopes_shmem_size(void)
 {
 	return hash_estimate_size(scope_capacity(), sizeof(ShieldScope));
 }
 
+/*
+ * Set up a new scope: no slot held, no limit published, nobody waiting,
+ * and a rate bucket never used (refilled_at 0), which the first statement
+ * to take a token from it fills.
+ */
 void
 pgsh_scope_init(ShieldScope *scope)
 {
@@ -190,7 +198,7 @@ pgsh_scopes_report_evictions(void)
 
 /*
  * Find a scope, creating it if create (the lock held exclusively; the
- * caller made room, see resolve_scopes); otherwise the lock is held in
+ * caller made room, see pgsh_scopes_resolve); otherwise the lock is held in
  * either mode.  NULL if missing.
  */
 static ShieldScope *

@@ -129,6 +129,9 @@ typedef struct ShieldBreakerEvent
 	char		detail[PGSH_EVENT_DETAIL_SIZE];
 } ShieldBreakerEvent;
 
+/*
+ * Shared memory of the breakers: the filter and the hash table.
+ */
 Size
 pgsh_breaker_shmem_size(void)
 {
@@ -162,6 +165,9 @@ pgsh_breaker_shmem_init(void)
 								 &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
 
+/*
+ * The name of a breaker state, as the views and the log lines show it.
+ */
 const char *
 pgsh_breaker_state_name(ShieldBreakerState state)
 {
@@ -207,6 +213,10 @@ pgsh_breaker_ticket_of(ShieldBreakerTicket *t,
 		t->threshold = 0;
 }
 
+/*
+ * Fill in a hash key, zeroing it first: HASH_BLOBS hashes and compares the
+ * padding between dbid and queryid too.
+ */
 static void
 key_init(ShieldBreakerKey *key, Oid dbid, uint64 queryid)
 {
@@ -215,6 +225,10 @@ key_init(ShieldBreakerKey *key, Oid dbid, uint64 queryid)
 	key->queryid = queryid;
 }
 
+/*
+ * The filter counter of a fingerprint.  It must pick the counter that
+ * pgsh_breaker_may_exist (breaker.h) reads, or a breaker would go unseen.
+ */
 static inline pg_atomic_uint32 *
 filter_slot(uint64 queryid)
 {
@@ -297,6 +311,10 @@ settings_source(int64 policy_id, char *buf, size_t size)
 	return buf;
 }
 
+/*
+ * Microseconds as whole milliseconds, rounded up and at least 1, so that a
+ * retry hint never sends a client back before the cooldown is over.
+ */
 static int
 ceil_ms(int64 us)
 {

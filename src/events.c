@@ -115,6 +115,10 @@ static const char *const events_action_names[] = {
 	[PGSH_ACTION_DEADLOCK] = "deadlock",
 };
 
+/*
+ * The name of an action, for shield.events and log lines.  Takes an int,
+ * since events store it as int16; an unknown one is "unknown", not a crash.
+ */
 const char *
 pgsh_action_name(int action)
 {
@@ -124,6 +128,9 @@ pgsh_action_name(int action)
 	return "unknown";
 }
 
+/*
+ * Shared memory of the ring: its header and pg_shield.max_events entries.
+ */
 Size
 pgsh_events_shmem_size(void)
 {
@@ -408,6 +415,10 @@ pgsh_events_copy(int *n)
 	return copy;
 }
 
+/*
+ * The ring's running totals, for shield.status: events ever recorded, and
+ * log lines and reports suppressed by the rate limit.
+ */
 void
 pgsh_events_counters(uint64 *recorded, uint64 *log_suppressed)
 {

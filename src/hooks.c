@@ -72,6 +72,11 @@ static void pgsh_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 								DestReceiver *dest, QueryCompletion *qc);
 static void pgsh_emit_log(ErrorData *edata);
 
+/*
+ * Install every hook of pg_shield, remembering the previous ones to chain
+ * to.  Called from _PG_init, in the postmaster while it loads
+ * shared_preload_libraries, so that every backend inherits the hooks.
+ */
 void
 pgsh_hooks_install(void)
 {
@@ -139,6 +144,10 @@ unit_call_find(QueryDesc *queryDesc)
 	return unit;
 }
 
+/*
+ * Milliseconds since start, for the timings that keep their start in a
+ * local: top-level planning and a utility statement's frame.
+ */
 static inline double
 elapsed_ms(instr_time start)
 {
@@ -252,6 +261,9 @@ pgsh_planner(Query *parse, const char *query_string, int cursorOptions,
 	return result;
 }
 
+/*
+ * Chain ExecutorStart: the previous hook, or the standard function.
+ */
 static inline void
 call_executor_start(QueryDesc *queryDesc, int eflags)
 {
@@ -315,6 +327,9 @@ pgsh_ExecutorStart(QueryDesc *queryDesc, int eflags)
 							   pgsh_last_unit.index : -1);
 }
 
+/*
+ * Chain ExecutorRun: the previous hook, or the standard function.
+ */
 static inline void
 call_executor_run(PGSH_EXECUTORRUN_ARGS)
 {
@@ -324,6 +339,9 @@ call_executor_run(PGSH_EXECUTORRUN_ARGS)
 		standard_ExecutorRun(PGSH_EXECUTORRUN_CALL);
 }
 
+/*
+ * Chain ExecutorFinish: the previous hook, or the standard function.
+ */
 static inline void
 call_executor_finish(QueryDesc *queryDesc)
 {
@@ -487,6 +505,9 @@ pgsh_ExecutorEnd(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 }
 
+/*
+ * Chain ProcessUtility: the previous hook, or the standard function.
+ */
 static void
 call_process_utility(PlannedStmt *pstmt, const char *queryString,
 					 bool readOnlyTree, ProcessUtilityContext context,

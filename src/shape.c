@@ -95,6 +95,10 @@ shape_is_canonical(Node *node)
 		((Param *) node)->paramkind == PARAM_EXTERN;
 }
 
+/*
+ * Whether every expression of a list is the canonical parameter: such a
+ * list (an ARRAY[...], an IN list, a cast's arguments) becomes one itself.
+ */
 static bool
 shape_all_canonical(List *args)
 {
@@ -178,6 +182,12 @@ shape_operator_key(Oid opno)
 	return (Oid) hash_bytes((const unsigned char *) name, strlen(name));
 }
 
+/*
+ * Copy a node of the query with the differences the shape ignores erased
+ * (see the file header).  Children are copied first, so a parent sees
+ * canonical parameters where its constants and client parameters were.
+ * Parameters other than the client's (PARAM_EXTERN) are kept as they are.
+ */
 static Node *
 shape_mutator(Node *node, void *context)
 {
@@ -344,6 +354,11 @@ shape_map_probe(ShieldShapeSlot *map, uint64 queryid)
 	return &map[i];
 }
 
+/*
+ * Remember the shape of queryid in the current generation, turning the
+ * generations over first if it is full.  Allocates before it changes
+ * anything, so that running out of memory leaves the map as it was.
+ */
 static void
 shape_map_put(uint64 queryid, uint64 shape)
 {
@@ -373,6 +388,11 @@ shape_map_put(uint64 queryid, uint64 shape)
 	slot->shape = shape;
 }
 
+/*
+ * The shape remembered for queryid, 0 if none is.  One found only in the
+ * old generation is copied into the new one, so that what a session keeps
+ * using survives the next turnover.
+ */
 uint64
 pgsh_shape_of(uint64 queryid)
 {
@@ -394,6 +414,12 @@ pgsh_shape_of(uint64 queryid)
 	return shape;
 }
 
+/*
+ * Remember the shape of a query just analyzed, under its fingerprint,
+ * while some query policy of the database may match by shape.  Computed
+ * only for a fingerprint not seen before; the policy cache is told, since
+ * a resolution memoized without the shape may be wrong now.
+ */
 void
 pgsh_shape_note(Query *query)
 {

@@ -97,6 +97,9 @@ HTAB	   *pgsh_role_hash = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/*
+ * The size of all of pg_shield's shared memory: every module's part.
+ */
 static Size
 pgsh_shmem_size(void)
 {
@@ -110,6 +113,10 @@ pgsh_shmem_size(void)
 	return size;
 }
 
+/*
+ * shmem_request_hook: request the shared memory and the four LWLocks of
+ * pg_shield's tranche, which pgsh_shmem_startup hands out.
+ */
 static void
 pgsh_shmem_request(void)
 {
@@ -120,6 +127,12 @@ pgsh_shmem_request(void)
 	RequestNamedLWLockTranche(PGSH_TRANCHE_NAME, 4);
 }
 
+/*
+ * shmem_startup_hook: create pg_shield's shared memory, or attach to it
+ * where it exists already (found), under AddinShmemInitLock, which every
+ * module's initialization expects to be held.  After a crash restart the
+ * postmaster runs it again, on freshly created shared memory.
+ */
 static void
 pgsh_shmem_startup(void)
 {
@@ -187,6 +200,9 @@ pgsh_check_loaded(void)
 				 errhint("Add pg_shield to the shared_preload_libraries configuration parameter and restart the server.")));
 }
 
+/*
+ * The entries of the tables together.  Caller holds their lock.
+ */
 static long
 count_entries(HTAB *const *tables, int ntables)
 {
