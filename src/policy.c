@@ -229,6 +229,12 @@ policy_roles_callback(Datum arg, int cacheid, uint32 hashvalue)
 	pgsh_policy_may_cap_parallel = true;
 }
 
+/*
+ * Register the cache's invalidation callbacks, once, from _PG_init.  Roles
+ * are watched as well as shield.policy because policies name their role
+ * (see policy_from_tuple).  The callbacks only count, so the next
+ * statement reloads the cache inside its transaction.
+ */
 void
 pgsh_policy_init(void)
 {
@@ -323,6 +329,11 @@ pgsh_policy_describe(char *buf, size_t size, Oid role, uint64 queryid,
 				 (int64) queryid, who, policy_id);
 }
 
+/*
+ * The priority column as stored.  The table's CHECK constraint allows only
+ * the three names, so anything else is taken as normal rather than failing
+ * a cache load.
+ */
 static ShieldPriority
 priority_from_text(Datum value)
 {
@@ -335,6 +346,10 @@ priority_from_text(Datum value)
 	return PGSH_PRIORITY_NORMAL;
 }
 
+/*
+ * The name of a priority, as shield.policy stores it and the views show it.
+ * A constant string: callable where nothing may be allocated.
+ */
 const char *
 pgsh_priority_name(ShieldPriority priority)
 {
@@ -350,6 +365,12 @@ pgsh_priority_name(ShieldPriority priority)
 	return "normal";
 }
 
+/*
+ * Fill *p from the deformed columns of one shield.policy row.  A NULL limit
+ * becomes -1 (no limit).  The role is stored by name and bound to its OID
+ * here, InvalidOid if no role has that name; that is why the creation,
+ * renaming or removal of a role invalidates the cache.
+ */
 static void
 policy_from_tuple(ShieldPolicy *p, Datum *values, bool *nulls)
 {
@@ -639,6 +660,11 @@ cached_role_name(Oid role, uint64 queryid, int64 policy_id)
 	return entry->rolname;
 }
 
+/*
+ * The policy cached under one key, or NULL: a role scope (InvalidOid for
+ * every role) and a fingerprint (0 for the role policy), or a shape if
+ * by_shape.  The caller has checked that the cache holds a table.
+ */
 static const ShieldPolicy *
 policy_lookup(Oid role, uint64 queryid, bool by_shape)
 {

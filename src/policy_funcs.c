@@ -121,6 +121,8 @@ pg_shield_policy_changed(PG_FUNCTION_ARGS)
  * Argument validation: everything is checked before anything is written.
  *----
  */
+
+/* Set one column of a declared policy to NULL. */
 static void
 put_null(ShieldDeclaredPolicy *p, int param)
 {
@@ -128,6 +130,7 @@ put_null(ShieldDeclaredPolicy *p, int param)
 	p->nulls[param] = 'n';
 }
 
+/* Set one column of a declared policy to a value. */
 static void
 put(ShieldDeclaredPolicy *p, int param, Datum value)
 {
@@ -135,6 +138,11 @@ put(ShieldDeclaredPolicy *p, int param, Datum value)
 	p->nulls[param] = ' ';
 }
 
+/*
+ * A count limit (max_concurrent, breaker_failures): greater than zero, or
+ * NULL for no limit.  Zero is refused rather than taken to mean "none":
+ * NULL says that.
+ */
 static void
 check_positive_int(FunctionCallInfo fcinfo, int argno, const char *name,
 				   ShieldDeclaredPolicy *p, int param)
@@ -178,6 +186,11 @@ check_workers(FunctionCallInfo fcinfo, int argno, ShieldDeclaredPolicy *p)
 	put(p, P_MAX_PARALLEL_WORKERS, Int32GetDatum(v));
 }
 
+/*
+ * A real limit (max_cost, max_rate): finite and greater than zero, or NULL
+ * for no limit.  NaN and infinity are refused here, with the argument's
+ * name, rather than by the table's CHECK constraint.
+ */
 static void
 check_positive_float(FunctionCallInfo fcinfo, int argno, const char *name,
 					 ShieldDeclaredPolicy *p, int param)
@@ -248,6 +261,11 @@ check_duration(FunctionCallInfo fcinfo, int argno, const char *name,
 	put(p, param, IntervalPGetDatum(v));
 }
 
+/*
+ * A text argument that must be one of choices (priority, mode), never
+ * NULL: the column is NOT NULL, and the SQL default is the usual value.
+ * The hint lists the valid values.
+ */
 static void
 check_choice(FunctionCallInfo fcinfo, int argno, const char *name,
 			 const char *const *choices, ShieldDeclaredPolicy *p, int param)
@@ -346,6 +364,13 @@ typedef struct ShieldPendingEvent
 /* In TopTransactionContext: gone with the transaction. */
 static ShieldPendingEvent *policy_pending_events = NULL;
 
+/*
+ * Transaction end: at commit, record the transaction's policy changes in
+ * shield.events, oldest first; at abort, forget them, and at PREPARE
+ * TRANSACTION too, since the commit of a prepared transaction may come
+ * from another session.  The list lives in TopTransactionContext, so it
+ * needs no freeing.
+ */
 static void
 policy_xact_callback(XactEvent event, void *arg)
 {
@@ -380,6 +405,12 @@ policy_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * Subtransaction abort: forget the changes made in it or its children.
+ * Subtransaction ids only grow, so those are the ones noted since it
+ * started: they lead the list, and only they have an id at least its own.
+ * A rolled-back savepoint of a migration thus leaves no event.
+ */
 static void
 policy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
@@ -391,7 +422,11 @@ policy_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-
+/*
+ * Queue an event for a policy change of this transaction, to be recorded
+ * by policy_xact_callback if the transaction commits.  detail is copied
+ * (truncated to an event's detail size).
+ */
 static void
 note_policy_event(ShieldAction action, uint64 queryid, const char *detail)
 {
@@ -486,8 +521,9 @@ limits_text(const ShieldDeclaredPolicy *p)
  */
 
 /*
- * Qualified name of shield.policy, erroring out if the extension is not
- * installed in this database.
+ * Qualified name of shield.policy, erroring out during recovery (policies
+ * are changed on the primary, and reach standbys through WAL) or if the
+ * extension is not installed in this database.
  */
 const char *
 pgsh_policy_table_name(void)
@@ -612,6 +648,13 @@ upsert_policy(ShieldDeclaredPolicy *p)
 	}
 }
 
+/*
+ * shield.set_role_policy(role, ...): declare the whole policy of a role,
+ * its limits on every statement the role runs; arguments left out take
+ * their SQL defaults.  Everything is validated before the upsert,
+ * which runs as the table's owner; the change is transactional, and its
+ * event is recorded at commit.  EXECUTE is revoked from PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_set_role_policy);
 Datum
 pg_shield_set_role_policy(PG_FUNCTION_ARGS)
@@ -661,6 +704,11 @@ typedef struct ShieldSharedShape
 	int64		first_id;
 } ShieldSharedShape;
 
+/*
+ * Result callback of note_shared_shape's query: its one row, read while
+ * SPI is still connected.  An aggregate without rows gives NULLs, read as
+ * 0 (no policy).
+ */
 static void
 collect_shared_shape(SPITupleTable *tuptable, uint64 nrows, void *arg)
 {
@@ -710,6 +758,15 @@ note_shared_shape(const ShieldDeclaredPolicy *p)
 						   shared.first_id)));
 }
 
+/*
+ * shield.set_query_policy(query text, role, ...): declare the policy of a
+ * statement given as SQL text, for one role or every role.  The text is
+ * fingerprinted as the caller's own statements are (database, search_path,
+ * privileges), and stored with that search_path and its shape, so that the
+ * policy also matches the statement with other constants, and can be
+ * rebound after DDL.  Returns the fingerprint.  EXECUTE is revoked from
+ * PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_text);
 Datum
 pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
@@ -736,6 +793,14 @@ pg_shield_set_query_policy_text(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(queryid);
 }
 
+/*
+ * shield.set_query_policy(queryid bigint, role, ...): declare the policy
+ * of a fingerprint as the views show it.  A new policy has no text: it
+ * matches that fingerprint only, and cannot be rebound.  One declared
+ * earlier from a text keeps the text and its shape (see upsert_policy).
+ * 0 is refused: it is no fingerprint.  Returns the fingerprint.  EXECUTE
+ * is revoked from PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_set_query_policy_id);
 Datum
 pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
@@ -765,6 +830,11 @@ pg_shield_set_query_policy_id(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(queryid);
 }
 
+/*
+ * shield.drop_role_policy(role): remove a role's role policy; its query
+ * policies stay.  Returns whether there was one; an event is recorded at
+ * commit only then.  EXECUTE is revoked from PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_drop_role_policy);
 Datum
 pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
@@ -791,6 +861,12 @@ pg_shield_drop_role_policy(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(true);
 }
 
+/*
+ * shield.drop_query_policy(queryid, role): remove the query policy of one
+ * scope; a NULL role means the policy for every role, not those of every
+ * role.  Returns whether there was one; an event is recorded at commit
+ * only then.  EXECUTE is revoked from PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_drop_query_policy);
 Datum
 pg_shield_drop_query_policy(PG_FUNCTION_ARGS)

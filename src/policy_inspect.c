@@ -148,6 +148,11 @@ pgsh_policy_query_argument(FunctionCallInfo fcinfo)
 	return text_to_cstring(PG_GETARG_TEXT_PP(0));
 }
 
+/*
+ * shield.fingerprint(query): the fingerprint a statement gets when it runs
+ * here, in the caller's database and search_path, as the views show it.
+ * The text is only parsed and analyzed, never run.  Any role may call it.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_fingerprint);
 Datum
 pg_shield_fingerprint(PG_FUNCTION_ARGS)
@@ -208,6 +213,10 @@ pgsh_policy_warn_stale(void)
  */
 #define EFFECTIVE_POLICY_COLS 7
 
+/*
+ * The scope column of a limit: the kind of policy it comes from, as
+ * shield.policies names it, or "default" for a setting of the instance.
+ */
 static const char *
 scope_name(const ShieldPolicy *p)
 {
@@ -250,6 +259,10 @@ matched_by(const ShieldEffectivePolicy *eff, const ShieldPolicy *p)
 	return eff->by_shape[p - eff->scopes] ? "shape" : "queryid";
 }
 
+/*
+ * Add one row to effective_policy's result: a limit, its value as text,
+ * and the policy it comes from (from NULL: the instance's default).
+ */
 static void
 put_limit(ReturnSetInfo *rsinfo, const ShieldEffectivePolicy *eff,
 		  int64 queryid, const char *name, char *value,
@@ -277,6 +290,7 @@ put_limit(ReturnSetInfo *rsinfo, const ShieldEffectivePolicy *eff,
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
+/* A duration as messages show it ("500 ms"), palloc'd for a row. */
 static char *
 duration_text(int64 us)
 {
@@ -285,6 +299,13 @@ duration_text(int64 us)
 	return pstrdup(pgsh_duration_text(buf, sizeof(buf), us));
 }
 
+/*
+ * shield.effective_policy(query, role): one row per limit that would apply
+ * to the statement run by role (the current user by default), with the
+ * policy it comes from.  Every scope's own limits are shown, the merged
+ * ones (max_cost, deadline, breaker, parallel cap, priority) once.  Any
+ * role may call it, for any role.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_effective_policy);
 Datum
 pg_shield_effective_policy(PG_FUNCTION_ARGS)

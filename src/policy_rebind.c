@@ -70,6 +70,11 @@ typedef struct ShieldRebindList
 	ShieldRebindCandidate *items;
 } ShieldRebindList;
 
+/*
+ * Result callback of rebind_policies' query: copy every query policy into
+ * list->cxt while SPI is still connected, since SPI_finish frees the
+ * result rows.
+ */
 static void
 collect_candidates(SPITupleTable *tuptable, uint64 nrows, void *arg)
 {
@@ -301,6 +306,12 @@ rebind_policies(bool after_ddl)
 	return rebound;
 }
 
+/*
+ * shield.rebind_query_policies(): rebind every query policy of this
+ * database by hand (after pg_upgrade, say), warning about each one that
+ * cannot be.  Returns how many were rebound.  Transactional, like the
+ * writes it makes as the table's owner.  EXECUTE is revoked from PUBLIC.
+ */
 PG_FUNCTION_INFO_V1(pg_shield_rebind_query_policies);
 Datum
 pg_shield_rebind_query_policies(PG_FUNCTION_ARGS)

@@ -178,6 +178,11 @@ static void pgsh_subxact_callback(SubXactEvent event,
  */
 int			pgsh_client_backend = -1;
 
+/*
+ * Decide pgsh_client_backend when it is first asked, not in _PG_init,
+ * which runs in the postmaster before a backend is forked and has a type.
+ * Without pg_shield's shared memory, no backend is followed.
+ */
 void
 pgsh_client_backend_decide(void)
 {
@@ -351,12 +356,6 @@ pgsh_statement_note_deadline_cancelled(bool cancelled)
  *----
  */
 
-/*
- * Start a unit for this executor run if it is one (see unit_should_begin).
- * The caller has checked that it is not EXPLAIN without ANALYZE.  Returns
- * whether a unit was started, and how the rest of its ExecutorStart runs
- * (its later calls: pgsh_last_unit.calls).
- */
 /*----
  * A statement that rules rewrote into several queries (a DO ALSO rule) runs
  * them one after the other in its portal, each with an executor run of its
@@ -442,6 +441,14 @@ unit_resume(int i, QueryDesc *queryDesc)
 	return pgsh_last_unit.calls;
 }
 
+/*
+ * Start a unit for this executor run if it is one (see unit_should_begin),
+ * or resume the suspended unit it continues.  The caller has checked that
+ * it is not EXPLAIN without ANALYZE.  Returns whether a unit was started,
+ * and how the rest of its ExecutorStart runs (its later calls:
+ * pgsh_last_unit.calls).  Admission may wait here, or reject the statement
+ * with an error.
+ */
 ShieldUnitCalls
 pgsh_unit_begin(QueryDesc *queryDesc)
 {
@@ -598,6 +605,10 @@ unit_index(QueryDesc *queryDesc)
 	return -1;
 }
 
+/*
+ * unit_index, exported: statement_utility.c asks whether the query of a
+ * cursor already has a unit.
+ */
 int
 pgsh_unit_lookup(QueryDesc *queryDesc)
 {
@@ -659,6 +670,11 @@ pgsh_unit_guard_begin(int unit)
 	pgsh_deadline_call_begin(&statement_units[unit].deadline);
 }
 
+/*
+ * A guarded level-0 call has returned: from now on its deadline cannot
+ * cancel the statement between its calls (see pgsh_deadline_call_end).
+ * Called only when the call returns; a failure goes to pgsh_unit_failing.
+ */
 void
 pgsh_unit_guard_end(int unit)
 {
@@ -719,6 +735,12 @@ unit_release(ShieldUnit *unit)
 	pgsh_admission_release(slot_id);
 }
 
+/*
+ * Free a unit's slot, and drop it from the suspended count and the
+ * last-unit shortcut.  Freeing the last slot in use shrinks
+ * statement_units_used past the free slots before it, so that the scans of
+ * units stay short.  Cannot fail.
+ */
 static inline void
 unit_free(int index)
 {
@@ -949,6 +971,12 @@ pgsh_statement_fail_unwound_call(SubTransactionId aborting)
 	pgsh_nesting_level = 0;
 }
 
+/*
+ * Count the pending error if it was noted in subtransaction floor_subid or
+ * a later one (any, if floor_subid is invalid), whose abort ends the
+ * statement that failed.  Also called when a utility statement begins, so
+ * that a failure no abort followed is not lost.  Cannot fail.
+ */
 void
 pgsh_statement_finish_pending_error(SubTransactionId floor_subid)
 {
@@ -976,6 +1004,14 @@ frame_holds_slot(void)
 {
 	return pgsh_statement_frame.active && pgsh_statement_frame.adm.slot_id != 0;
 }
+
+/*
+ * Transaction end: ExecutorEnd does not come for a failed statement, so
+ * the units still open, the pending error and what admission still holds
+ * are ended here, unless the CALL of a procedure, whose transactions end
+ * while it runs, holds its slot.  Runs at every transaction end of every
+ * backend: cheap when there is nothing to do, and cannot fail.
+ */
 static void
 pgsh_xact_callback(XactEvent event, void *arg)
 {
@@ -1020,6 +1056,12 @@ pgsh_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * Subtransactions: note the first one started inside an unguarded unit
+ * call, whose abort (an exception block) does not fail the call; at an
+ * abort, end what started in the subtransaction or after it, as
+ * pgsh_xact_callback does for the transaction.  Cannot fail.
+ */
 static void
 pgsh_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)

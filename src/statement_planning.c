@@ -95,6 +95,11 @@ planned_text_position(Query *parse, const char *query_string,
 	}
 }
 
+/*
+ * The top-level statement has been planned: record its planning time at
+ * once, since a plan may be executed many times or never.  The text
+ * recorded with it gives a fingerprint its text before the statement runs.
+ */
 void
 pgsh_planning_done(Query *parse, const char *query_string, double plan_ms)
 {

@@ -238,6 +238,13 @@ fetch_frame_begin(FetchStmt *fetch)
 	pgsh_statement_frame.stmt_len = cursor->stmt_len;
 }
 
+/*
+ * Open the frame of a top-level utility statement that is not plumbing
+ * (see pgsh_utility_kind), before it runs: note who runs what, which
+ * executor run it delegates to, and whether the frame admits it itself.
+ * Called just before the utility's PG_TRY, whose pgsh_frame_end or
+ * pgsh_frame_failed closes the frame.
+ */
 void
 pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 {
@@ -356,7 +363,6 @@ frame_release(void)
 	}
 }
 
-/* Normal end of a top-level utility statement. */
 /*
  * A frame opens at level 0 only (pgsh_utility_kind), and so ends there:
  * put the level back, should an error escaping a call that code inside the
@@ -373,6 +379,14 @@ frame_level_reset(void)
 	pgsh_nesting_level = 0;
 }
 
+/*
+ * Normal end of a top-level utility statement: close its frame, give back
+ * its slot and end its deadline and breaker ticket.  A delegating utility
+ * is accounted as the executor run it delegated to: recorded now if that
+ * run has ended (its outcome waited, since the utility could still fail),
+ * or at its own end otherwise (a cursor left open).  Any other utility is
+ * recorded as itself, with its elapsed time and the rows it reports.
+ */
 void
 pgsh_frame_end(double elapsed_ms, const QueryCompletion *qc)
 {

@@ -98,6 +98,10 @@ hist_bucket(double ms)
 	return Min(idx, PGSH_HIST_BUCKETS - 1);
 }
 
+/*
+ * hist_bucket for other files; this file's hot path keeps the inline
+ * version.
+ */
 int
 pgsh_hist_bucket(double ms)
 {
@@ -368,6 +372,10 @@ static struct
 	ShieldRoleEntry *entry;		/* NULL if never cached */
 }			stats_role_cache;
 
+/*
+ * The one cache slot a fingerprint may occupy.  Fingerprints are hashes,
+ * so their low bits spread them over the slots.
+ */
 static inline ShieldFpCacheSlot *
 fp_cache_slot(const ShieldFpKey *key)
 {
@@ -391,6 +399,7 @@ fp_remember(const ShieldFpKey *key, ShieldFpEntry *entry)
 	slot->entry = entry;
 }
 
+/* Remember a role's entry found under stats_lock, in the one role slot. */
 static inline void
 role_remember(const ShieldRoleKey *key, ShieldRoleEntry *entry)
 {
@@ -414,6 +423,7 @@ fp_cached(const ShieldFpKey *key, uint64 *generation)
 	return slot->entry;
 }
 
+/* The cached entry of a role, or NULL; to be checked as fp_cached's. */
 static inline ShieldRoleEntry *
 role_cached(const ShieldRoleKey *key, uint64 *generation)
 {
@@ -449,7 +459,7 @@ role_peak_covered(const ShieldRoleKey *rkey, int32 role_active)
 	return role_active <= ((volatile ShieldRoleEntry *) role)->peak_active;
 }
 
-/* Add one statement to the entries; the caller holds their spinlock. */
+/* Add one statement to a role's entry; the caller holds its spinlock. */
 static pg_attribute_always_inline void
 role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain,
 		 int exec_bucket)
@@ -458,6 +468,10 @@ role_add(volatile ShieldRoleEntry *r, const ShieldObservation *obs, bool plain,
 	counters_add((ShieldCounters *) &r->counters, obs, plain, exec_bucket);
 }
 
+/*
+ * Add one statement to a fingerprint's entry, and to its latency histogram
+ * if it completed (bucket -1 otherwise).  The caller holds its spinlock.
+ */
 static pg_attribute_always_inline void
 fp_add(volatile ShieldFpEntry *f, const ShieldObservation *obs, bool plain,
 	   int bucket, int exec_bucket)

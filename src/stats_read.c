@@ -136,9 +136,10 @@ pgsh_stats_roles(long *n)
 }
 
 /*
- * The mean execution time of a shape's completed statements, in ms; -1 if
- * it has none.  Admission's retry hints ask it for the statements holding
- * the slots of a full scope, after they released admission_lock.
+ * The mean execution time of the completed statements of one (database,
+ * role, fingerprint) entry, in ms; -1 if it has none.  Admission's retry
+ * hints ask it for the statements holding the slots of a full scope, after
+ * they released admission_lock.
  */
 double
 pgsh_stats_typical_ms(Oid dbid, Oid userid, uint64 queryid)

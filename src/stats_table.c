@@ -138,6 +138,11 @@ init_entry_mutexes(HTAB *htab, const ShieldTableShape *shape, long capacity)
 	}
 }
 
+/*
+ * Shared memory for both tables at their full capacity (max_fingerprints
+ * and max_roles, fixed at server start): they are allocated whole, and
+ * never grow.
+ */
 Size
 pgsh_stats_shmem_size(void)
 {

@@ -50,6 +50,7 @@
 #include "shmem.h"
 #include "stats.h"
 
+/* The SQL entry points; each is described at its definition below. */
 PG_FUNCTION_INFO_V1(pg_shield_query_stats);
 PG_FUNCTION_INFO_V1(pg_shield_role_stats);
 PG_FUNCTION_INFO_V1(pg_shield_status);
@@ -182,6 +183,11 @@ mean_upto(double sum, int64 n, double max)
 	return Min(sum / n, max);
 }
 
+/*
+ * The rejected column: statements admission turned away (queue full or
+ * timed out, cost, rate, breaker, deadlock).  Shed statements and
+ * deadline cancels have columns of their own.
+ */
 static inline int64
 rejected_total(const ShieldCounters *c)
 {
@@ -190,17 +196,18 @@ rejected_total(const ShieldCounters *c)
 		c->rejected_deadlock;
 }
 
+/*
+ * May the current user see every role's fingerprints and texts?  Members
+ * of pg_read_all_stats may, and superusers, who have every role's
+ * privileges; others see only their own, as in pg_stat_statements.
+ */
 static bool
 may_see_all_texts(void)
 {
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
 }
 
-/*
- * The breakers that are not closed, for shield.query_stats: a fingerprint
- * without an entry here has a closed breaker.  A small local hash table,
- * built from one copy taken under the breakers' lock.
- */
+/* A breaker is per (database, fingerprint). */
 typedef struct ShieldBreakerStateKey
 {
 	Oid			dbid;
@@ -213,6 +220,11 @@ typedef struct ShieldBreakerStateEntry
 	ShieldBreakerState state;
 } ShieldBreakerStateEntry;
 
+/*
+ * The breakers that are not closed, for shield.query_stats: a fingerprint
+ * without an entry here has a closed breaker.  A small local hash table,
+ * built from one copy taken under the breakers' lock.
+ */
 static HTAB *
 breaker_states(void)
 {
@@ -245,6 +257,7 @@ breaker_states(void)
 	return states;
 }
 
+/* The name of a fingerprint's breaker state, from breaker_states(). */
 static const char *
 breaker_state_of(HTAB *states, Oid dbid, uint64 queryid)
 {
@@ -258,6 +271,12 @@ breaker_state_of(HTAB *states, Oid dbid, uint64 queryid)
 	return pgsh_breaker_state_name(entry ? entry->state : PGSH_BREAKER_CLOSED);
 }
 
+/*
+ * shield.query_stats: one row per (database, role, fingerprint) entry, of
+ * every database, with its breaker's state.  Fingerprints and texts of
+ * other roles' statements are hidden unless may_see_all_texts.  The
+ * percentiles are estimated from the entry's latency histogram.
+ */
 Datum
 pg_shield_query_stats(PG_FUNCTION_ARGS)
 {
@@ -371,6 +390,11 @@ pg_shield_query_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * shield.role_stats: one row per (database, role), with the totals of its
+ * entry and its fingerprints' (pgsh_stats_roles), and its statements now
+ * running and waiting.  No fingerprint or text: every role sees every row.
+ */
 Datum
 pg_shield_role_stats(PG_FUNCTION_ARGS)
 {
@@ -463,6 +487,12 @@ pg_shield_role_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * shield.status: one row of instance-wide state: the mode, what runs and
+ * waits, the overload controller, how full the statistics tables are, and
+ * the event counters.  Each part is copied under its own module's lock,
+ * so the row is not one snapshot.
+ */
 Datum
 pg_shield_status(PG_FUNCTION_ARGS)
 {
@@ -541,6 +571,11 @@ pg_shield_status(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * shield.reset(): forget the statistics of every database at once, and
+ * return the new reset time.  Shared memory is not transactional: a
+ * rollback does not bring them back.  EXECUTE is revoked from PUBLIC.
+ */
 Datum
 pg_shield_reset(PG_FUNCTION_ARGS)
 {
@@ -720,15 +755,16 @@ pg_shield_reset_breaker(PG_FUNCTION_ARGS)
 									  (uint64) PG_GETARG_INT64(0)));
 }
 
+#define SCOPE_USAGE_COLS 5
+
 /*
  * shield.scope_usage(), behind shield.policy_usage: the admission scopes
  * of this database (a role's, a fingerprint's, a fingerprint's for a
  * role) with their running and waiting statements and rate tokens.  The
- * view joins them to the policies that limit them; other roles'
- * fingerprints are hidden as in shield.query_stats.
+ * view joins them to the policies that limit them.  The scopes of other
+ * roles' fingerprints, and of fingerprints for every role, are left out
+ * for the readers shield.query_stats hides fingerprints from.
  */
-#define SCOPE_USAGE_COLS 5
-
 Datum
 pg_shield_scope_usage(PG_FUNCTION_ARGS)
 {
