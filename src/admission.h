@@ -60,7 +60,6 @@ extern void pgsh_admission_init(void);
 extern void pgsh_admission_publish_max_active(int max_active);
 
 extern void pgsh_admit(const ShieldAdmitRequest *req, ShieldAdmission *adm);
-extern bool pgsh_admission_holding(void);
 extern void pgsh_admission_release(uint32 slot_id);
 extern void pgsh_admission_cleanup(void);
 

@@ -138,17 +138,6 @@ pgsh_admission_release(uint32 slot_id)
 }
 
 /*
- * Whether this session holds slots for statements still running (an open
- * cursor, say), for callers outside the admission files, which do not see
- * pgsh_adm_held_count.
- */
-bool
-pgsh_admission_holding(void)
-{
-	return pgsh_adm_held_count > 0;
-}
-
-/*
  * Backstop: give everything back, whatever state this backend is in.
  * Called at the end of every top-level transaction (after statement.c has
  * finished its statements, so normally there is nothing left) and at exit.

@@ -46,8 +46,8 @@
 #define PGSH_RETRY_HINT_ROWS 64
 
 /* "Retry after N ms.": at least the estimate, up to half again as much. */
-int
-pgsh_hint_jitter_ms(double estimate_ms)
+static int
+hint_jitter_ms(double estimate_ms)
 {
 	double		ms = estimate_ms * (1.0 + 0.5 * pg_prng_double(&pg_global_prng_state));
 
@@ -60,8 +60,8 @@ pgsh_hint_shed_ms(TimestampTz now)
 {
 	int64		until_next = (int64) pg_atomic_read_u64(&pgsh_adm->interval_end) - now;
 
-	return pgsh_hint_jitter_ms((double) Max(until_next, 0) / 1000.0 +
-							   pgsh_adm->standing_delay_ms);
+	return hint_jitter_ms((double) Max(until_next, 0) / 1000.0 +
+						  pgsh_adm->standing_delay_ms);
 }
 
 /*
@@ -97,7 +97,7 @@ pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n)
 	int			i;
 
 	if (full < 0)
-		return pgsh_hint_jitter_ms(0.0);	/* it has room again */
+		return hint_jitter_ms(0.0); /* it has room again */
 
 	rows = pgsh_activity_copy(&nrows);
 	remaining = palloc(Max(nrows, 1) * sizeof(double));
@@ -141,5 +141,5 @@ pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n)
 	}
 	pfree(remaining);
 	pfree(rows);
-	return pgsh_hint_jitter_ms(estimate);
+	return hint_jitter_ms(estimate);
 }

@@ -330,7 +330,6 @@ pgsh_adm_waiter_limit_locked(const ShieldProcSlot *w, int i)
 }
 
 /* admission_hint.c: "Retry after N ms." */
-extern int	pgsh_hint_jitter_ms(double estimate_ms);
 extern int	pgsh_hint_shed_ms(TimestampTz now);
 extern int	pgsh_hint_scope_ms(const ShieldScopeNeed *needs, int n);
 

@@ -251,7 +251,6 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	/* a failure that no abort callback counted must not be lost */
 	pgsh_statement_finish_pending_error(InvalidSubTransactionId);
 
-	pgsh_statement_frame.active = true;
 	pgsh_statement_frame.delegate = delegate;
 	pgsh_statement_frame.delegated = false;
 	pgsh_statement_frame.error_noted = false;
@@ -287,6 +286,14 @@ pgsh_frame_begin(PlannedStmt *pstmt, const char *queryString, bool delegate)
 	memset(&pgsh_statement_frame.adm, 0, sizeof(pgsh_statement_frame.adm));
 	pgsh_statement_frame.deadline.at = 0;
 	pgsh_statement_frame.deadline.enforce = false;
+
+	/*
+	 * Last: jumbling and noting the shape allocate, and this runs before the
+	 * utility's PG_TRY.  Were the frame marked active before an error here,
+	 * nothing would close it, and every later utility statement of the
+	 * session would be taken for a nested one and escape admission.
+	 */
+	pgsh_statement_frame.active = true;
 }
 
 /*

@@ -98,16 +98,6 @@ hist_bucket(double ms)
 	return Min(idx, PGSH_HIST_BUCKETS - 1);
 }
 
-/*
- * hist_bucket for other files; this file's hot path keeps the inline
- * version.
- */
-int
-pgsh_hist_bucket(double ms)
-{
-	return hist_bucket(ms);
-}
-
 /* Bounds of a bucket, in microseconds: [*lo, *hi). */
 static void
 hist_bucket_bounds(int idx, double *lo, double *hi)

@@ -261,7 +261,6 @@ extern void pgsh_counters_merge(ShieldCounters *into,
 extern const double pgsh_exec_bucket_le_ms[PGSH_EXEC_BUCKETS];
 
 /* Histogram helpers, shared with the views. */
-extern int	pgsh_hist_bucket(double ms);
 extern double pgsh_hist_percentile(const uint64 *hist, int64 n,
 								   double fraction, double min_ms,
 								   double max_ms);
