@@ -47,7 +47,7 @@
  *
  * Limits come from each statement's resolved policy, so a policy change
  * applies to the next statement; each statement also publishes the limits
- * it found in its scopes (Scope.limit), which the queue's dispatcher
+ * it found in its scopes (ShieldScope.limit), which the queue's dispatcher
  * applies to the statements already waiting, so that a raised or removed
  * limit reaches them.  The role scope of a statement is always counted (it
  * feeds shield.role_stats.active and peak_active); fingerprint scopes only
@@ -62,7 +62,7 @@
  *	  dispatch.
  *
  * A backend memoizes the scopes of its last statement and pins them
- * (Scope.pins, incremented under the lock): a scope is evicted only when
+ * (ShieldScope.pins, incremented under the lock): a scope is evicted only when
  * nobody pins it, holds a slot in it or waits for it, so the fast path
  * uses the memo's pointers without taking the lock at all.  Scope slot
  * counts are atomics, changed with compare-and-swap when taking (so a
@@ -86,7 +86,8 @@
  * Release (admission_held.c) never fails: atomics, the lock and SetLatch
  * only.  It runs when the statement holding the slot ends (statement.c:
  * ExecutorEnd, or the transaction and subtransaction callbacks for failed
- * and abandoned statements), and once more, as a backstop, from a
+ * and abandoned statements; statement_utility.c: the end of an admitted
+ * CALL, DO or FETCH), and once more, as a backstop, from a
  * before_shmem_exit callback (pgsh_adm_exit) that pgsh_admit registers on
  * first use, which also covers FATAL errors and terminations while
  * queued.  A backend crash resets shared memory.
@@ -456,7 +457,7 @@ collect_scopes(const ShieldAdmitRequest *req, ShieldScopeNeed *needs,
 /*----
  * The scopes of the statements a session runs are mostly the same: the
  * last set is memoized, keyed by what determines it, with its scope
- * pointers.  The memo pins its scopes (Scope.pins), so that they are not
+ * pointers.  The memo pins its scopes (ShieldScope.pins), so that they are not
  * evicted and the fast path can use them without the lock.
  *----
  */
@@ -755,7 +756,7 @@ check_breaker(const ShieldAdmitRequest *req, ShieldAdmission *adm)
  * be turned away with 53S01: then it counts in would_reject and is
  * recorded as an event, exactly as enforcement would count and record it.
  * Called before the statement takes its slots, since recording can fail
- * (as report_rate is).
+ * (as pgsh_adm_report_rate is).
  */
 static pg_noinline void
 monitor_concurrency(const ShieldAdmitRequest *req, ShieldAdmission *adm,

@@ -317,7 +317,7 @@ extern void pgsh_queue_shed_check(const ShieldAdmitRequest *req,
 /*
  * The limit the dispatcher applies to scope i of waiter w: none if the
  * waiter's own policies did not limit it; otherwise the limit last
- * published in the scope (Scope.limit), which for the instance is
+ * published in the scope (ShieldScope.limit), which for the instance is
  * pg_shield.max_active as the last reload set it (see
  * pgsh_admission_publish_max_active).  Caller holds admission_lock.
  */

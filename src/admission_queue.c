@@ -161,7 +161,7 @@ queue_insert(int procno)
 	pgsh_adm->queue[pos] = procno;
 	for (i = 0; i < w->nscopes; i++)
 		w->scopes[i]->waiters++;
-	/* a full barrier: see the file header */
+	/* a full barrier: see admission.c's header */
 	pg_atomic_fetch_add_u32(&pgsh_adm->nqueued, 1);
 }
 

@@ -3,7 +3,7 @@
  * admission_rate.c
  *		Rate limits: a token bucket per scope with max_rate.
  *
- * Every scope carries a bucket (Scope.tokens, refilled_at), protected by
+ * Every scope carries a bucket (ShieldScope.tokens, refilled_at), protected by
  * its spinlock; burst = max(1, rate).  A statement takes a token from the
  * bucket of every matching scope with max_rate, all or none; a refused one
  * is told the exact time until its bucket has a token again (53S04).  A

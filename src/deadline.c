@@ -13,7 +13,8 @@
  * disables that one between protocol messages, and its cancel would read as
  * statement_timeout's.  It is armed for the statement whose executor call
  * is running (statement.c brackets the level-0 executor calls of a
- * statement with a deadline, and a CALL or DO as a whole), and stays armed
+ * statement with a deadline, statement_utility.c a CALL or DO as a whole),
+ * and stays armed
  * across the statement's calls.  The deadline is released when the
  * statement ends, on every path (its end, the abort of its transaction or
  * subtransaction, the close of its portal), and at the end of every
@@ -35,7 +36,8 @@
  * of the statement's calls runs (pgsh_deadline_cancel_allowed), it
  * requests a query cancel, which the next CHECK_FOR_INTERRUPTS raises as
  * core's "canceling statement due to user request" (57014).  The call's
- * PG_CATCH in statement.c recognizes it (pgsh_deadline_error) and
+ * PG_CATCH in statement.c or statement_utility.c recognizes it
+ * (pgsh_deadline_error) and
  * replaces it with pg_shield's own error, which names the policy, the
  * limit and the elapsed time.  Outside a call (a cursor between fetches, a
  * portal suspended between Execute messages, the client idle) the handler

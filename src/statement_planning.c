@@ -37,7 +37,7 @@
 
 /*
  * Is this planning the top-level statement's?  The planner gets the very
- * query string the client sent (see sent_by_client: the simple protocol
+ * query string the client sent (see sent_by_client in statement.c: the simple protocol
  * plans its string, Bind the prepared statement's, which is
  * debug_query_string then).  Inside a delegating frame, only the planning
  * of the utility's own query is (functions computing EXECUTE's parameters

@@ -344,7 +344,8 @@ pgsh_counters_merge(ShieldCounters *into, const ShieldCounters *from)
  * A cached pointer is used only under the entry's spinlock, and only if
  * pgsh_state->generation, read under that spinlock, is still the one it
  * was cached under.  Entries are removed only after the generation has
- * advanced and with their spinlock taken and released once (remove_entry),
+ * advanced and with their spinlock taken and released once (remove_entry, in
+ * stats_table.c),
  * so an entry whose generation matches cannot be removed or reused until
  * the spinlock is released.  A stale pointer costs one spinlock round trip
  * and a fall back to the locked path, which caches the entry again.
@@ -528,8 +529,8 @@ record_observation(const ShieldObservation *obs, bool plain, int bucket,
 
 		/*
 		 * The fingerprint's entry first: making room for it may evict roles
-		 * (fold_into_role), while making room for a role never evicts
-		 * fingerprints.
+		 * (fold_into_role, in stats_table.c), while making room for a role
+		 * never evicts fingerprints.
 		 */
 		if (!fp_done)
 		{

@@ -1,7 +1,7 @@
 # Copyright (c) 2026, The pg_shield Developers
 
 # Statistics are recorded without stats_lock once a backend has cached its
-# entries (src/stats.c): an entry is written through a cached pointer only
+# entries (src/stats.c, src/stats_table.c): an entry is written through a cached pointer only
 # while the table's generation says no entry was removed since, removals
 # wait for the entry's spinlock, and a recycled entry's spinlock is never
 # initialized again.  Here four clients run more statement shapes than the
