@@ -92,6 +92,13 @@
 #include "statement_int.h"
 #include "stats.h"
 
+/*
+ * Hot-path accessors, described in statement.h: the hooks keep the nesting
+ * level around every planner, executor and utility call, and the inline
+ * functions of statement.h read the others at every executor call, so that
+ * the usual call costs no function call.  Only the statement module and
+ * hooks.c write them.
+ */
 int			pgsh_nesting_level = 0;
 QueryDesc  *pgsh_unit_in_call = NULL;
 QueryDesc  *pgsh_last_unit_qd = NULL;
@@ -174,7 +181,9 @@ static void pgsh_subxact_callback(SubXactEvent event,
 								  SubTransactionId parentSubid, void *arg);
 
 /*
- * Is this backend a client backend (see pgsh_tracking_enabled)?
+ * Is this backend a client backend (see pgsh_tracking_enabled)?  -1 until
+ * decided.  A hot-path accessor: pgsh_tracking_enabled, inline in
+ * statement.h, reads it at every hook call.
  */
 int			pgsh_client_backend = -1;
 
